@@ -1,0 +1,74 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every process of the order pipeline (see Procfile): web (uvicorn),
+# the three Celery workers, the outbox relay, the dead-letter archiver and flower.
+# Only the command differs between them (docker-compose.yml, k8s/base/*.yaml).
+
+############################
+# Stage 1: build wheels
+############################
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /build
+COPY requirements.txt .
+# Every pinned dependency ships a manylinux wheel for CPython 3.11 (psycopg2-binary,
+# uvloop, httptools, watchfiles, ...), so no compiler is needed here. If one ever
+# needs compiling, install build-essential in THIS stage only.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt \
+    && cp requirements.txt /wheels/requirements.txt
+
+############################
+# Stage 2: runtime
+############################
+FROM python:3.11-slim AS runtime
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=orders_project.settings \
+    DJANGO_DEBUG=False \
+    LOG_FORMAT=json \
+    PORT=8000 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+
+# Fixed numeric UID/GID so Kubernetes can verify runAsNonRoot (it cannot resolve names).
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home \
+       --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+# Install from the builder's wheels through a bind mount: the wheels never land in a layer.
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels -r /wheels/requirements.txt
+
+# Application code stays owned by root (read-only for the app user).
+COPY . .
+
+# Static files are collected at build time. The settings must import without a reachable
+# database/broker; the values below are build-time dummies, never used at runtime.
+RUN DJANGO_SECRET_KEY=collectstatic-dummy-not-a-secret \
+    DATABASE_URL=postgres://build:build@127.0.0.1:5432/build \
+    CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// \
+    REDIS_URL=redis://127.0.0.1:6379/0 \
+    python manage.py collectstatic --noinput \
+    && mkdir -p /tmp/prometheus \
+    && chown app:app /tmp/prometheus
+
+USER 10001:10001
+
+# 8000 web (incl. /metrics), 5555 flower, 9100 worker metrics (METRICS_PORT)
+EXPOSE 8000 5555 9100
+
+# No curl in slim: use the interpreter. urlopen raises (exit 1) on connection errors and non-2xx.
+# Only meaningful for the web command; compose overrides it for the other services.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+
+# The Procfile `web` line; `sh -c` for the ${VAR:-default} expansion, `exec` so uvicorn is PID 1
+# and receives SIGTERM directly (graceful shutdown).
+CMD ["sh", "-c", "exec uvicorn orders_project.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --workers ${WEB_CONCURRENCY:-1} --timeout-graceful-shutdown 20"]

@@ -1,0 +1,67 @@
+"""One error family and one DRF handler: every error is JSON `{message, code, extra}`."""
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class ApplicationError(Exception):
+    """A domain error the API turns into a 4xx with a stable `code`."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "application_error"
+
+    def __init__(self, message: str, *, extra: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+
+
+class ConflictError(ApplicationError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A backing service is unavailable; retry with the same X-Idempotency-Key."
+    default_code = "service_unavailable"
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        # PostgreSQL unreachable: say so and let the client retry, never a 500 trace.
+        log.warning("database_unavailable", error=str(exc))
+        exc = ServiceUnavailable()
+    elif isinstance(exc, DatabaseError):
+        log.exception("database_error")
+        exc = ServiceUnavailable()
+
+    if isinstance(exc, ApplicationError):
+        return Response({"message": exc.message, "code": exc.code, "extra": exc.extra}, status=exc.status_code)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {
+            "message": "Validation error",
+            "code": "invalid",
+            "extra": {"fields": response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}},
+        }
+    else:
+        detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
+        response.data = {"message": str(detail), "code": getattr(detail, "code", exc.default_code), "extra": {}}
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = "1"
+    return response

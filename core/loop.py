@@ -1,0 +1,45 @@
+"""A polling loop for the relay and the archiver: finishes its batch on SIGTERM/SIGINT, then exits."""
+import signal
+import threading
+from typing import Callable
+
+from core import heartbeat
+from core.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class GracefulLoop:
+    def __init__(self, name: str, *, heartbeat_file: str | None = None):
+        self.name = name
+        self.heartbeat_file = heartbeat_file
+        self.stopping = threading.Event()
+
+    def _stop(self, signum, frame) -> None:
+        log.info("loop_stopping", loop=self.name, signal=signal.Signals(signum).name)
+        self.stopping.set()
+
+    def run(self, batch: Callable[[], int], *, idle_seconds: float, once: bool = False) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        log.info("loop_started", loop=self.name)
+        while not self.stopping.is_set():
+            try:
+                done = batch()
+            except Exception as exc:  # a database or broker blip: back off and go on
+                log.warning("loop_batch_failed", loop=self.name, error=f"{type(exc).__name__}: {exc}")
+                done = 0
+                self._close_db()
+            heartbeat.beat(self.heartbeat_file)
+            if once:
+                break
+            if not done:
+                self.stopping.wait(idle_seconds)
+        log.info("loop_stopped", loop=self.name)
+
+    @staticmethod
+    def _close_db() -> None:
+        from django.db import connections
+
+        for conn in connections.all():
+            conn.close_if_unusable_or_obsolete()

@@ -1,0 +1,63 @@
+"""A simulated external enrichment provider: prices the items and scores the customer.
+
+Demo triggers (README "Simulating failures"): BOMBA is a poison item (permanent error), FLAKY fails
+transiently on the first 2 attempts, DOWN always fails transiently, HANG stalls past the client
+timeout, CRASH kills the worker process (only with DEMO_CRASH_ENABLED). ENRICHMENT_FAILURE_RATE adds
+random transient failures.
+"""
+import hashlib
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from django.conf import settings
+
+
+class ProviderError(Exception):
+    pass
+
+
+class ProviderTransientError(ProviderError):
+    """A timeout or 5xx-like answer: worth retrying."""
+
+
+class ProviderPermanentError(ProviderError):
+    """The provider rejects the request itself: retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class ProviderItem:
+    sku: str
+    qty: int
+    unit_price: str
+
+
+FLAKY_FAILURES = 2
+
+
+def enrich(*, customer_id: str, items: Sequence[ProviderItem], attempt: int) -> dict:
+    skus = {i.sku for i in items}
+    if "CRASH" in skus and settings.DEMO_CRASH_ENABLED:
+        os._exit(137)  # what an OOM kill looks like to the worker
+    if "BOMBA" in skus:
+        raise ProviderPermanentError("provider rejected poison item BOMBA")
+    if "HANG" in skus:
+        time.sleep(settings.ENRICHMENT_PROVIDER_TIMEOUT)
+        raise ProviderTransientError(f"provider timed out after {settings.ENRICHMENT_PROVIDER_TIMEOUT}s")
+    time.sleep(settings.ENRICHMENT_LATENCY_MS / 1000)
+    if "DOWN" in skus:
+        raise ProviderTransientError("provider unavailable (503)")
+    if "FLAKY" in skus and attempt < FLAKY_FAILURES:
+        raise ProviderTransientError(f"provider flaked (attempt {attempt + 1})")
+    if settings.ENRICHMENT_FAILURE_RATE and random.random() < settings.ENRICHMENT_FAILURE_RATE:
+        raise ProviderTransientError("provider random failure (502)")
+    score = int(hashlib.sha256(customer_id.encode()).hexdigest(), 16) % 100
+    return {
+        "provider": "simulated",
+        "customer_score": score,
+        "segment": "gold" if score >= 80 else "silver" if score >= 50 else "standard",
+        "discount_pct": 10 if score >= 80 else 5 if score >= 50 else 0,
+        "items": [{"sku": i.sku, "qty": i.qty, "list_price": i.unit_price} for i in items],
+    }

@@ -1,0 +1,14 @@
+from enrichment import provider
+from orders.models import Order, OrderEnrichment, OrderStatus
+from orders.services import order_duplicate_skip, order_enrichment_store
+
+
+def order_enrich(*, order_id, attempt: int = 0) -> Order:
+    """Ask the provider about the order and store its answer. The provider is called outside any
+    transaction (no lock held over I/O); storing re-checks the state under the lock."""
+    order = Order.objects.get(id=order_id)
+    if order.status != OrderStatus.PROCESSING or OrderEnrichment.objects.filter(order_id=order.id).exists():
+        return order_duplicate_skip(order=order, stage="enrich")
+    items = [provider.ProviderItem(sku=i.sku, qty=i.qty, unit_price=str(i.unit_price)) for i in order.items.all()]
+    data = provider.enrich(customer_id=order.customer_id, items=items, attempt=attempt)
+    return order_enrichment_store(order_id=order.id, data=data)

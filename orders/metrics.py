@@ -1,0 +1,18 @@
+"""Prometheus metrics. With PROMETHEUS_MULTIPROC_DIR set, every process writes its own files and
+/metrics aggregates them (several web and worker processes)."""
+from prometheus_client import Counter, Gauge, Histogram
+
+ORDERS_ACCEPTED = Counter("orders_accepted_total", "Orders accepted by POST /orders", ["source"])
+ORDERS_COMPLETED = Counter("orders_completed_total", "Orders that reached completed", ["source"])
+ORDERS_FAILED = Counter("orders_failed_total", "Orders that reached failed", ["source", "kind"])
+STAGE_DURATION = Histogram(
+    "order_stage_duration_seconds",
+    "Time one stage task took",
+    ["stage", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TASK_RETRIES = Counter("order_task_retries_total", "Stage retries scheduled after a transient error", ["stage"])
+DEAD_LETTERED = Counter("orders_dead_lettered_total", "Dead letters archived from the DLQ", ["stage", "reason"])
+OUTBOX_BACKLOG = Gauge("orders_outbox_backlog", "Outbox rows not yet published", multiprocess_mode="max")
+OUTBOX_OLDEST_AGE = Gauge("orders_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", multiprocess_mode="max")
+DLQ_DEPTH = Gauge("orders_dlq_depth", "Messages waiting in the dead-letter queue", multiprocess_mode="max")

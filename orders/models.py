@@ -1,0 +1,139 @@
+import uuid
+
+from django.db import models
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending"  # accepted, not yet picked up by the process stage
+    PROCESSING = "processing"  # stock reserved; enrichment and finalize to go
+    COMPLETED = "completed"  # invoice written, stock moved (terminal)
+    FAILED = "failed"  # ended with failure_reason (terminal)
+
+
+TERMINAL_STATUSES = (OrderStatus.COMPLETED, OrderStatus.FAILED)
+
+
+class OrderSource(models.TextChoices):
+    WEB = "web"
+    MOBILE = "mobile"
+    API = "api"
+
+
+class HistoryEvent(models.TextChoices):
+    ACCEPTED = "accepted"  # the POST committed the order
+    PUBLISHED = "published"  # the chain left the outbox for the broker
+    STARTED = "started"  # a stage began its work
+    COMPLETED = "completed"  # a stage finished its work
+    RETRY = "retry"  # a transient error; the stage will run again after a delay
+    DUPLICATE_SKIPPED = "duplicate_skipped"  # redelivery or replay of a stage already done
+    FAILED = "failed"  # the order ended failed
+    DEAD_LETTERED = "dead_lettered"  # its message reached the DLQ
+    REDRIVEN = "redriven"  # an operator re-published its dead letter
+
+
+class Product(models.Model):
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    # `stock` moves only at finalize; `reserved` is held between process and finalize/fail.
+    stock = models.PositiveIntegerField(default=0)
+    reserved = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sku"]
+        constraints = [models.CheckConstraint(condition=models.Q(reserved__lte=models.F("stock")), name="reserved_lte_stock")]
+
+    def __str__(self) -> str:
+        return self.sku
+
+    @property
+    def available(self) -> int:
+        return self.stock - self.reserved
+
+
+class Order(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer_id = models.CharField(max_length=64, db_index=True)
+    source = models.CharField(max_length=10, choices=OrderSource.choices, default=OrderSource.API)
+    status = models.CharField(max_length=12, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
+    total_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    failure_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, related_name="items", on_delete=models.CASCADE)
+    sku = models.CharField(max_length=64)
+    qty = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.sku} x{self.qty}"
+
+
+class OrderEnrichment(models.Model):
+    order = models.OneToOneField(Order, related_name="enrichment", on_delete=models.CASCADE)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Invoice(models.Model):
+    # One invoice per order, enforced by the database and not only by the state guard.
+    order = models.OneToOneField(Order, related_name="invoice", on_delete=models.CASCADE)
+    number = models.CharField(max_length=40, unique=True)
+    subtotal = models.DecimalField(max_digits=14, decimal_places=2)
+    discount = models.DecimalField(max_digits=14, decimal_places=2)
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+    lines = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class IdempotencyKey(models.Model):
+    key = models.CharField(max_length=255, primary_key=True)
+    order = models.OneToOneField(Order, related_name="idempotency_key", on_delete=models.CASCADE)
+    request_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class OutboxMessage(models.Model):
+    """A chain to publish, written in the order's transaction (the transactional outbox)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, related_name="outbox", on_delete=models.CASCADE)
+    kind = models.CharField(max_length=40, default="order.created")
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    publish_attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["created_at"], name="outbox_unpublished_idx", condition=models.Q(published_at__isnull=True))
+        ]
+
+
+class OrderHistory(models.Model):
+    order = models.ForeignKey(Order, related_name="history", on_delete=models.CASCADE)
+    stage = models.CharField(max_length=20)
+    event = models.CharField(max_length=20, choices=HistoryEvent.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "order history"

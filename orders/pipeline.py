@@ -1,0 +1,93 @@
+"""The base task of every pipeline stage: retry policy, failure → order failed + dead letter,
+and the log/metrics context. See README "Failure handling"."""
+import time
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from core.logging import bind_order_context, clear_context, get_logger
+from enrichment.provider import ProviderTransientError
+from orders import metrics
+from orders.services import EnrichmentMissing, order_fail, order_retry_record
+
+log = get_logger(__name__)
+
+# Worth another try later; anything else fails the order at once and dead-letters its message.
+TRANSIENT_ERRORS = (ProviderTransientError, SoftTimeLimitExceeded, OperationalError, InterfaceError, EnrichmentMissing)
+
+
+class PipelineTask(Task):
+    stage = ""
+    acks_late = True
+    reject_on_worker_lost = True
+    # Failures are rejected (requeue=False) so RabbitMQ dead-letters them; Celery would ack them.
+    acks_on_failure = False
+    autoretry_for = TRANSIENT_ERRORS
+    # Delay before retry n (0-based) is uniform in [0, min(BASE * 2**n, MAX)] seconds (full jitter);
+    # with the defaults 1, 2, 4, 8, 16 s caps over 5 retries. Retries wait in RabbitMQ's delayed-delivery
+    # queues, not in a worker slot.
+    retry_backoff = settings.TASK_RETRY_BACKOFF_BASE
+    retry_backoff_max = settings.TASK_RETRY_BACKOFF_MAX
+    retry_jitter = True
+    max_retries = settings.TASK_MAX_RETRIES
+
+    def __call__(self, *args, **kwargs):
+        order_id = args[0] if args else kwargs.get("order_id")
+        bind_order_context(order_id=order_id, task_id=self.request.id, stage=self.stage, attempt=self.request.retries)
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            result = super().__call__(*args, **kwargs)
+            outcome = "ok"
+            return result
+        finally:
+            metrics.STAGE_DURATION.labels(stage=self.stage, outcome=outcome).observe(time.monotonic() - started)
+            clear_context()
+
+    def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):
+        limit = self.max_retries if max_retries is None else max_retries
+        if exc is not None and (limit is None or self.request.retries < limit):
+            order_id = self.request.args[0] if self.request.args else None
+            attempt = self.request.retries + 1
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("stage_retry", order_id=str(order_id), stage=self.stage, attempt=attempt, error=error, delay=countdown)
+            metrics.TASK_RETRIES.labels(stage=self.stage).inc()
+            try:
+                order_retry_record(order_id=order_id, stage=self.stage, attempt=attempt, error=error, delay=countdown or 0)
+            except Exception as history_exc:  # the retry itself must still happen
+                log.warning("retry_history_failed", order_id=str(order_id), error=str(history_exc))
+        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        order_id = args[0] if args else kwargs.get("order_id")
+        exhausted = isinstance(exc, TRANSIENT_ERRORS)
+        reason = (
+            f"{self.stage}: retries exhausted after {self.request.retries} retries: {type(exc).__name__}: {exc}"
+            if exhausted
+            else f"{self.stage}: {type(exc).__name__}: {exc}"
+        )
+        log.error("stage_failed", order_id=str(order_id), stage=self.stage, error=reason, task_id=task_id)
+        # Recorded here because the dead letter itself does not carry the exception.
+        try:
+            order_fail(
+                order_id=order_id,
+                stage=self.stage,
+                reason=reason,
+                kind="retries_exhausted" if exhausted else "permanent",
+                detail={
+                    "task": self.name,
+                    "task_id": task_id,
+                    "exception": type(exc).__name__,
+                    "message": str(exc),
+                    "attempts": self.request.retries + 1,
+                    "dead_lettered": True,
+                },
+            )
+        except Exception as fail_exc:  # the archiver marks it failed from the dead letter
+            log.error("order_fail_failed", order_id=str(order_id), error=str(fail_exc))
+
+    def stop_chain_if_terminal(self, order) -> None:
+        if order.is_terminal:
+            self.request.chain = None

@@ -1,0 +1,94 @@
+"""Reads. `order_detail` is what GET /orders/{id} returns, cached in Redis under a versioned key
+that every committed change bumps (orders/events.py), so a reader never sees a stale order."""
+from datetime import datetime
+
+from django.core.cache import cache
+from django.db.models import Prefetch, QuerySet
+
+from core.logging import get_logger
+from orders import events
+from orders.models import Order, OrderHistory, Product
+
+log = get_logger(__name__)
+
+
+def order_list(*, status: str | None = None, source: str | None = None, updated_since: datetime | None = None) -> QuerySet[Order]:
+    qs = Order.objects.all().order_by("-created_at")
+    if status:
+        qs = qs.filter(status=status)
+    if source:
+        qs = qs.filter(source=source)
+    if updated_since:
+        qs = qs.filter(updated_at__gt=updated_since).order_by("updated_at")
+    return qs
+
+
+def product_list() -> QuerySet[Product]:
+    return Product.objects.order_by("sku")
+
+
+def order_get(*, order_id) -> Order | None:
+    return (
+        Order.objects.select_related("enrichment", "invoice")
+        .prefetch_related("items", Prefetch("history", queryset=OrderHistory.objects.order_by("created_at", "id")))
+        .filter(id=order_id)
+        .first()
+    )
+
+
+def _serialize_order(order: Order) -> dict:
+    # A missing reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
+    enrichment = getattr(order, "enrichment", None)
+    invoice = getattr(order, "invoice", None)
+    return {
+        "order_id": str(order.id),
+        "status": order.status,
+        "customer_id": order.customer_id,
+        "source": order.source,
+        "total_amount": str(order.total_amount) if order.total_amount is not None else None,
+        "failure_reason": order.failure_reason or None,
+        "created_at": order.created_at.isoformat(),
+        "updated_at": order.updated_at.isoformat(),
+        "items": [
+            {"sku": i.sku, "qty": i.qty, "unit_price": str(i.unit_price) if i.unit_price is not None else None}
+            for i in order.items.all()
+        ],
+        "enrichment": enrichment.data if enrichment else None,
+        "invoice": (
+            {
+                "number": invoice.number,
+                "subtotal": str(invoice.subtotal),
+                "discount": str(invoice.discount),
+                "total": str(invoice.total),
+                "lines": invoice.lines,
+                "created_at": invoice.created_at.isoformat(),
+            }
+            if invoice
+            else None
+        ),
+        "history": [
+            {"stage": h.stage, "event": h.event, "detail": h.detail, "at": h.created_at.isoformat()}
+            for h in order.history.all()
+        ],
+    }
+
+
+def order_detail(*, order_id) -> dict | None:
+    try:
+        version = cache.get(events.order_cache_version_key(order_id), 0)
+        cached = cache.get(events.order_cache_key(order_id, version))
+    except Exception as exc:  # Redis down: serve from PostgreSQL
+        log.warning("order_cache_read_failed", order_id=str(order_id), error=str(exc))
+        version, cached = None, None
+    if cached is not None:
+        return cached
+    order = order_get(order_id=order_id)
+    if order is None:
+        return None
+    data = _serialize_order(order)
+    if version is not None:
+        try:
+            cache.set(events.order_cache_key(order_id, version), data)
+        except Exception:
+            pass
+    return data

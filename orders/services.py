@@ -1,0 +1,337 @@
+"""Writes. Every stage locks the order, checks its state, returns early when already done,
+and otherwise does a small amount of work in one transaction: redelivery never doubles an effect.
+See README "Pipeline" for the flow.
+"""
+import functools
+from collections import Counter
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Iterable, Sequence
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.exceptions import ConflictError
+from core.logging import get_logger
+from orders import events
+from orders.models import (
+    HistoryEvent,
+    IdempotencyKey,
+    Invoice,
+    Order,
+    OrderEnrichment,
+    OrderHistory,
+    OrderItem,
+    OrderStatus,
+    OutboxMessage,
+    Product,
+)
+
+log = get_logger(__name__)
+CENT = Decimal("0.01")
+
+
+class IdempotencyConflict(ConflictError):
+    code = "idempotency_key_reused"
+
+
+class EnrichmentMissing(Exception):
+    """finalize ran before enrichment was stored (out-of-order delivery): retried as transient."""
+
+
+@dataclass(frozen=True)
+class ItemIn:
+    sku: str
+    qty: int
+
+
+@dataclass(frozen=True)
+class OrderCreateResult:
+    order: Order
+    created: bool
+
+
+# ---------------------------------------------------------------------------
+# History: the only writer of OrderHistory; every change is announced after commit.
+# ---------------------------------------------------------------------------
+def order_history_append(*, order: Order, stage: str, event: str, detail: dict | None = None) -> OrderHistory:
+    entry = OrderHistory.objects.create(order=order, stage=stage, event=event, detail=detail or {})
+    events.order_changed_on_commit(
+        order_id=order.id,
+        event={
+            "order_id": str(order.id),
+            "status": order.status,
+            "stage": stage,
+            "event": event,
+            "detail": detail or {},
+            "failure_reason": order.failure_reason,
+            "source": order.source,
+            "at": entry.created_at.isoformat(),
+        },
+    )
+    return entry
+
+
+# ---------------------------------------------------------------------------
+# Named lock helpers (always lock order first, then products in sku order)
+# ---------------------------------------------------------------------------
+def _order_lock(order_id) -> Order:
+    return Order.objects.select_for_update().get(id=order_id)
+
+
+def _products_lock(skus: Iterable[str]) -> dict[str, Product]:
+    return {p.sku: p for p in Product.objects.select_for_update().filter(sku__in=sorted(set(skus))).order_by("sku")}
+
+
+def _quantities(items: Sequence[OrderItem]) -> Counter:
+    totals: Counter = Counter()
+    for item in items:
+        totals[item.sku] += item.qty
+    return totals
+
+
+def order_duplicate_skip(*, order: Order, stage: str) -> Order:
+    """Record that a redelivered or replayed stage found its work done, and change nothing."""
+    order_history_append(order=order, stage=stage, event=HistoryEvent.DUPLICATE_SKIPPED, detail={"status": order.status})
+    log.info("stage_duplicate_skipped", order_id=str(order.id), stage=stage, status=order.status)
+    return order
+
+
+# ---------------------------------------------------------------------------
+# Create (API) and publish (fast path and relay)
+# ---------------------------------------------------------------------------
+def _order_for_key(*, key: str, request_hash: str) -> Order | None:
+    stored = IdempotencyKey.objects.select_related("order").filter(key=key).first()
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash:
+        raise IdempotencyConflict(
+            "X-Idempotency-Key was already used with a different request body.",
+            extra={"order_id": str(stored.order_id)},
+        )
+    return stored.order
+
+
+def order_create(
+    *,
+    customer_id: str,
+    source: str,
+    items: Sequence[ItemIn],
+    idempotency_key: str | None = None,
+    request_hash: str = "",
+) -> OrderCreateResult:
+    """Accept an order: the order, its items, its idempotency key and an outbox row commit together
+    (durable transaction), and the chain is published only after that commit. If the process dies
+    between commit and publish, the relay publishes the outbox row later; nothing accepted is lost.
+    """
+    if idempotency_key:
+        existing = _order_for_key(key=idempotency_key, request_hash=request_hash)
+        if existing is not None:
+            return OrderCreateResult(order=existing, created=False)
+    try:
+        # transaction ensures an order is never visible without its items, key and outbox row.
+        with transaction.atomic(durable=True):
+            order = Order.objects.create(customer_id=customer_id, source=source)
+            OrderItem.objects.bulk_create([OrderItem(order=order, sku=i.sku, qty=i.qty) for i in items])
+            if idempotency_key:
+                # The key is the primary key: a racing twin blocks here, then fails on commit order.
+                IdempotencyKey.objects.create(key=idempotency_key, order=order, request_hash=request_hash)
+            message = OutboxMessage.objects.create(order=order, kind="order.created")
+            order_history_append(
+                order=order, stage="api", event=HistoryEvent.ACCEPTED, detail={"items": len(items), "source": source}
+            )
+            transaction.on_commit(functools.partial(outbox_publish, message_id=message.id, fast_path=True))
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        existing = _order_for_key(key=idempotency_key, request_hash=request_hash)
+        if existing is None:
+            raise
+        return OrderCreateResult(order=existing, created=False)
+    log.info("order_accepted", order_id=str(order.id), source=source, items=len(items))
+    from orders import metrics
+
+    metrics.ORDERS_ACCEPTED.labels(source=source).inc()
+    return OrderCreateResult(order=order, created=True)
+
+
+def order_pipeline_signature(order_id: str):
+    """process → enrich → finalize; each task returns the order id for the next."""
+    from celery import chain
+
+    from orders_project.celery import app
+
+    return chain(
+        app.signature("orders.process", args=[order_id], immutable=True),
+        app.signature("enrichment.enrich"),
+        app.signature("orders.finalize"),
+    )
+
+
+def outbox_publish(*, message_id, fast_path: bool = False) -> bool:
+    """Publish one outbox row and mark it sent. SKIP LOCKED makes the fast path and any number
+    of relays exclusive per row; a crash after publish and before commit republishes, which the
+    stages absorb (duplicate_skipped)."""
+    try:
+        # transaction ensures the row is marked sent only if the broker confirmed the publish.
+        with transaction.atomic():
+            message = (
+                OutboxMessage.objects.select_for_update(skip_locked=True)
+                .filter(id=message_id, published_at__isnull=True)
+                .first()
+            )
+            if message is None:
+                return False
+            # The fast path does not wait on a broker outage: the relay retries the row.
+            options = {"retry": False} if fast_path else {}
+            order_pipeline_signature(str(message.order_id)).apply_async(**options)
+            message.published_at = timezone.now()
+            message.publish_attempts = F("publish_attempts") + 1
+            message.save(update_fields=["published_at", "publish_attempts"])
+            order = Order.objects.get(id=message.order_id)
+            order_history_append(
+                order=order, stage="outbox", event=HistoryEvent.PUBLISHED, detail={"via": "api" if fast_path else "relay"}
+            )
+            return True
+    except Exception as exc:
+        log.warning("outbox_publish_failed", outbox_id=str(message_id), error=f"{type(exc).__name__}: {exc}")
+        try:
+            OutboxMessage.objects.filter(id=message_id, published_at__isnull=True).update(
+                publish_attempts=F("publish_attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000]
+            )
+        except Exception:
+            pass  # the database is down too; the relay will find the row when it is back
+        return False
+
+
+def outbox_relay_batch(*, grace_seconds: float, batch_size: int) -> int:
+    """Publish rows committed more than `grace_seconds` ago and still unsent. Returns how many."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=grace_seconds)
+    ids = list(
+        OutboxMessage.objects.filter(published_at__isnull=True, created_at__lte=cutoff)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:batch_size]
+    )
+    return sum(1 for message_id in ids if outbox_publish(message_id=message_id))
+
+
+# ---------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------
+def order_process(*, order_id) -> Order:
+    """Mark processing and reserve stock; unknown sku or short stock ends the order failed."""
+    # transaction ensures reservation and the status change happen together or not at all.
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        if order.status != OrderStatus.PENDING:
+            return order_duplicate_skip(order=order, stage="process")
+        items = list(order.items.all())
+        wanted = _quantities(items)
+        products = _products_lock(wanted)
+        problems = []
+        for sku, qty in sorted(wanted.items()):
+            product = products.get(sku)
+            if product is None:
+                problems.append(f"unknown sku {sku}")
+            elif product.available < qty:
+                problems.append(f"not enough stock for {sku} (wanted {qty}, available {product.available})")
+        if problems:
+            return _order_mark_failed(order, stage="process", reason="; ".join(problems), kind="business")
+        for sku, qty in wanted.items():
+            Product.objects.filter(pk=products[sku].pk).update(reserved=F("reserved") + qty)
+        for item in items:
+            item.unit_price = products[item.sku].price
+        OrderItem.objects.bulk_update(items, ["unit_price"])
+        order.total_amount = sum((i.unit_price * i.qty for i in items), Decimal("0")).quantize(CENT)
+        order.status = OrderStatus.PROCESSING
+        order.save(update_fields=["status", "total_amount", "updated_at"])
+        order_history_append(order=order, stage="process", event=HistoryEvent.COMPLETED, detail={"reserved": dict(wanted)})
+        return order
+
+
+def order_enrichment_store(*, order_id, data: dict) -> Order:
+    """Store the provider's answer once (the provider was called outside any lock)."""
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        if order.status != OrderStatus.PROCESSING or OrderEnrichment.objects.filter(order=order).exists():
+            return order_duplicate_skip(order=order, stage="enrich")
+        OrderEnrichment.objects.create(order=order, data=data)
+        order_history_append(
+            order=order, stage="enrich", event=HistoryEvent.COMPLETED, detail={"customer_score": data.get("customer_score")}
+        )
+        return order
+
+
+def order_finalize(*, order_id) -> Order:
+    """Write the invoice, move the reserved stock, mark completed: once, whatever the redeliveries."""
+    # transaction ensures invoice, stock movement and status commit together.
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        if order.status != OrderStatus.PROCESSING:
+            return order_duplicate_skip(order=order, stage="finalize")
+        enrichment = OrderEnrichment.objects.filter(order=order).first()
+        if enrichment is None:
+            raise EnrichmentMissing(f"order {order.id} has no enrichment yet")
+        items = list(order.items.all())
+        wanted = _quantities(items)
+        products = _products_lock(wanted)
+        for sku, qty in wanted.items():
+            Product.objects.filter(pk=products[sku].pk).update(stock=F("stock") - qty, reserved=F("reserved") - qty)
+        subtotal = sum((i.unit_price * i.qty for i in items), Decimal("0")).quantize(CENT)
+        discount_pct = Decimal(str(enrichment.data.get("discount_pct", 0)))
+        discount = (subtotal * discount_pct / 100).quantize(CENT)
+        invoice = Invoice.objects.create(
+            order=order,
+            number=f"INV-{timezone.now():%Y%m%d}-{order.id.hex[:12].upper()}",
+            subtotal=subtotal,
+            discount=discount,
+            total=subtotal - discount,
+            lines=[{"sku": i.sku, "qty": i.qty, "unit_price": str(i.unit_price)} for i in items],
+        )
+        order.total_amount = invoice.total
+        order.status = OrderStatus.COMPLETED
+        order.save(update_fields=["status", "total_amount", "updated_at"])
+        order_history_append(
+            order=order, stage="finalize", event=HistoryEvent.COMPLETED, detail={"invoice": invoice.number, "total": str(invoice.total)}
+        )
+    from orders import metrics
+
+    metrics.ORDERS_COMPLETED.labels(source=order.source).inc()
+    return order
+
+
+def _order_mark_failed(order: Order, *, stage: str, reason: str, kind: str, detail: dict | None = None) -> Order:
+    """Inside a transaction holding the order lock: release any reservation, end failed."""
+    if order.status == OrderStatus.PROCESSING:
+        wanted = _quantities(list(order.items.all()))
+        products = _products_lock(wanted)
+        for sku, qty in wanted.items():
+            if sku in products:
+                Product.objects.filter(pk=products[sku].pk).update(reserved=F("reserved") - qty)
+    order.status = OrderStatus.FAILED
+    order.failure_reason = reason
+    order.save(update_fields=["status", "failure_reason", "updated_at"])
+    order_history_append(order=order, stage=stage, event=HistoryEvent.FAILED, detail={"reason": reason, "kind": kind, **(detail or {})})
+    log.warning("order_failed", order_id=str(order.id), stage=stage, reason=reason, kind=kind)
+    from orders import metrics
+
+    transaction.on_commit(lambda: metrics.ORDERS_FAILED.labels(source=order.source, kind=kind).inc())
+    return order
+
+
+def order_fail(*, order_id, stage: str, reason: str, kind: str = "error", detail: dict | None = None) -> Order:
+    """End an order failed (a no-op on an order already terminal)."""
+    with transaction.atomic():
+        order = _order_lock(order_id)
+        if order.is_terminal:
+            return order
+        return _order_mark_failed(order, stage=stage, reason=reason, kind=kind, detail=detail)
+
+
+def order_retry_record(*, order_id, stage: str, attempt: int, error: str, delay: float) -> None:
+    with transaction.atomic():
+        order = Order.objects.get(id=order_id)
+        order_history_append(
+            order=order, stage=stage, event=HistoryEvent.RETRY, detail={"attempt": attempt, "error": error, "next_delay_s": round(delay, 3)}
+        )

@@ -1,0 +1,68 @@
+"""The RabbitMQ topology, named once.
+
+Celery's settings (queues, routes) and `manage.py declare_topology` both read from here,
+so what the set-up declares and what workers expect can never drift apart.
+See README "Broker topology" for the dead-letter design.
+"""
+from dataclasses import dataclass
+
+from kombu import Exchange, Queue
+
+ORDERS_EXCHANGE = Exchange("orders", type="topic", durable=True)
+# Dead letters from every stage land in one DLQ; x-death says which queue they came from.
+DEAD_LETTER_EXCHANGE = Exchange("orders.dlx", type="topic", durable=True)
+DEAD_LETTER_QUEUE_NAME = "orders.dlq"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # stage name used in history and metrics
+    task: str  # Celery task name
+    queue: str
+    routing_key: str
+
+
+STAGES = (
+    Stage("process", "orders.process", "process", "order.created"),
+    Stage("enrich", "enrichment.enrich", "enrichment", "order.enrichment.requested"),
+    Stage("finalize", "orders.finalize", "finalize", "order.enriched"),
+)
+STAGE_BY_TASK = {s.task: s for s in STAGES}
+STAGE_BY_QUEUE = {s.queue: s for s in STAGES}
+
+
+def work_queue_arguments(delivery_limit: int) -> dict:
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+        # Quorum queues dead-letter at-most-once unless told otherwise; at-least-once needs reject-publish.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        # A message that kills every worker that takes it stops after this many redeliveries.
+        "x-delivery-limit": delivery_limit,
+    }
+
+
+def work_queues(delivery_limit: int) -> list[Queue]:
+    args = work_queue_arguments(delivery_limit)
+    return [
+        Queue(s.queue, ORDERS_EXCHANGE, routing_key=s.routing_key, durable=True, queue_arguments=args)
+        for s in STAGES
+    ]
+
+
+def dead_letter_queue() -> Queue:
+    return Queue(
+        DEAD_LETTER_QUEUE_NAME,
+        DEAD_LETTER_EXCHANGE,
+        routing_key="#",
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+
+
+def task_routes() -> dict:
+    return {
+        s.task: {"queue": s.queue, "exchange": ORDERS_EXCHANGE.name, "routing_key": s.routing_key}
+        for s in STAGES
+    }

@@ -1,0 +1,23 @@
+import os
+
+from celery import Celery
+from celery.signals import setup_logging
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orders_project.settings")
+
+app = Celery("orders_project")
+
+# Using a string here means the worker doesn't have to serialize the settings object;
+# the CELERY_ namespace means every Celery setting is CELERY_<NAME> in settings.py.
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def _configure_logging(**kwargs) -> None:
+    # Workers log through settings.LOGGING, so their lines look like the web's.
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)

@@ -1,0 +1,211 @@
+"""One settings module, read from the environment.
+
+Defaults point at the local services (PostgreSQL, RabbitMQ, Redis on 127.0.0.1) so the README's
+run command needs no .env; production sets DJANGO_DEBUG=False and a real DJANGO_SECRET_KEY.
+"""
+from pathlib import Path
+
+import environ
+
+from orders_project import broker
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+# =============================================================================
+# Core
+# =============================================================================
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# A dev default only while DEBUG is on: production must set the key (ImproperlyConfigured otherwise).
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key" if DEBUG else environ.Env.NOTSET)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "core",
+    "orders",
+    "enrichment",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "orders_project.urls"
+# /orders and /orders/ are both routed explicitly; never redirect (a redirect drops a POST body).
+APPEND_SLASH = False
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+WSGI_APPLICATION = "orders_project.wsgi.application"
+ASGI_APPLICATION = "orders_project.asgi.application"
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+# =============================================================================
+# Database
+# =============================================================================
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/orders")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Fail fast (the API answers 503) instead of hanging when PostgreSQL is unreachable.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=3)
+
+# =============================================================================
+# Cache (GET /orders/{id}) and channel layer (live page) on Redis
+# =============================================================================
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="orders"),
+        "TIMEOUT": env.int("ORDER_CACHE_TIMEOUT", default=300),
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="asgi")},
+    }
+}
+LIVE_FEED_ANONYMOUS = env.bool("LIVE_FEED_ANONYMOUS", default=True)
+
+# =============================================================================
+# API
+# =============================================================================
+SECRET_TOKEN = env.str("SECRET_TOKEN", default="dev-token" if DEBUG else environ.Env.NOTSET)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "core.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # JSON only: a form or multipart body is a 415, not a half-parsed order.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "core.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Order pipeline API",
+    "VERSION": "1.0.0",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# =============================================================================
+# Pipeline behaviour
+# =============================================================================
+ENRICHMENT_LATENCY_MS = env.int("ENRICHMENT_LATENCY_MS", default=200)
+ENRICHMENT_FAILURE_RATE = env.float("ENRICHMENT_FAILURE_RATE", default=0.0)
+DEMO_CRASH_ENABLED = env.bool("DEMO_CRASH_ENABLED", default=False)
+# Retries: delay n = min(RETRY_BACKOFF_BASE * 2**n, RETRY_BACKOFF_MAX), full jitter.
+TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=5)
+TASK_RETRY_BACKOFF_BASE = env.int("TASK_RETRY_BACKOFF_BASE", default=1)
+TASK_RETRY_BACKOFF_MAX = env.int("TASK_RETRY_BACKOFF_MAX", default=60)
+# A hanging provider: the soft limit raises inside the task (retried as transient);
+# the hard limit is a safety net that kills the child (redelivered, bounded by the delivery limit).
+ENRICHMENT_SOFT_TIME_LIMIT = env.float("ENRICHMENT_SOFT_TIME_LIMIT", default=10.0)
+ENRICHMENT_TIME_LIMIT = env.float("ENRICHMENT_TIME_LIMIT", default=30.0)
+QUEUE_DELIVERY_LIMIT = env.int("QUEUE_DELIVERY_LIMIT", default=3)
+OUTBOX_GRACE_SECONDS = env.float("OUTBOX_GRACE_SECONDS", default=5.0)
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
+OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=1.0)
+
+# =============================================================================
+# Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html)
+# =============================================================================
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=env.str("RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672//"))
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_QUEUES = broker.work_queues(QUEUE_DELIVERY_LIMIT)
+CELERY_TASK_ROUTES = broker.task_routes()
+CELERY_TASK_DEFAULT_EXCHANGE = broker.ORDERS_EXCHANGE.name
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+CELERY_TASK_DEFAULT_QUEUE = "process"
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+# The set-up (manage.py declare_topology) owns the topology; publishers never re-declare.
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A failed task is rejected without requeue, so RabbitMQ dead-letters it (Celery acks failures by default).
+CELERY_TASK_ACKS_ON_FAILURE = False
+# A hard time limit requeues; the queue's delivery limit bounds it (see README "Failure handling").
+CELERY_TASK_ACKS_ON_TIMEOUT = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
+# =============================================================================
+# Logging: JSON lines in containers, readable lines in the run command
+# =============================================================================
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {"()": "core.logging.build_formatter", "fmt": LOG_FORMAT}
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "amqp": {"level": "WARNING"},
+        "kombu": {"level": "WARNING"},
+    },
+}
+# A real HTTP client would time out; the simulated HANG item waits this long, then times out.
+ENRICHMENT_PROVIDER_TIMEOUT = env.float("ENRICHMENT_PROVIDER_TIMEOUT", default=5.0)
+# Touched by the relay and the archiver each loop; their liveness probe checks its age.
+HEARTBEAT_FILE = env.str("HEARTBEAT_FILE", default="/tmp/heartbeat")
