@@ -52,6 +52,7 @@ COPY . .
 # Static files are collected at build time. The settings must import without a reachable
 # database/broker; the values below are build-time dummies, never used at runtime.
 RUN DJANGO_SECRET_KEY=collectstatic-dummy-not-a-secret \
+    SECRET_TOKEN=collectstatic-dummy-not-a-secret \
     DATABASE_URL=postgres://build:build@127.0.0.1:5432/build \
     CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// \
     REDIS_URL=redis://127.0.0.1:6379/0 \

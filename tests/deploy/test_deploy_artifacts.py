@@ -1,0 +1,761 @@
+"""Checks for the deployment artifacts: Dockerfile, docker-compose.yml and k8s/ (kustomize).
+
+Plain pytest: no Django import, no database, no network. The external validators
+(check-jsonschema, kubernetes-validate, hadolint) come from the virtualenv running the
+tests; `kubectl` (for `kubectl kustomize`) must be on PATH. A missing tool is a FAILURE,
+never a skip: CI installs all of them.
+
+The Procfile is the contract: every process in it must be run by the image, by compose
+and by Kubernetes with the same program and arguments (only `${VAR:-default}` defaults
+may differ).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+# Not resolved on purpose: .venv/bin/python is a symlink to the base interpreter.
+VENV_BIN = Path(sys.executable).parent
+
+KUSTOMIZE_DIRS = ["k8s/base", "k8s/overlays/dev"]
+K8S_VERSION = "1.32.0"
+NAMESPACE = "orders"
+APP_IMAGE = "order-pipeline"
+
+# Procfile key -> compose service / Kubernetes Deployment name
+PROCESS_NAMES = {
+    "web": "web",
+    "worker_process": "worker-process",
+    "worker_enrichment": "worker-enrichment",
+    "worker_finalize": "worker-finalize",
+    "relay": "relay",
+    "archiver": "archiver",
+    "flower": "flower",
+}
+WORKERS = {"worker-process": "process", "worker-enrichment": "enrichment", "worker-finalize": "finalize"}
+HEARTBEAT_PROCESSES = ("relay", "archiver")
+HEARTBEAT_PROBE = ["python", "manage.py", "check_heartbeat", "/tmp/heartbeat", "--max-age", "60"]
+SETUP_COMMANDS = [
+    "python manage.py migrate --noinput",
+    "python manage.py seed_catalog",
+    "python manage.py declare_topology",
+]
+
+# Custom resources that kubernetes-validate has no schema for. They are checked by hand
+# below (test_keda_scaled_object); any other unknown kind fails the build validation.
+CRDS_CHECKED_BY_HAND = {("keda.sh/v1alpha1", "ScaledObject")}
+
+# Environment variables the application reads (names are the contract with the app code).
+APP_ENV = {
+    "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL",
+    "CELERY_BROKER_URL", "REDIS_URL", "SECRET_TOKEN", "FLOWER_BASIC_AUTH",
+    "RABBITMQ_MANAGEMENT_URL", "LOG_FORMAT", "ENRICHMENT_LATENCY_MS",
+    "ENRICHMENT_FAILURE_RATE", "TASK_MAX_RETRIES", "PROMETHEUS_MULTIPROC_DIR",
+    "WEB_CONCURRENCY", "ENRICHMENT_CONCURRENCY", "PROCESS_CONCURRENCY", "FINALIZE_CONCURRENCY",
+}
+SECRET_ENV = {
+    "DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_TOKEN",
+    "FLOWER_BASIC_AUTH", "RABBITMQ_MANAGEMENT_URL",
+}
+
+
+# --------------------------------------------------------------------------- isolation
+
+# The project's root conftest.py has autouse fixtures that need Django settings, RabbitMQ and
+# Redis. These tests need none of them: same-named no-op fixtures shadow them in this module.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rabbitmq_vhost():
+    return None
+
+
+@pytest.fixture(autouse=True)
+def clean_cache():
+    yield
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def tool(name: str) -> str:
+    """Path of a validator: the virtualenv's bin dir first, then PATH. Fails if missing."""
+    candidate = VENV_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    pytest.fail(
+        f"`{name}` not found in {VENV_BIN} nor on PATH. Install the dev requirements "
+        f"(pip install -r requirements-dev.txt); kubectl must be installed by CI.",
+        pytrace=False,
+    )
+
+
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if not found:
+        pytest.fail(
+            "kubectl is not on PATH: it is required to build the manifests with "
+            "`kubectl kustomize` (CI installs it). Not skipping.",
+            pytrace=False,
+        )
+    return found
+
+
+def run(cmd: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+@functools.cache
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, command = line.partition(":")
+        assert sep, f"malformed Procfile line: {line!r}"
+        entries[key.strip()] = command.strip()
+    return entries
+
+
+_ENV_REF = re.compile(r"\$\{(\w+)(?::?[-=?+][^}]*)?\}|\$\((\w+)\)|\$(\w+)")
+
+
+def normalize(command: str | list[str]) -> list[str]:
+    """Tokens of a command, comparable across Procfile / Dockerfile / compose / Kubernetes.
+
+    `sh -c "exec ..."` wrappers are unwrapped, and every env reference (`${X:-default}`,
+    `$X`, `$(X)`) becomes `<$X>`: the variable name must match, the default need not.
+    """
+    if isinstance(command, list):
+        if len(command) == 3 and command[0] in ("sh", "/bin/sh") and command[1] == "-c":
+            command = command[2]
+        else:
+            return [_ENV_REF.sub(lambda m: f"<${next(g for g in m.groups() if g)}>", t) for t in command]
+    tokens = shlex.split(command)
+    if tokens and tokens[0] == "exec":
+        tokens = tokens[1:]
+    return [_ENV_REF.sub(lambda m: f"<${next(g for g in m.groups() if g)}>", t) for t in tokens]
+
+
+def option(tokens: list[str], *names: str) -> str | None:
+    for i, token in enumerate(tokens):
+        for name in names:
+            if token == name and i + 1 < len(tokens):
+                return tokens[i + 1]
+            if name.startswith("--") and token.startswith(name + "="):
+                return token.split("=", 1)[1]
+    return None
+
+
+def duration_seconds(value: str) -> float:
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us)", str(value))
+    assert parts, f"not a compose duration: {value!r}"
+    factor = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 0.000001}
+    return sum(float(n) * factor[u] for n, u in parts)
+
+
+# --------------------------------------------------------------------------- Procfile
+
+
+def test_procfile_has_every_process():
+    assert set(procfile()) == set(PROCESS_NAMES), (
+        "Procfile processes changed: update PROCESS_NAMES here, docker-compose.yml and k8s/ "
+        f"(Procfile has {sorted(procfile())})"
+    )
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+@functools.cache
+def dockerfile_stages() -> list[dict]:
+    """[{'name', 'base', 'instructions': [(INSTR, args)]}] with continuations joined."""
+    logical, current = [], ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        stripped = raw.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if current and stripped.startswith("#"):
+            continue  # comment line inside a continued instruction
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        logical.append(current + stripped)
+        current = ""
+    stages: list[dict] = []
+    for line in logical:
+        instr, _, args = line.partition(" ")
+        instr = instr.upper()
+        if instr == "FROM":
+            words = args.split()
+            words = [w for w in words if not w.startswith("--platform")]
+            name = words[2] if len(words) >= 3 and words[1].lower() == "as" else None
+            stages.append({"base": words[0], "name": name, "instructions": []})
+        elif stages:
+            stages[-1]["instructions"].append((instr, args.strip()))
+    return stages
+
+
+def _final_stage_args(instr: str) -> list[str]:
+    return [a for i, a in dockerfile_stages()[-1]["instructions"] if i == instr]
+
+
+def test_hadolint_passes():
+    result = run([tool("hadolint"), "Dockerfile"])
+    assert result.returncode == 0, f"hadolint findings:\n{result.stdout}{result.stderr}"
+
+
+def test_hadolint_ignores_are_justified():
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(r"\s*#\s*hadolint\s+(ignore|global)", line):
+            previous = lines[number - 1].strip() if number else ""
+            assert previous.startswith("#") and "hadolint" not in previous and len(previous) > 10, (
+                f"Dockerfile:{number + 1}: `{line.strip()}` needs a justification comment on the line above"
+            )
+    assert not (ROOT / ".hadolint.yaml").exists() and not (ROOT / ".hadolint.yml").exists(), (
+        "rules must be ignored inline with a justification, not globally"
+    )
+
+
+def test_dockerfile_is_multistage_slim_with_wheels():
+    stages = dockerfile_stages()
+    assert len(stages) >= 2, "expected a builder stage and a final stage"
+    for stage in stages:
+        assert stage["base"] == "python:3.11-slim", stage["base"]
+    builder = " ".join(a for i, a in stages[0]["instructions"] if i == "RUN")
+    assert "pip wheel" in builder and "requirements.txt" in builder
+    final_runs = " ".join(_final_stage_args("RUN"))
+    assert "--no-index" in final_runs and "from=builder" in final_runs, "final stage must install the builder's wheels"
+    assert "collectstatic --noinput" in final_runs and "DJANGO_SECRET_KEY=" in final_runs
+
+
+def test_dockerfile_final_user_is_numeric_non_root():
+    users = _final_stage_args("USER")
+    assert users, "final stage has no USER instruction (would run as root)"
+    user = users[-1].split(":")[0]
+    assert user.isdigit() and int(user) != 0, (
+        f"USER {users[-1]!r}: must be a numeric non-zero UID so Kubernetes can verify runAsNonRoot"
+    )
+    # the last USER must come after every RUN (nothing later runs as root)
+    instrs = [i for i, _ in dockerfile_stages()[-1]["instructions"]]
+    assert max(n for n, i in enumerate(instrs) if i == "USER") > max(n for n, i in enumerate(instrs) if i == "RUN")
+
+
+def dockerfile_uid() -> int:
+    return int(_final_stage_args("USER")[-1].split(":")[0])
+
+
+def test_dockerfile_cmd_is_procfile_web():
+    cmds = _final_stage_args("CMD")
+    assert cmds, "no CMD in the final stage"
+    cmd = json.loads(cmds[-1])  # exec (JSON) form: signals reach the server
+    tokens = normalize(cmd)
+    assert tokens[:2] == ["uvicorn", "orders_project.asgi:application"], tokens
+    assert tokens == normalize(procfile()["web"]), (tokens, normalize(procfile()["web"]))
+    if cmd[0] in ("sh", "/bin/sh"):
+        assert cmd[2].startswith("exec "), "use `sh -c 'exec ...'` so uvicorn is PID 1 and gets SIGTERM"
+
+
+def test_dockerfile_healthcheck_uses_python_urllib():
+    checks = _final_stage_args("HEALTHCHECK")
+    assert checks, "no HEALTHCHECK in the final stage"
+    assert "urllib" in checks[-1] and "http://127.0.0.1:8000/healthz" in checks[-1]
+    assert "curl" not in checks[-1] and "wget" not in checks[-1], "slim has neither curl nor wget"
+
+
+def test_dockerignore_keeps_secrets_and_venv_out():
+    entries = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    for needed in (".git", ".venv", ".env"):
+        assert needed in entries, f".dockerignore must exclude {needed}"
+
+
+# --------------------------------------------------------------------------- compose
+
+
+@functools.cache
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+APP_SERVICES = ["setup", *PROCESS_NAMES.values()]
+INFRA_SERVICES = ["postgres", "rabbitmq", "redis"]
+
+
+def compose_command(service: str) -> list[str]:
+    command = compose()["services"][service]["command"]
+    # `$$` is compose's escape for a literal `$` (expanded by the container's shell)
+    if isinstance(command, list):
+        return [c.replace("$$", "$") for c in command]
+    return command.replace("$$", "$")
+
+
+def test_compose_validates_against_compose_spec():
+    result = run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", "docker-compose.yml"])
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+def test_compose_has_all_services():
+    services = compose()["services"]
+    missing = set(APP_SERVICES + INFRA_SERVICES) - set(services)
+    assert not missing, f"missing compose services: {sorted(missing)}"
+
+
+def test_compose_app_services_share_one_image_built_once():
+    services = compose()["services"]
+    images = {name: services[name].get("image") for name in APP_SERVICES}
+    assert set(images.values()) == {f"{APP_IMAGE}:latest"}, images
+    builders = [name for name, svc in services.items() if "build" in svc]
+    assert len(builders) == 1, f"the image must be built by exactly one service, not {builders}"
+    build = services[builders[0]]["build"]
+    context = build if isinstance(build, str) else build.get("context", ".")
+    assert context in (".", "./"), build
+    if isinstance(build, dict):
+        assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
+
+
+def test_compose_infra_images_and_healthchecks():
+    services = compose()["services"]
+    assert services["postgres"]["image"].split(":")[1].startswith("16")
+    assert services["rabbitmq"]["image"] == "rabbitmq:3.13-management"
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["rabbitmq"]["healthcheck"]["test"][-3:] == ["rabbitmq-diagnostics", "-q", "ping"]
+    assert services["redis"]["healthcheck"]["test"][-2:] == ["redis-cli", "ping"]
+    volumes = compose().get("volumes", {})
+    for svc, path in (("postgres", "/var/lib/postgresql/data"), ("rabbitmq", "/var/lib/rabbitmq")):
+        mounts = services[svc].get("volumes", [])
+        named = [m.split(":")[0] for m in mounts if isinstance(m, str) and m.split(":")[1] == path]
+        assert named and named[0] in volumes, f"{svc} needs a named volume on {path}"
+
+
+def test_compose_setup_job():
+    setup = compose()["services"]["setup"]
+    command = compose_command("setup")
+    script = command[2] if isinstance(command, list) else command
+    assert [part.strip() for part in script.split("&&")] == SETUP_COMMANDS
+    assert setup.get("restart") == "no"
+    for infra in INFRA_SERVICES:
+        assert setup["depends_on"][infra]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("key", sorted(PROCESS_NAMES))
+def test_compose_commands_match_procfile(key):
+    service = PROCESS_NAMES[key]
+    assert normalize(compose_command(service)) == normalize(procfile()[key])
+
+
+@pytest.mark.parametrize("service", list(PROCESS_NAMES.values()))
+def test_compose_app_service_wiring(service):
+    svc = compose()["services"][service]
+    env_files = svc.get("env_file")
+    env_files = [env_files] if isinstance(env_files, (str, dict)) else env_files
+    assert [e if isinstance(e, str) else e["path"] for e in env_files] == [".env"]
+    deps = svc["depends_on"]
+    assert deps["setup"]["condition"] == "service_completed_successfully"
+    for infra in INFRA_SERVICES:
+        assert deps[infra]["condition"] == "service_healthy", (service, infra)
+    health = svc.get("healthcheck")
+    assert health and not health.get("disable") and health.get("test"), f"{service} needs a healthcheck"
+    assert duration_seconds(svc["stop_grace_period"]) >= 30, f"{service}: stop_grace_period"
+
+
+@pytest.mark.parametrize("service,node", sorted(WORKERS.items()))
+def test_compose_worker_healthcheck_pings_own_node(service, node):
+    svc = compose()["services"][service]
+    test = svc["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    ping = shlex.split(test[1])
+    assert ping[:5] == ["celery", "-A", "orders_project", "inspect", "ping"], ping
+    assert option(ping, "-d", "--destination") == f"{node}@$$HOSTNAME"
+    worker_node = option(normalize(compose_command(service)), "-n", "--hostname")
+    assert worker_node == f"{node}@%h", "the ping destination must be the worker's node name"
+    assert duration_seconds(svc["stop_grace_period"]) >= 60
+    assert svc["environment"]["METRICS_PORT"] == "9100"
+
+
+def test_compose_web_flower_heartbeat_healthchecks():
+    services = compose()["services"]
+    assert "http://127.0.0.1:8000/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:5555/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
+    for name in HEARTBEAT_PROCESSES:
+        assert services[name]["healthcheck"]["test"] == ["CMD", *HEARTBEAT_PROBE]
+
+
+def test_env_example_lists_every_app_variable():
+    text = (ROOT / "deploy" / "env.example").read_text()
+    names = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")}
+    missing = APP_ENV - names
+    assert not missing, f"deploy/env.example lacks {sorted(missing)}"
+    values = [line.split("=", 1)[1] for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")]
+    assert not [v for v in values if "$" in v], "no `$` in env values (compose interpolates env files)"
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+
+@functools.cache
+def kustomize_build(directory: str) -> str:
+    result = run([kubectl(), "kustomize", directory])
+    assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
+    return result.stdout
+
+
+@functools.cache
+def manifests(directory: str) -> tuple[dict, ...]:
+    return tuple(doc for doc in yaml.safe_load_all(kustomize_build(directory)) if doc)
+
+
+def objects(directory: str, kind: str) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in manifests(directory) if o["kind"] == kind}
+
+
+def workloads(directory: str) -> dict[str, dict]:
+    return {**objects(directory, "Deployment"), **objects(directory, "StatefulSet")}
+
+
+def pod_spec(obj: dict) -> dict:
+    return obj["spec"]["template"]["spec"]
+
+
+def main_container(obj: dict) -> dict:
+    containers = pod_spec(obj)["containers"]
+    assert len(containers) == 1, f"{obj['metadata']['name']}: expected one container"
+    return containers[0]
+
+
+def is_app(obj: dict) -> bool:
+    return any(c["image"].split(":")[0] == APP_IMAGE for c in pod_spec(obj)["containers"])
+
+
+def config_data(directory: str) -> tuple[dict[str, dict], dict[str, dict]]:
+    """ConfigMaps and Secrets of a build as {name: {key: decoded value}}."""
+    configmaps = {n: dict(o.get("data", {})) for n, o in objects(directory, "ConfigMap").items()}
+    secrets = {}
+    for name, obj in objects(directory, "Secret").items():
+        values = {k: base64.b64decode(v).decode() for k, v in obj.get("data", {}).items()}
+        values.update(obj.get("stringData", {}))
+        secrets[name] = values
+    return configmaps, secrets
+
+
+def container_env(directory: str, container: dict) -> dict[str, str | None]:
+    """Every env var a container gets (env + envFrom), value when statically known."""
+    configmaps, secrets = config_data(directory)
+    env: dict[str, str | None] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            name = source["configMapRef"]["name"]
+            assert name in configmaps, f"envFrom references a missing ConfigMap {name}"
+            env.update(configmaps[name])
+        if "secretRef" in source:
+            name = source["secretRef"]["name"]
+            assert name in secrets, f"envFrom references a missing Secret {name}"
+            env.update(secrets[name])
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {})
+        if "configMapKeyRef" in ref:
+            key_ref = ref["configMapKeyRef"]
+            assert key_ref["key"] in configmaps.get(key_ref["name"], {}), f"missing {key_ref}"
+            env[item["name"]] = configmaps[key_ref["name"]][key_ref["key"]]
+        elif "secretKeyRef" in ref:
+            key_ref = ref["secretKeyRef"]
+            assert key_ref["key"] in secrets.get(key_ref["name"], {}), f"missing {key_ref}"
+            env[item["name"]] = secrets[key_ref["name"]][key_ref["key"]]
+        else:
+            env[item["name"]] = item.get("value")
+    return env
+
+
+def named_port(container: dict, port) -> int:
+    if isinstance(port, int):
+        return port
+    return next(p["containerPort"] for p in container.get("ports", []) if p.get("name") == port)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_kubernetes_validate_strict(directory):
+    """Every built-in kind validates strictly; unknown kinds are only the allowed CRDs.
+
+    kubernetes-validate prints `WARN - Couldn't find schema for kind X ...` and still exits 0
+    for a kind it has no schema for -- a typo in a built-in kind would pass silently. So the
+    output is parsed: each built-in object must have its own `passed` line.
+    """
+    build = kustomize_build(directory)
+    result = run([tool("kubernetes-validate"), "-k", K8S_VERSION, "--strict", "-"], stdin=build)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"kubernetes-validate failed for {directory}:\n{output}"
+    assert "ERROR" not in output, output
+
+    unknown = set(re.findall(r"Couldn't find schema for kind (\S+) with api version (\S+)", output))
+    unknown = {(api, kind) for kind, api in unknown}
+    assert unknown <= CRDS_CHECKED_BY_HAND, f"kinds without a schema (typo or unchecked CRD): {unknown}"
+    other_warnings = [line for line in output.splitlines() if "WARN" in line and "Couldn't find schema" not in line]
+    assert not other_warnings, other_warnings
+
+    passed = set(re.findall(r"passed for resource (\S+) against version", output))
+    for obj in manifests(directory):
+        if (obj["apiVersion"], obj["kind"]) in CRDS_CHECKED_BY_HAND:
+            continue
+        ident = f"{obj['kind'].lower()}/{obj['metadata']['name']}"
+        assert ident in passed, f"{ident} was not validated:\n{output}"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_keda_scaled_object(directory):
+    """Hand check of the ScaledObject (kubernetes-validate has no keda.sh schema)."""
+    scaled = objects(directory, "ScaledObject")
+    assert list(scaled) == ["worker-enrichment"], list(scaled)
+    obj = scaled["worker-enrichment"]
+    assert obj["apiVersion"] == "keda.sh/v1alpha1"
+    assert obj["metadata"]["namespace"] == NAMESPACE
+    spec = obj["spec"]
+    target = spec["scaleTargetRef"]
+    assert target.get("kind", "Deployment") == "Deployment" and target.get("apiVersion", "apps/v1") == "apps/v1"
+    deployment = objects(directory, "Deployment").get(target["name"])
+    assert deployment is not None, f"scaleTargetRef {target['name']} is not a Deployment of this build"
+    container = main_container(deployment)
+    assert option(normalize(container["command"]), "-Q") == "enrichment", "target must consume the enrichment queue"
+    assert "replicas" not in deployment["spec"], "KEDA owns the replica count; drop spec.replicas"
+
+    assert 0 <= spec.get("minReplicaCount", 0) <= spec["maxReplicaCount"]
+    triggers = spec["triggers"]
+    assert [t["type"] for t in triggers] == ["rabbitmq"]
+    meta = triggers[0]["metadata"]
+    assert meta["queueName"] == "enrichment"
+    assert meta.get("mode") in ("QueueLength", "MessageRate")
+    assert float(meta["value"]) > 0 and isinstance(meta["value"], str), "KEDA metadata values are strings"
+    assert "host" not in meta, "no credentials inline: use hostFromEnv"
+    env = container_env(directory, container)
+    assert meta["hostFromEnv"] in env, f"{meta['hostFromEnv']} is not set on the target container"
+    scheme = "amqp" if meta.get("protocol", "auto") in ("amqp", "auto") else "http"
+    assert env[meta["hostFromEnv"]].startswith(scheme), f"hostFromEnv must hold an {scheme} URL"
+
+    hpa_targets = {h["spec"]["scaleTargetRef"]["name"] for h in objects(directory, "HorizontalPodAutoscaler").values()}
+    assert target["name"] not in hpa_targets, "KEDA creates its own HPA; a second one would fight it"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_every_object_in_namespace(directory):
+    for obj in manifests(directory):
+        if obj["kind"] == "Namespace":
+            assert obj["metadata"]["name"] == NAMESPACE
+        else:
+            assert obj["metadata"].get("namespace") == NAMESPACE, obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_workloads_have_probes_resources_and_non_root(directory):
+    services = objects(directory, "Service")
+    for name, obj in workloads(directory).items():
+        spec = pod_spec(obj)
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        served = any(
+            svc["spec"].get("selector") and svc["spec"]["selector"].items() <= labels.items()
+            for svc in services.values()
+        )
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{name}/{container['name']}: {kind}"
+        for container in spec["containers"]:
+            assert "livenessProbe" in container, f"{name}/{container['name']} has no livenessProbe"
+            if served:  # behind a Service: must only get traffic when ready
+                assert "readinessProbe" in container, f"{name}/{container['name']} has no readinessProbe"
+        pod_sc = spec.get("securityContext", {})
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            non_root = container.get("securityContext", {}).get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+            assert non_root is True, f"{name}/{container['name']}: runAsNonRoot"
+        if is_app(obj):
+            assert pod_sc.get("runAsUser") == dockerfile_uid(), f"{name}: runAsUser must be the Dockerfile UID"
+            # Service links would inject e.g. FLOWER_PORT=tcp://... and break `--port=${FLOWER_PORT}`.
+            assert spec.get("enableServiceLinks") is False, f"{name}: enableServiceLinks must be false"
+            for container in spec["containers"]:
+                assert container["image"].split(":")[0] == APP_IMAGE
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+@pytest.mark.parametrize("key", sorted(PROCESS_NAMES))
+def test_k8s_commands_match_procfile(directory, key):
+    deployment = objects(directory, "Deployment").get(PROCESS_NAMES[key])
+    assert deployment is not None, f"no Deployment {PROCESS_NAMES[key]} for Procfile process {key}"
+    container = main_container(deployment)
+    assert "args" not in container
+    assert normalize(container["command"]) == normalize(procfile()[key])
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_app_env_complete(directory):
+    configmaps, secrets = config_data(directory)
+    for name, obj in workloads(directory).items():
+        if not is_app(obj):
+            continue
+        env = container_env(directory, main_container(obj))
+        missing = APP_ENV - set(env)
+        assert not missing, f"{name} lacks {sorted(missing)}"
+    for cm_name, data in configmaps.items():
+        leaked = SECRET_ENV & set(data)
+        assert not leaked, f"secrets in ConfigMap {cm_name}: {leaked}"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_prometheus_multiproc_dir_exists_where_used(directory):
+    """prometheus_client fails on a missing PROMETHEUS_MULTIPROC_DIR; /tmp is an emptyDir that
+    hides the image's /tmp/prometheus, so each app container mounts one or disables it ("")."""
+    pods = {**workloads(directory), **objects(directory, "Job")}
+    for name, obj in pods.items():
+        if not is_app(obj):
+            continue
+        spec = pod_spec(obj)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            directory_value = container_env(directory, container).get("PROMETHEUS_MULTIPROC_DIR")
+            if not directory_value:
+                continue
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert directory_value in mounts, f"{name}/{container['name']}: no volume on {directory_value}"
+            assert "emptyDir" in volumes[mounts[directory_value]], f"{name}/{container['name']}: not an emptyDir"
+
+
+def test_dev_overlay_replaces_placeholder_secrets():
+    _, secrets = config_data("k8s/overlays/dev")
+    for name, values in secrets.items():
+        for key, value in values.items():
+            assert "REPLACE-ME" not in value, f"dev overlay still uses the base placeholder for {name}.{key}"
+        db = values["DATABASE_URL"]
+        assert f":{values['POSTGRES_PASSWORD']}@" in db, "DATABASE_URL password != POSTGRES_PASSWORD"
+        for url in ("CELERY_BROKER_URL", "RABBITMQ_MANAGEMENT_URL"):
+            assert f":{values['RABBITMQ_DEFAULT_PASS']}@" in values[url], f"{url} password != RABBITMQ_DEFAULT_PASS"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_workers(directory):
+    deployments = objects(directory, "Deployment")
+    for name, queue in WORKERS.items():
+        obj = deployments[name]
+        spec = pod_spec(obj)
+        container = main_container(obj)
+        assert spec["terminationGracePeriodSeconds"] >= 120, f"{name}: warm shutdown needs >= 120 s"
+        tokens = normalize(container["command"])
+        assert option(tokens, "-Q") == queue
+        assert option(tokens, "-n", "--hostname") == f"{queue}@%h"
+        for probe_name in ("livenessProbe", "startupProbe"):
+            probe = container.get(probe_name)
+            if probe is None and probe_name == "startupProbe":
+                continue
+            command = probe["exec"]["command"]
+            assert command[:2] == ["sh", "-c"], f"{name}: the probe needs a shell to expand $HOSTNAME"
+            ping = shlex.split(command[2])
+            ping = ping[1:] if ping[0] == "exec" else ping
+            assert ping[:5] == ["celery", "-A", "orders_project", "inspect", "ping"], ping
+            # $(HOSTNAME) inside `sh -c` is a command substitution, and kubelet does not
+            # expand $(VAR) in probes for runtime-provided variables: use ${HOSTNAME}.
+            assert option(ping, "-d", "--destination") in (f"{queue}@${{HOSTNAME}}", f"{queue}@$HOSTNAME")
+            assert probe["timeoutSeconds"] >= 10, f"{name}: celery inspect needs time to start"
+        annotations = obj["spec"]["template"]["metadata"].get("annotations", {})
+        assert annotations.get("prometheus.io/scrape") == "true"
+        assert annotations.get("prometheus.io/port") == "9100"
+        env = container_env(directory, container)
+        assert env.get("METRICS_PORT") == "9100"
+        assert 9100 in [p["containerPort"] for p in container.get("ports", [])]
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        multiproc = env["PROMETHEUS_MULTIPROC_DIR"]
+        assert multiproc in mounts and "emptyDir" in volumes[mounts[multiproc]], f"{name}: {multiproc} emptyDir"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_heartbeat_processes(directory):
+    deployments = objects(directory, "Deployment")
+    for name in HEARTBEAT_PROCESSES:
+        container = main_container(deployments[name])
+        assert container["livenessProbe"]["exec"]["command"] == HEARTBEAT_PROBE
+        mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+        assert "/tmp" in mounts, f"{name}: /tmp/heartbeat needs a writable /tmp"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_web_and_flower(directory):
+    deployments = objects(directory, "Deployment")
+    web = deployments["web"]
+    container = main_container(web)
+    ready, live = container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"]
+    assert ready["path"] == "/readyz" and live["path"] == "/healthz"
+    assert named_port(container, ready["port"]) == named_port(container, live["port"]) == 8000
+    # kubelet sends Host: <pod IP>; the pinned Host must be allowed by Django
+    env = container_env(directory, container)
+    allowed = env["DJANGO_ALLOWED_HOSTS"].split(",")
+    for probe in (ready, live):
+        hosts = [h["value"] for h in probe.get("httpHeaders", []) if h["name"].lower() == "host"]
+        assert hosts and hosts[0] in allowed, "probe Host header must be in DJANGO_ALLOWED_HOSTS"
+    annotations = web["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8000" and annotations["prometheus.io/path"] == "/metrics"
+    multiproc = env["PROMETHEUS_MULTIPROC_DIR"]
+    assert multiproc in {m["mountPath"] for m in container["volumeMounts"]}
+
+    flower = main_container(deployments["flower"])
+    for probe in ("readinessProbe", "livenessProbe"):
+        get = flower[probe]["httpGet"]
+        assert get["path"] == "/healthcheck" and named_port(flower, get["port"]) == 5555
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_pdb_and_hpa_target_web(directory):
+    web = objects(directory, "Deployment")["web"]
+    pod_labels = web["spec"]["template"]["metadata"]["labels"]
+    pdbs = objects(directory, "PodDisruptionBudget")
+    assert pdbs, "no PodDisruptionBudget"
+    for pdb in pdbs.values():
+        assert pdb["apiVersion"] == "policy/v1"
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod_labels.items(), "PDB does not select the web pods"
+        assert selector.items() <= web["spec"]["selector"]["matchLabels"].items()
+    hpas = objects(directory, "HorizontalPodAutoscaler")
+    assert "web" in hpas
+    hpa = hpas["web"]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    assert "replicas" not in web["spec"], "the HPA owns web's replica count; drop spec.replicas"
+    container = main_container(web)
+    assert "cpu" in container["resources"]["requests"], "CPU utilization HPA needs a CPU request"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_statefulsets_and_setup_job(directory):
+    statefulsets = objects(directory, "StatefulSet")
+    services = objects(directory, "Service")
+    assert {"postgres", "rabbitmq"} <= set(statefulsets)
+    for name in ("postgres", "rabbitmq"):
+        sts = statefulsets[name]
+        assert sts["spec"]["volumeClaimTemplates"], f"{name}: volumeClaimTemplates"
+        headless = services[sts["spec"]["serviceName"]]
+        assert headless["spec"].get("clusterIP") == "None", f"{name}: governing Service must be headless"
+    images = {n: main_container(s)["image"] for n, s in statefulsets.items()}
+    assert images["postgres"].startswith("postgres:16") and images["rabbitmq"] == "rabbitmq:3.13-management"
+    assert "redis" in {**objects(directory, "Deployment"), **statefulsets}
+
+    jobs = objects(directory, "Job")
+    assert "setup" in jobs
+    container = main_container(jobs["setup"])
+    assert container["image"].split(":")[0] == APP_IMAGE
+    assert container["command"][:2] == ["sh", "-c"]
+    assert [part.strip() for part in container["command"][2].split("&&")] == SETUP_COMMANDS
+    assert container.get("resources", {}).get("limits"), "setup Job needs resources"
+    assert pod_spec(jobs["setup"])["securityContext"]["runAsNonRoot"] is True
