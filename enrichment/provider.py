@@ -14,6 +14,8 @@ from typing import Sequence
 
 from django.conf import settings
 
+from enrichment import controls
+
 
 class ProviderError(Exception):
     pass
@@ -39,6 +41,8 @@ FLAKY_FAILURES = 2
 
 def enrich(*, customer_id: str, items: Sequence[ProviderItem], attempt: int) -> dict:
     skus = {i.sku for i in items}
+    if controls.outage_fixed():
+        skus -= {"DOWN", "FLAKY", "HANG"}
     if "CRASH" in skus and settings.DEMO_CRASH_ENABLED:
         os._exit(137)  # what an OOM kill looks like to the worker
     if "BOMBA" in skus:
@@ -51,7 +55,8 @@ def enrich(*, customer_id: str, items: Sequence[ProviderItem], attempt: int) -> 
         raise ProviderTransientError("provider unavailable (503)")
     if "FLAKY" in skus and attempt < FLAKY_FAILURES:
         raise ProviderTransientError(f"provider flaked (attempt {attempt + 1})")
-    if settings.ENRICHMENT_FAILURE_RATE and random.random() < settings.ENRICHMENT_FAILURE_RATE:
+    rate = controls.failure_rate()
+    if rate and random.random() < rate:
         raise ProviderTransientError("provider random failure (502)")
     score = int(hashlib.sha256(customer_id.encode()).hexdigest(), 16) % 100
     return {

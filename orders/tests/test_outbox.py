@@ -1,0 +1,97 @@
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+from django.conf import settings
+
+from conftest import queue_messages, subprocess_env
+from orders.models import Order, OutboxMessage
+from orders.services import outbox_relay_batch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CREATE_ORDERS = """
+import django; django.setup()
+from orders import services
+for n in range({count}):
+    services.order_create(customer_id=f"c{{n}}", source="api", items=[services.ItemIn("ABC", 1)])
+"""
+
+
+def create_orders_while_broker_is_down(count: int) -> None:
+    """Orders committed by a process whose publish fails (broker unreachable): the outbox keeps them."""
+    env = subprocess_env(CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//")
+    subprocess.run([sys.executable, "-c", CREATE_ORDERS.format(count=count)], env=env, check=True, timeout=120)
+
+
+def published_order_ids(messages) -> list[str]:
+    return [json.loads(m.body)[0][0] for m in messages]
+
+
+def test_unpublished_row_is_published_by_the_relay_exactly_once(clean_queues):
+    # given: an order committed but never published
+    create_orders_while_broker_is_down(1)
+    order = Order.objects.get()
+    row = OutboxMessage.objects.get(order=order)
+    assert row.published_at is None and row.publish_attempts == 1 and row.last_error
+    assert queue_messages("process") == []
+    # when: the relay runs twice
+    first = outbox_relay_batch(grace_seconds=0, batch_size=10)
+    second = outbox_relay_batch(grace_seconds=0, batch_size=10)
+    # then
+    messages = queue_messages("process")
+    assert (first, second) == (1, 0)
+    assert published_order_ids(messages) == [str(order.id)]
+    assert messages[0].headers["task"] == "orders.process"
+    row.refresh_from_db()
+    assert row.published_at is not None
+
+
+def test_relay_leaves_rows_inside_the_grace_period(clean_queues):
+    create_orders_while_broker_is_down(1)
+    assert outbox_relay_batch(grace_seconds=3600, batch_size=10) == 0
+    assert queue_messages("process") == []
+
+
+def test_two_relays_at_once_publish_each_row_once(clean_queues):
+    # given
+    create_orders_while_broker_is_down(40)
+    counts, barrier = [], threading.Barrier(2)
+
+    def relay():
+        from django.db import connection
+
+        barrier.wait()
+        counts.append(outbox_relay_batch(grace_seconds=0, batch_size=100))
+        connection.close()
+
+    # when
+    threads = [threading.Thread(target=relay) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then
+    ids = published_order_ids(queue_messages("process"))
+    assert sum(counts) == 40
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert set(ids) == {str(i) for i in Order.objects.values_list("id", flat=True)}
+    assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
+
+
+def test_relay_command_once_publishes_backlog(clean_queues):
+    from django.core.management import call_command
+
+    create_orders_while_broker_is_down(3)
+    call_command("relay_outbox", "--once", "--grace", "0", "--heartbeat-file", "")
+    assert len(queue_messages("process")) == 3
+
+
+def test_fast_path_publishes_after_commit(api_client, clean_queues):
+    response = api_client.post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, format="json")
+    assert response.status_code == 202
+    assert published_order_ids(queue_messages("process")) == [response.json()["order_id"]]
+    assert OutboxMessage.objects.get().published_at is not None
+    assert settings.CELERY_BROKER_URL.endswith("/orders_test")

@@ -1,0 +1,29 @@
+"""The same settings, with defaults that keep tests off the dev data: their own database
+(pytest-django adds the test_ prefix), their own RabbitMQ vhost and Redis database."""
+import os
+
+TEST_ENV = {
+    "DJANGO_DEBUG": "False",
+    "DJANGO_SECRET_KEY": "test-secret-key",
+    "SECRET_TOKEN": "test-token",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/orders_test",
+    "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/orders_test",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "CACHE_KEY_PREFIX": "orders-test",
+    "CHANNELS_PREFIX": "asgi-test",
+    "LOG_FORMAT": "console",
+    "ENRICHMENT_LATENCY_MS": "20",
+    "TASK_MAX_RETRIES": "2",
+    "TASK_RETRY_BACKOFF_BASE": "1",
+    "TASK_RETRY_BACKOFF_MAX": "2",
+    "ENRICHMENT_PROVIDER_TIMEOUT": "1",
+    "DEMO_CRASH_ENABLED": "True",
+    "OUTBOX_GRACE_SECONDS": "1",
+    "HEARTBEAT_FILE": "/tmp/orders-test-heartbeat",
+    # Threads of the live server keep no connection that would block dropping the test database.
+    "DB_CONN_MAX_AGE": "0",
+}
+for _key, _value in TEST_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+from orders_project.settings import *  # noqa: E402,F401,F403
