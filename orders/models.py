@@ -137,3 +137,45 @@ class OrderHistory(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name_plural = "order history"
+
+
+class DeadLetterStatus(models.TextChoices):
+    ARCHIVED = "archived"  # stored from the DLQ, waiting for an operator
+    REDRIVEN = "redriven"  # re-published to its stage queue
+    DISCARDED = "discarded"  # an operator decided it needs no redrive
+
+
+class DeadLetter(models.Model):
+    """A message taken off the RabbitMQ DLQ by the archiver, with what an operator needs to act on it."""
+
+    # Celery's task id (a redrive gets a new one); a hash of the body for non-Celery messages.
+    message_key = models.CharField(max_length=128, unique=True)
+    order = models.ForeignKey(Order, related_name="dead_letters", null=True, blank=True, on_delete=models.SET_NULL)
+    task_name = models.CharField(max_length=200, blank=True, default="")
+    stage = models.CharField(max_length=20, blank=True, default="")
+    queue = models.CharField(max_length=100, blank=True, default="")
+    reason = models.CharField(max_length=40, help_text="x-death reason: rejected, delivery_limit, expired, ...")
+    exception = models.CharField(max_length=200, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=1)
+    first_death_at = models.DateTimeField(null=True, blank=True)
+    last_death_at = models.DateTimeField(null=True, blank=True)
+    headers = models.JSONField(default=dict)
+    properties = models.JSONField(default=dict)
+    body = models.TextField(blank=True, default="")
+    content_type = models.CharField(max_length=100, blank=True, default="")
+    status = models.CharField(max_length=12, choices=DeadLetterStatus.choices, default=DeadLetterStatus.ARCHIVED, db_index=True)
+    archived_at = models.DateTimeField(auto_now_add=True)
+    redriven_at = models.DateTimeField(null=True, blank=True)
+    redriven_by = models.CharField(max_length=150, blank=True, default="")
+    redrive_task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-archived_at"]
+
+    def __str__(self) -> str:
+        return f"{self.task_name or 'message'} {self.message_key} ({self.reason})"
+
+    @property
+    def failure_group(self) -> str:
+        return f"{self.task_name}:{self.exception or self.reason}"

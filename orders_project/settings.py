@@ -216,3 +216,5 @@ LOGGING = {
 ENRICHMENT_PROVIDER_TIMEOUT = env.float("ENRICHMENT_PROVIDER_TIMEOUT", default=5.0)
 # Touched by the relay and the archiver each loop; their liveness probe checks its age.
 HEARTBEAT_FILE = env.str("HEARTBEAT_FILE", default="/tmp/heartbeat")
+# Fault injection for tests and the chaos run: the archiver dies after storing, before acking.
+DEAD_LETTER_FAULT_AFTER_STORE = env.bool("DEAD_LETTER_FAULT_AFTER_STORE", default=False)
