@@ -32,7 +32,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=orders_project.settings \
     DJANGO_DEBUG=False \
     LOG_FORMAT=json \
-    PORT=8000 \
+    WEB_PORT=8000 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 
 # Fixed numeric UID/GID so Kubernetes can verify runAsNonRoot (it cannot resolve names).
@@ -72,4 +72,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # The Procfile `web` line; `sh -c` for the ${VAR:-default} expansion, `exec` so uvicorn is PID 1
 # and receives SIGTERM directly (graceful shutdown).
-CMD ["sh", "-c", "exec uvicorn orders_project.asgi:application --host 0.0.0.0 --port ${PORT:-8000} --workers ${WEB_CONCURRENCY:-1} --timeout-graceful-shutdown 20"]
+CMD ["sh", "-c", "exec uvicorn orders_project.asgi:application --host 0.0.0.0 --port ${WEB_PORT:-8000} --workers ${WEB_CONCURRENCY:-1} --timeout-graceful-shutdown 20"]

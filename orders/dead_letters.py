@@ -14,7 +14,7 @@ from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 from kombu import Connection
 
@@ -204,3 +204,129 @@ def dlq_depth() -> int:
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
         _, count, _ = conn.channel().queue_declare(broker.DEAD_LETTER_QUEUE_NAME, passive=True)
         return count
+
+
+# ---------------------------------------------------------------------------
+# Redrive and discard
+# ---------------------------------------------------------------------------
+def _order_reopen(*, order: Order, stage: str) -> None:
+    """Put a failed order back on track for `stage`: re-reserve its stock when the stage runs after
+    process (a failure released it), or back to pending when process itself is redriven."""
+    if order.status == OrderStatus.COMPLETED:
+        raise RedriveRefused(f"order {order.id} is already completed; nothing to redrive")
+    if order.status == OrderStatus.PENDING or (order.status == OrderStatus.PROCESSING and stage != "process"):
+        return  # still on its way; the redriven stage's own guard decides
+    if stage == "process":
+        order.status = OrderStatus.PENDING
+    else:
+        wanted = _quantities(list(order.items.all()))
+        products = _products_lock(wanted)
+        short = [sku for sku, qty in sorted(wanted.items()) if sku not in products or products[sku].available < qty]
+        if short:
+            raise RedriveRefused(f"not enough stock to redrive order {order.id}: {', '.join(short)}")
+        for sku, qty in wanted.items():
+            Product.objects.filter(pk=products[sku].pk).update(reserved=F("reserved") + qty)
+        order.status = OrderStatus.PROCESSING
+    order.failure_reason = ""
+    order.save(update_fields=["status", "failure_reason", "updated_at"])
+
+
+def dead_letter_redrive(*, dead_letter_id: int, actor: str) -> DeadLetter:
+    """Re-publish one dead letter to its stage's queue with retries reset and the rest of its chain,
+    after putting its order back on track. The publish happens inside the transaction: if the broker
+    refuses, nothing changes; if the commit fails after it, the stages' guards absorb the message."""
+    from orders_project.celery import app
+
+    # transaction ensures the order's reopening, the history and the dead letter's status go together.
+    with transaction.atomic():
+        dead_letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
+        if dead_letter.status == DeadLetterStatus.REDRIVEN:
+            raise RedriveRefused(f"dead letter {dead_letter.pk} was already redriven by {dead_letter.redriven_by}")
+        stage = broker.STAGE_BY_TASK.get(dead_letter.task_name)
+        if stage is None or dead_letter.content_type != "application/json":
+            raise RedriveRefused(f"dead letter {dead_letter.pk} is not a pipeline task message; discard it instead")
+        if dead_letter.order_id is None:
+            raise RedriveRefused(f"dead letter {dead_letter.pk} has no order")
+        order = _order_lock(dead_letter.order_id)
+        _order_reopen(order=order, stage=stage.name)
+        args, kwargs, embed = json.loads(dead_letter.body)
+        task_id = str(uuid.uuid4())
+        order_history_append(
+            order=order,
+            stage=stage.name,
+            event=HistoryEvent.REDRIVEN,
+            detail={"by": actor, "dead_letter_id": dead_letter.pk, "task_id": task_id},
+        )
+        dead_letter.status = DeadLetterStatus.REDRIVEN
+        dead_letter.redriven_at = timezone.now()
+        dead_letter.redriven_by = actor
+        dead_letter.redrive_task_id = task_id
+        dead_letter.save(update_fields=["status", "redriven_at", "redriven_by", "redrive_task_id"])
+        app.send_task(
+            stage.task, args=args, kwargs=kwargs, task_id=task_id, retries=0, chain=(embed or {}).get("chain")
+        )
+    log.info("dead_letter_redriven", order_id=str(order.id), dead_letter_id=dead_letter.pk, by=actor, task_id=task_id)
+    return dead_letter
+
+
+@dataclass(frozen=True)
+class BulkRedriveResult:
+    redriven: list[int]
+    refused: dict[int, str]
+
+
+def dead_letter_redrive_many(*, dead_letter_ids, actor: str) -> BulkRedriveResult:
+    redriven, refused = [], {}
+    for dead_letter_id in dead_letter_ids:
+        try:
+            dead_letter_redrive(dead_letter_id=dead_letter_id, actor=actor)
+            redriven.append(dead_letter_id)
+        except (ApplicationError, DeadLetter.DoesNotExist) as exc:
+            refused[dead_letter_id] = getattr(exc, "message", None) or str(exc)
+    return BulkRedriveResult(redriven=redriven, refused=refused)
+
+
+def dead_letter_discard(*, dead_letter_id: int, actor: str) -> DeadLetter:
+    with transaction.atomic():
+        dead_letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
+        if dead_letter.status != DeadLetterStatus.ARCHIVED:
+            raise RedriveRefused(f"dead letter {dead_letter.pk} is {dead_letter.status}, not archived")
+        dead_letter.status = DeadLetterStatus.DISCARDED
+        dead_letter.redriven_by = actor
+        dead_letter.save(update_fields=["status", "redriven_by"])
+    log.info("dead_letter_discarded", dead_letter_id=dead_letter.pk, by=actor)
+    return dead_letter
+
+
+# ---------------------------------------------------------------------------
+# Reads
+# ---------------------------------------------------------------------------
+def dead_letter_list(*, status: str | None = None, group: str | None = None, order_id=None):
+    qs = DeadLetter.objects.select_related("order").order_by("-archived_at")
+    if status:
+        qs = qs.filter(status=status)
+    if order_id:
+        qs = qs.filter(order_id=order_id)
+    if group:
+        task_name, _, failure = group.partition(":")
+        qs = qs.filter(task_name=task_name).filter(_failure_q(failure))
+    return qs
+
+
+def _failure_q(failure: str):
+    return Q(exception=failure) | (Q(exception="") & Q(reason=failure))
+
+
+def dead_letter_groups(*, status: str | None = DeadLetterStatus.ARCHIVED) -> list[dict]:
+    """Failure groups (same task + exception type) with counts, biggest first."""
+    qs = DeadLetter.objects.all()
+    if status:
+        qs = qs.filter(status=status)
+    rows = qs.values("task_name", "exception", "reason").annotate(count=Count("id"), last=Max("archived_at"))
+    groups: dict[str, dict] = {}
+    for row in rows:
+        key = f"{row['task_name']}:{row['exception'] or row['reason']}"
+        entry = groups.setdefault(key, {"group": key, "task": row["task_name"], "failure": row["exception"] or row["reason"], "count": 0, "last_archived_at": row["last"]})
+        entry["count"] += row["count"]
+        entry["last_archived_at"] = max(entry["last_archived_at"], row["last"])
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["group"]))

@@ -138,6 +138,9 @@ class OrderHistory(models.Model):
         ordering = ["created_at", "id"]
         verbose_name_plural = "order history"
 
+    def __str__(self) -> str:
+        return f"{self.stage} {self.event}"
+
 
 class DeadLetterStatus(models.TextChoices):
     ARCHIVED = "archived"  # stored from the DLQ, waiting for an operator

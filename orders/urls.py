@@ -1,5 +1,6 @@
 from django.urls import path, re_path
 
+from orders import ops_apis
 from orders.apis import OrderDetailApi, OrderListCreateApi, ProductListApi
 
 # Optional trailing slash: both /orders and /orders/ answer, a POST is never redirected.
@@ -7,4 +8,13 @@ urlpatterns = [
     re_path(r"^orders/?$", OrderListCreateApi.as_view(), name="orders"),
     re_path(r"^orders/(?P<order_id>[^/]+)/?$", OrderDetailApi.as_view(), name="order-detail"),
     re_path(r"^products/?$", ProductListApi.as_view(), name="products"),
+]
+
+urlpatterns += [
+    re_path(r"^ops/dead-letters/?$", ops_apis.DeadLetterListApi.as_view(), name="dead-letters"),
+    re_path(r"^ops/dead-letters/groups/?$", ops_apis.DeadLetterGroupsApi.as_view(), name="dead-letter-groups"),
+    re_path(r"^ops/dead-letters/redrive/?$", ops_apis.DeadLetterBulkRedriveApi.as_view(), name="dead-letters-redrive"),
+    re_path(r"^ops/dead-letters/(?P<pk>\d+)/?$", ops_apis.DeadLetterDetailApi.as_view(), name="dead-letter"),
+    re_path(r"^ops/dead-letters/(?P<pk>\d+)/redrive/?$", ops_apis.DeadLetterRedriveApi.as_view(), name="dead-letter-redrive"),
+    re_path(r"^ops/dead-letters/(?P<pk>\d+)/discard/?$", ops_apis.DeadLetterDiscardApi.as_view(), name="dead-letter-discard"),
 ]

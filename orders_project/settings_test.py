@@ -27,3 +27,6 @@ for _key, _value in TEST_ENV.items():
     os.environ.setdefault(_key, _value)
 
 from orders_project.settings import *  # noqa: E402,F401,F403
+
+# Basic-auth tests hash a password per request; the production hasher is slow on purpose.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,63 @@
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from orders import services
+from orders.models import DeadLetterStatus
+from orders.tests.dead_letter_factories import dead_letter_archived
+from orders.tests.factories import order_create
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command("dlq", *args, stdout=out, stderr=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def letter(catalog):
+    order = order_create(items=[("ABC", 1)])
+    services.order_process(order_id=order.id)
+    services.order_fail(order_id=order.id, stage="enrich", reason="x")
+    return dead_letter_archived(order_id=order.id)
+
+
+def test_list_shows_groups_and_rows(letter):
+    output = run("list")
+    assert "enrichment.enrich:rejected" in output
+    assert str(letter.order_id) in output
+    assert "1 dead letter(s)" in output
+
+
+def test_show_prints_headers_and_body(letter):
+    output = run("show", str(letter.pk))
+    assert '"task": "enrichment.enrich"' in output and '"x-death"' in output and "orders.finalize" in output
+
+
+def test_redrive_by_id_then_refused_the_second_time(letter, clean_queues):
+    assert f"redriven {letter.pk}" in run("redrive", str(letter.pk))
+    letter.refresh_from_db()
+    assert letter.status == DeadLetterStatus.REDRIVEN and letter.redriven_by.startswith("cli:")
+    with pytest.raises(CommandError, match="nothing was redriven"):
+        run("redrive", str(letter.pk))
+
+
+def test_redrive_group_and_all(letter, clean_queues):
+    assert "1 redriven" in run("redrive", "--group", "enrichment.enrich:rejected")
+    assert "0 redriven" in run("redrive", "--all")
+
+
+def test_redrive_needs_exactly_one_selector(letter):
+    with pytest.raises(CommandError):
+        run("redrive")
+    with pytest.raises(CommandError):
+        run("redrive", "1", "--all")
+
+
+def test_discard_and_unknown_id(letter):
+    assert f"discarded {letter.pk}" in run("discard", str(letter.pk))
+    with pytest.raises(CommandError):
+        run("show", "999999")
