@@ -39,6 +39,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes and scrapers reach /healthz, /readyz and /metrics by pod IP, whatever ALLOWED_HOSTS says.
+    "core.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -192,6 +194,9 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
+# Workers serve /metrics on this port from their main process (0 = off).
+METRICS_PORT = env.int("METRICS_PORT", default=0)
 
 # =============================================================================
 # Logging: JSON lines in containers, readable lines in the run command
