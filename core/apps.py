@@ -8,3 +8,4 @@ class CoreConfig(AppConfig):
         from core import logging as core_logging
 
         core_logging.configure_structlog()
+        from core import worker_signals  # noqa: F401  (connects the Celery worker hooks)

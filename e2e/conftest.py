@@ -158,3 +158,20 @@ def wait_terminal(http, order_id: str, timeout: float = 60) -> dict:
         return order if order["status"] in ("completed", "failed") else None
 
     return wait_until(done, timeout=timeout, interval=0.3, what=f"order {order_id} to end")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+UVICORN = str(Path(sys.executable).parent / "uvicorn")
+
+
+def start_web(processes: Processes, port: int, *, env: dict | None = None) -> Proc:
+    """The Procfile's web command on a given port."""
+    argv = [UVICORN, "orders_project.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--timeout-graceful-shutdown", "20"]
+    return processes.start("web", argv, ready="Application startup complete", env=env)

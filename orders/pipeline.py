@@ -43,7 +43,9 @@ class PipelineTask(Task):
             outcome = "ok"
             return result
         finally:
-            metrics.STAGE_DURATION.labels(stage=self.stage, outcome=outcome).observe(time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            metrics.STAGE_DURATION.labels(stage=self.stage, outcome=outcome).observe(elapsed)
+            log.info("stage_finished", outcome=outcome, duration_ms=round(elapsed * 1000, 1))
             clear_context()
 
     def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):

@@ -215,6 +215,10 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "amqp": {"level": "WARNING"},
         "kombu": {"level": "WARNING"},
+        # uvicorn configures its loggers before Django loads; these route them through ours.
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 # A real HTTP client would time out; the simulated HANG item waits this long, then times out.

@@ -39,6 +39,9 @@ def _websocket_communicator():
 
 WebsocketCommunicator = _websocket_communicator()
 
+# The stack reads the session (auth middleware) and closes stale connections after each frame.
+pytestmark = pytest.mark.django_db
+
 ORIGIN = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
 TIMEOUT = 3
 
@@ -117,7 +120,6 @@ async def test_connected_socket_receives_live_group_events():
     await finish(communicator)
 
 
-@pytest.mark.django_db
 def test_order_changed_reaches_the_socket_through_the_real_layer():
     """The services' broadcaster (sync, async_to_sync inside) and the consumer agree on the message shape."""
     order_id = uuid.uuid4()
@@ -274,7 +276,6 @@ async def test_anonymous_refused_with_4401_when_the_setting_is_off():
     await communicator.wait()
 
 
-@pytest.mark.django_db
 @override_settings(LIVE_FEED_ANONYMOUS=False)
 @pytest.mark.parametrize("is_staff, allowed", [(True, True), (False, False)])
 def test_only_staff_sessions_are_let_in_when_anonymous_is_off(client, django_user_model, is_staff, allowed):

@@ -1,0 +1,151 @@
+"""Issue: live page. A real browser (Debian's chromium, headless, driven by Playwright) watches `/` served
+by uvicorn, with the three real workers behind it: an order posted through the API appears and reaches
+`completed`; the server is restarted and the page reconnects by itself, catches up on an order that
+completed while it was down, and follows the next one. Screenshots: test-artifacts/live-page-*.png.
+
+Chromium comes from scripts/browser.sh (apt); `playwright install` is never run. No skip: without the
+browser this test fails."""
+import contextlib
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+from e2e.conftest import ARTIFACTS, wait_terminal, wait_until
+from orders.tests.factories import catalog_create
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+# No network beyond the page itself: no sync, no component or field-trial downloads, no QUIC probes.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+UVICORN = str(Path(sys.executable).parent / "uvicorn")
+UI_TIMEOUT_MS = 20_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def chromium_page(base_url: str):
+    """A headless page on Debian's chromium. Fails (never skips) when the browser is missing."""
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `bash scripts/browser.sh` (apt-get install chromium)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, base_url=base_url)
+            page.errors = []
+            page.on("pageerror", lambda error: page.errors.append(str(error)))
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"live-page-{name}.png"), full_page=True)
+
+
+def start_web(processes, port: int):
+    argv = [UVICORN, "orders_project.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    return processes.start("web", argv, ready="Application startup complete")
+
+
+def post_order(base_url: str, sku: str, qty: int = 1) -> str:
+    response = requests.post(
+        f"{base_url}/orders",
+        json={"customer_id": "live-page", "source": "web", "items": [{"sku": sku, "qty": qty}]},
+        headers={"Authorization": f"Bearer {settings.SECRET_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["order_id"]
+
+
+def row(order_id: str, status: str | None = None) -> str:
+    selector = f'li.order[data-order-id="{order_id}"]'
+    return selector + (f'[data-status="{status}"]' if status else "")
+
+
+def assert_completed_with_timeline(page, order_id: str) -> None:
+    page.wait_for_selector(row(order_id, "completed"), timeout=UI_TIMEOUT_MS)
+    for stage in ("process", "enrich", "finalize"):
+        page.wait_for_selector(f'{row(order_id)} .stage[data-stage="{stage}"][data-state="done"]', timeout=UI_TIMEOUT_MS)
+    assert page.locator(f'{row(order_id)} .stage[data-stage="finalize"] .stage-time').inner_text().strip()
+
+
+def test_live_page_follows_orders_and_survives_a_server_restart(processes, http):
+    # given: the catalog, the workers, uvicorn on a free port, the page open in chromium
+    catalog_create()
+    processes.pipeline()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = start_web(processes, port)
+
+    with chromium_page(base) as page:
+        try:
+            page.goto("/")
+            page.wait_for_selector('#conn[data-state="live"]', timeout=UI_TIMEOUT_MS)
+            page.wait_for_selector('#products li.product[data-sku="ABC"]', timeout=UI_TIMEOUT_MS)
+            assert settings.SECRET_TOKEN not in page.content()  # the token is never baked into the page
+            page.evaluate("window.__sameDocument = true")
+
+            # when: an order is posted through the API
+            first = post_order(base, "ABC", 2)
+            # then: its row appears at once and moves to completed with its stage timeline
+            page.wait_for_selector(row(first), timeout=5_000)
+            assert_completed_with_timeline(page, first)
+            wait_until(
+                lambda: page.locator('#products li.product[data-sku="ABC"]').get_attribute("data-available") == "998",
+                timeout=10,
+                what="ABC stock to show 998 available",
+            )
+            screenshot(page, "1-completed")
+
+            # when: the server goes away
+            web.stop()
+            # then: the page says so and counts down to its next attempt
+            page.wait_for_selector('#conn[data-state="reconnecting"]', timeout=UI_TIMEOUT_MS)
+            assert "Reconnecting" in page.locator("#conn-text").inner_text()
+            # and an order placed through another web instance completes while this one is down
+            missed = http.post_order([("XYZ", 1)], customer_id="while-down")
+            assert wait_terminal(http, missed, timeout=30)["status"] == "completed"
+            screenshot(page, "2-server-down")
+            assert page.locator(row(missed)).count() == 0
+
+            # when: the server comes back on the same port
+            start_web(processes, port)
+            # then: the page reconnects by itself (no reload) and catches up on the missed order
+            page.wait_for_selector('#conn[data-state="live"]', timeout=30_000)
+            assert page.evaluate("window.__sameDocument === true")
+            assert_completed_with_timeline(page, missed)
+            screenshot(page, "3-reconnected-caught-up")
+
+            # when: the next order is posted after the restart
+            after = post_order(base, "Notebook", 3)
+            # then: it appears and completes on the new socket
+            page.wait_for_selector(row(after), timeout=5_000)
+            assert_completed_with_timeline(page, after)
+            assert page.locator("li.order").count() == 3
+            screenshot(page, "4-after-restart")
+            assert page.errors == [], page.errors
+        except Exception:
+            screenshot(page, "failure")
+            raise
