@@ -1,7 +1,6 @@
 """Health (liveness), readiness (every backing service) and Prometheus metrics."""
 import os
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor

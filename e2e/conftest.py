@@ -13,7 +13,7 @@ from typing import Callable
 import pytest
 import requests
 
-from conftest import purge_queues, subprocess_env
+from conftest import subprocess_env
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CELERY = str(Path(sys.executable).parent / "celery")

@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import re_path
 
 from orders import ops_apis
 from orders.apis import OrderDetailApi, OrderListCreateApi, ProductListApi

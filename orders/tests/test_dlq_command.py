@@ -3,10 +3,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from orders import services
 from orders.models import DeadLetterStatus
-from orders.tests.dead_letter_factories import dead_letter_archived
-from orders.tests.factories import order_create
 
 pytestmark = pytest.mark.django_db
 
@@ -15,14 +12,6 @@ def run(*args) -> str:
     out = io.StringIO()
     call_command("dlq", *args, stdout=out, stderr=out)
     return out.getvalue()
-
-
-@pytest.fixture
-def letter(catalog):
-    order = order_create(items=[("ABC", 1)])
-    services.order_process(order_id=order.id)
-    services.order_fail(order_id=order.id, stage="enrich", reason="x")
-    return dead_letter_archived(order_id=order.id)
 
 
 def test_list_shows_groups_and_rows(letter):

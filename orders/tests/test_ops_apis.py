@@ -20,14 +20,6 @@ def staff_client():
     return client
 
 
-@pytest.fixture
-def letter(catalog):
-    order = order_create(items=[("ABC", 1)])
-    services.order_process(order_id=order.id)
-    services.order_fail(order_id=order.id, stage="enrich", reason="x")
-    return dead_letter_archived(order_id=order.id)
-
-
 PATHS = [
     ("get", "/ops/dead-letters"),
     ("get", "/ops/dead-letters/groups"),
