@@ -1,0 +1,1 @@
+"""Benchmark suite: `python -m bench.run [--smoke]` (see bench/README.md)."""

@@ -1,0 +1,9 @@
+from django.db import models
+
+
+class CeilingRow(models.Model):
+    """One row per request to the ceiling view: the least an accepting endpoint can write."""
+
+    customer_id = models.CharField(max_length=64)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,215 @@
+"""Processes the bench starts (each in its own process group, killed at the end whatever happens)
+and a psutil sampler of CPU seconds and RSS per process kind (a kind = one or more process trees)."""
+import atexit
+import os
+import re
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+_STARTED: list["Proc"] = []
+
+
+def procfile_commands(env: dict) -> dict[str, list[str]]:
+    """The Procfile's commands with ${VAR:-default} expanded from `env`, bound to loopback."""
+    commands = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#") or ":" not in line:
+            continue
+        name, command = line.split(":", 1)
+
+        def expand(match):
+            var, default = match.group(1), match.group(3) or ""
+            return env.get(var) or default
+
+        command = re.sub(r"\$\{(\w+)(:-([^}]*))?\}", expand, command)
+        commands[name.strip()] = [arg if arg != "0.0.0.0" else "127.0.0.1" for arg in shlex.split(command)]
+    return commands
+
+
+@dataclass
+class Proc:
+    name: str
+    kind: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            except ProcessLookupError:
+                pass
+        self.kill()  # leftovers of the group (pool children)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def start(name: str, kind: str, argv: list[str], env: dict, log_dir: Path) -> Proc:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{name}.log"
+    handle = open(log, "ab")
+    popen = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    handle.close()
+    proc = Proc(name, kind, popen, log)
+    _STARTED.append(proc)
+    return proc
+
+
+def stop_all() -> None:
+    for proc in reversed(_STARTED):
+        proc.stop(timeout=10)
+    _STARTED.clear()
+
+
+def stop(procs) -> None:
+    threads = [threading.Thread(target=p.stop) for p in procs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in procs:
+        if p in _STARTED:
+            _STARTED.remove(p)
+
+
+atexit.register(stop_all)
+
+
+def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_ready(procs, marker: str, timeout: float = 90) -> None:
+    for proc in procs:
+        def ready(p=proc):
+            if not p.alive():
+                raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.output()[-3000:]}")
+            return marker in p.output()
+
+        wait_for(ready, timeout=timeout, what=f"{proc.name} ready")
+
+
+def infra_pids() -> dict[str, list[int]]:
+    """The machine's PostgreSQL, RabbitMQ and Redis servers (shared with anyone else on the machine)."""
+    found: dict[str, list[int]] = {"postgres (shared)": [], "rabbitmq (shared)": [], "redis (shared)": []}
+    for p in psutil.process_iter(["name", "ppid"]):
+        name = p.info["name"] or ""
+        if name == "postgres" and p.info["ppid"] == 1:
+            found["postgres (shared)"].append(p.pid)
+        elif name == "beam.smp":
+            found["rabbitmq (shared)"].append(p.pid)
+        elif name == "redis-server":
+            found["redis (shared)"].append(p.pid)
+    return found
+
+
+@dataclass
+class Sampler:
+    """Samples every `interval` s: per kind, CPU seconds used since `begin()` and the peak RSS."""
+
+    interval: float = 0.25
+    roots: dict[str, list[int]] = field(default_factory=dict)
+    _base: dict[int, float] = field(default_factory=dict)
+    _last: dict[int, tuple[str, float]] = field(default_factory=dict)
+    _peak: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def track(self, kind: str, pid: int) -> None:
+        with self._lock:
+            self.roots.setdefault(kind, []).append(pid)
+
+    def _tree(self, pid: int) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def sample(self) -> None:
+        with self._lock:
+            roots = {k: list(v) for k, v in self.roots.items()}
+        rss: dict[str, float] = {}
+        for kind, pids in roots.items():
+            for pid in pids:
+                for p in self._tree(pid):
+                    try:
+                        t = p.cpu_times()
+                        cpu = t.user + t.system
+                        mem = p.memory_info().rss
+                    except psutil.Error:
+                        continue
+                    with self._lock:
+                        self._base.setdefault(p.pid, 0.0 if p.pid not in self._last else self._last[p.pid][1])
+                        self._last[p.pid] = (kind, cpu)
+                    rss[kind] = rss.get(kind, 0.0) + mem
+        with self._lock:
+            for kind, value in rss.items():
+                self._peak[kind] = max(self._peak.get(kind, 0.0), value)
+
+    def begin(self) -> None:
+        """Start a window: CPU counts from now; processes born later count from zero."""
+        self.sample()
+        with self._lock:
+            self._base = {pid: cpu for pid, (_, cpu) in self._last.items()}
+            self._peak = {}
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def end(self) -> dict[str, dict]:
+        self.sample()
+        with self._lock:
+            cpu: dict[str, float] = {}
+            for pid, (kind, value) in self._last.items():
+                cpu[kind] = cpu.get(kind, 0.0) + max(0.0, value - self._base.get(pid, 0.0))
+            result = {kind: {"cpu_s": round(cpu.get(kind, 0.0), 3), "peak_rss_mb": round(self._peak.get(kind, 0.0) / 2**20, 1)} for kind in self.roots}
+        return result
+
+    def forget(self, kind: str) -> None:
+        with self._lock:
+            self.roots.pop(kind, None)
+
+    def close(self) -> None:
+        self._stop.set()

@@ -1,0 +1,755 @@
+"""The benchmark suite, one command: `python -m bench.run [--smoke]` (or `make bench`).
+
+Runs every figure of issue 8 against the real processes of the Procfile (uvicorn, the three Celery
+workers, the relay) on its own database, RabbitMQ vhost and Redis db, next to the ceilings measured in
+the same run, and writes bench/results/<timestamp>.json, latest.json, latest.md and latest.png.
+See bench/README.md for what each figure means.
+"""
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+from bench import procs
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CELERY = str(Path(sys.executable).parent / "celery")
+TOKEN = "bench-token"
+PIPELINE_KINDS = ("worker_process", "worker_enrichment", "worker_finalize")
+ORDER_TABLES = (
+    "orders_orderhistory", "orders_orderitem", "orders_orderenrichment", "orders_invoice",
+    "orders_idempotencykey", "orders_outboxmessage", "orders_deadletter", "orders_order", "bench_ceiling_ceilingrow",
+)
+
+
+@dataclass
+class Sizes:
+    api_seconds: float = 15.0  # each closed-loop API measurement
+    api_warmup: int = 300  # requests per endpoint before measuring
+    drain_orders: int = 5000  # pipeline backlog (latency 0) and bare-chain backlog
+    backlog_messages: int = 50000  # decoupling: messages waiting in the queues
+    decouple_seconds: float = 15.0
+    e2e_rate: float = 50.0
+    e2e_seconds: float = 30.0
+    io_orders: int = 2000  # enrichment at 1000 ms
+    scale_orders: int = 1000  # per scale-out point
+    scale_processes: tuple = (1, 2, 4)
+    enrichment_latency_ms: int = 1000
+    phase_timeout: float = 300.0  # no wait in the bench lasts longer than this
+
+
+SMOKE = Sizes(
+    api_seconds=1.0, api_warmup=0, drain_orders=40, backlog_messages=1000, decouple_seconds=1.0,
+    e2e_rate=50.0, e2e_seconds=0.6, io_orders=24, scale_orders=12, phase_timeout=40.0,
+)
+
+
+# --------------------------------------------------------------------------- environment
+def bench_env(args) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "PYTEST", "COV_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="bench.settings_bench",
+        DJANGO_DEBUG="False",
+        DJANGO_SECRET_KEY="bench-secret-key",
+        SECRET_TOKEN=TOKEN,
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.name}",
+        CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:5672/{args.name}",
+        REDIS_URL=f"redis://127.0.0.1:6379/{args.redis_db}",
+        CACHE_KEY_PREFIX=args.name,
+        CHANNELS_PREFIX=f"asgi-{args.name}",
+        LOG_FORMAT="json",
+        LOG_LEVEL="WARNING",
+        ENRICHMENT_LATENCY_MS="0",
+        ENRICHMENT_FAILURE_RATE="0",
+        HEARTBEAT_FILE=f"/tmp/{args.name}-heartbeat",
+        PYTHONUNBUFFERED="1",
+        PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    for pair in args.env:
+        key, _, value = pair.partition("=")
+        env[key] = value
+    return env
+
+
+class Bench:
+    def __init__(self, args, sizes: Sizes):
+        self.args = args
+        self.sizes = sizes
+        self.env = bench_env(args)
+        os.environ.update(self.env)  # the driver imports the product's settings module (broker topology)
+        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.out = Path(args.out)
+        self.logs = Path(args.logs or f"/tmp/{args.name}-logs-{self.stamp}")
+        self.sampler = procs.Sampler()
+        self.results: dict = {"phases": {}, "load_runs": {}, "figures": {}, "cost": {}}
+        self.web: list[procs.Proc] = []
+        self.relay: procs.Proc | None = None
+        self.commands = procs.procfile_commands(self.env)
+        self.t0 = time.monotonic()
+
+    # ----------------------------------------------------------------------- helpers
+    def log(self, message: str) -> None:
+        print(f"[bench {time.monotonic() - self.t0:7.1f}s] {message}", flush=True)
+
+    def db(self):
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=self.args.name, connect_timeout=5)
+        conn.autocommit = True
+        return conn
+
+    def sql(self, query: str, params=None) -> list:
+        import psycopg2
+
+        for attempt in range(5):  # the shared server may be out of connections for a moment
+            try:
+                conn = self.db()
+                break
+            except psycopg2.OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(1 + attempt)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def broker(self):
+        from kombu import Connection
+
+        return Connection(self.env["CELERY_BROKER_URL"], connect_timeout=5)
+
+    def redis(self):
+        import redis
+
+        return redis.Redis.from_url(self.env["REDIS_URL"])
+
+    def manage(self, *argv: str, env: dict | None = None) -> None:
+        subprocess.run([PY, "manage.py", *argv], env=env or self.env, cwd=ROOT, check=True, capture_output=True, timeout=180)
+
+    def queue_depth(self, name: str) -> int:
+        with self.broker() as conn:
+            try:
+                return conn.default_channel.queue_declare(name, passive=True).message_count
+            except Exception:
+                return 0
+
+    def consumers(self, name: str) -> int:
+        with self.broker() as conn:
+            try:
+                return conn.default_channel.queue_declare(name, passive=True).consumer_count
+            except Exception:
+                return 0
+
+    def wait_consumers(self, started: list, queues: dict[str, int]) -> None:
+        """Workers are ready when their queues have their consumers (the Procfile's log level hides 'ready')."""
+        def ready():
+            for proc in started:
+                if not proc.alive():
+                    raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
+            return all(self.consumers(q) >= n for q, n in queues.items())
+
+        procs.wait_for(ready, timeout=90, what=f"consumers on {queues}", interval=0.2)
+
+    def purge(self) -> None:
+        from bench.ceiling_celery import QUEUES
+
+        names = ["process", "enrichment", "finalize", "orders.dlq", *QUEUES] + [f"celery_delayed_{i}" for i in range(28)]
+        with self.broker() as conn:
+            channel = conn.channel()
+            for name in names:
+                try:
+                    channel.queue_purge(name)
+                except Exception:  # a delayed-delivery queue not declared yet
+                    channel = conn.channel()
+
+    def reset(self) -> None:
+        """Empty the order tables, refill the stock, purge every queue: each phase starts the same."""
+        self.sql(f"TRUNCATE {', '.join(ORDER_TABLES)} CASCADE")
+        self.sql("UPDATE orders_product SET stock = 1000000, reserved = 0")
+        self.purge()
+        self.redis().delete("bench:ceiling:done")
+
+    # ----------------------------------------------------------------------- set-up
+    def prepare(self) -> None:
+        import psycopg2
+
+        self.log(f"set-up: database and vhost {self.args.name}, redis db {self.args.redis_db}")
+        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.args.name])
+            if not cur.fetchone():
+                cur.execute(f'CREATE DATABASE "{self.args.name}"')
+        admin.close()
+        subprocess.run(["rabbitmqctl", "add_vhost", self.args.name], capture_output=True, timeout=60)
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", self.args.name, "guest", ".*", ".*", ".*"], check=True, capture_output=True, timeout=60
+        )
+        # one Django start-up for the three set-up commands of the README (migrate, seed_catalog, declare_topology)
+        code = ("import django; django.setup(); from django.core.management import call_command as c; "
+                "c('migrate', interactive=False, verbosity=0); c('seed_catalog', verbosity=0); c('declare_topology', verbosity=0)")
+        subprocess.run([PY, "-c", code], env=self.env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+        from bench import ceiling_celery
+
+        with self.broker() as conn:
+            ceiling_celery.declare(conn)
+        self.reset()
+
+    # ----------------------------------------------------------------------- processes
+    def start_web(self, port: int, extra_env: dict | None = None, name: str = "web") -> procs.Proc:
+        argv = list(self.commands["web"])
+        argv[argv.index("--port") + 1] = str(port)
+        if argv[0] == "uvicorn":
+            argv[0] = str(Path(sys.executable).parent / "uvicorn")
+        proc = procs.start(name, "web", argv, {**self.env, **(extra_env or {})}, self.logs)
+        self.sampler.track("web", proc.pid)
+
+        def healthy():
+            if not proc.alive():
+                raise RuntimeError(f"web exited: {proc.output()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    return response.status == 200
+            except Exception:
+                return False
+
+        procs.wait_for(healthy, timeout=90, what="web /healthz")
+        return proc
+
+    def start_relay(self, extra_env: dict | None = None) -> procs.Proc:
+        argv = [PY if a == "python" else a for a in self.commands["relay"]]
+        argv += ["--heartbeat-file", ""]
+        proc = procs.start("relay", "relay", argv, {**self.env, **(extra_env or {})}, self.logs)
+        self.sampler.track("relay", proc.pid)
+        return proc
+
+    def worker_argv(self, kind: str, env: dict, *, app: str | None = None, queue: str | None = None, suffix: str = "") -> list[str]:
+        """The Procfile's command for `kind` (its ${VAR:-default} read from `env`), optionally on another app/queue."""
+        argv = [CELERY if a == "celery" else a for a in procs.procfile_commands(env)[kind]]
+        if app:
+            argv[argv.index("-A") + 1] = app
+        if queue:
+            argv[argv.index("-Q") + 1] = queue
+        name_at = argv.index("-n") + 1
+        argv[name_at] = argv[name_at].replace("@", f"{suffix}-{uuid.uuid4().hex[:4]}@")
+        return argv + ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+    def start_pipeline(self, *, latency_ms: int = 0, enrichment_processes: int = 1, enrichment_concurrency: int | None = None,
+                       kinds=PIPELINE_KINDS) -> list[procs.Proc]:
+        env = {**self.env, "ENRICHMENT_LATENCY_MS": str(latency_ms)}
+        if enrichment_concurrency:
+            env["ENRICHMENT_CONCURRENCY"] = str(enrichment_concurrency)
+        started = []
+        for kind in kinds:
+            for n in range(enrichment_processes if kind == "worker_enrichment" else 1):
+                argv = self.worker_argv(kind, env, suffix=str(n))
+                proc = procs.start(f"{kind}-{n}-{uuid.uuid4().hex[:4]}", kind, argv, env, self.logs)
+                self.sampler.track(kind, proc.pid)
+                started.append(proc)
+        queues = {"worker_process": ("process", 1), "worker_enrichment": ("enrichment", enrichment_processes), "worker_finalize": ("finalize", 1)}
+        self.wait_consumers(started, dict(queues[k] for k in kinds))
+        return started
+
+    def start_ceiling_workers(self) -> list[procs.Proc]:
+        from bench.ceiling_celery import QUEUES
+
+        env = {k: v for k, v in self.env.items() if k != "DJANGO_SETTINGS_MODULE"}
+        started = []
+        for kind, queue in zip(PIPELINE_KINDS, QUEUES):
+            argv = self.worker_argv(kind, env, app="bench.ceiling_celery", queue=queue)
+            proc = procs.start(f"ceiling-{queue}-{uuid.uuid4().hex[:4]}", f"ceiling_{kind}", argv, env, self.logs)
+            self.sampler.track(f"ceiling_{kind}", proc.pid)
+            started.append(proc)
+        self.wait_consumers(started, {q: 1 for q in QUEUES})
+        return started
+
+    def stop(self, started: list[procs.Proc]) -> None:
+        kinds = {p.kind for p in started}
+        procs.stop(started)
+        for kind in kinds:
+            self.sampler.forget(kind)
+
+    # ----------------------------------------------------------------------- load
+    def load(self, label: str, path: str, *, port: int, concurrency: int = 0, rate: float = 0.0,
+             seconds: float | None = None, count: int | None = None, ids: bool = False) -> dict:
+        argv = [PY, "-m", "bench.load", "--url", f"http://127.0.0.1:{port}{path}", "--token", TOKEN,
+                "--duration", str(seconds if seconds is not None else self.sizes.phase_timeout), "--seed", str(len(self.results["load_runs"]))]
+        argv += ["--concurrency", str(concurrency)] if concurrency else ["--rate", str(rate)]
+        if count:
+            argv += ["--count", str(count)]
+        ids_file = self.logs / f"ids-{label}.txt"
+        if ids:
+            argv += ["--ids-file", str(ids_file)]
+        done = subprocess.run(argv, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=self.sizes.phase_timeout + 60)
+        if done.returncode != 0:
+            raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        self.results["load_runs"][label] = result
+        self.log(
+            f"load {label}: {result['accepted']}/{result['sent']} accepted, {result['accept_rate']}/s, "
+            f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, generator {result['generator_cores']} cores"
+        )
+        if ids:
+            result["ids"] = [line for line in ids_file.read_text().splitlines() if line]
+        return result
+
+    # ----------------------------------------------------------------------- pipeline measures
+    def terminal_count(self) -> int:
+        return self.sql("SELECT count(*) FROM orders_order WHERE status IN ('completed', 'failed')")[0][0]
+
+    def wait_published(self) -> None:
+        """Orders accepted while the relay catches up (fast path failed or relay-only publish)."""
+        try:
+            procs.wait_for(
+                lambda: self.sql("SELECT count(*) FROM orders_outboxmessage WHERE published_at IS NULL")[0][0] == 0,
+                timeout=self.sizes.phase_timeout, what="outbox empty", interval=0.2,
+            )
+        except TimeoutError:
+            self.log("warning: outbox not empty at the deadline")
+
+    def drain(self, expected: int, started_at: float) -> dict:
+        """Wait (bounded) until `expected` orders are terminal; the rate is read from the finalize
+        timestamps between 10 % and 90 % of the orders, so worker start-up does not count."""
+        timed_out = False
+        try:
+            procs.wait_for(lambda: self.terminal_count() >= expected, timeout=self.sizes.phase_timeout, what="drain", interval=0.25)
+        except TimeoutError:
+            timed_out = True
+        wall = time.monotonic() - started_at
+        times = [
+            row[0] for row in self.sql(
+                "SELECT extract(epoch FROM created_at) FROM orders_orderhistory "
+                "WHERE stage = 'finalize' AND event = 'completed' ORDER BY created_at"
+            )
+        ]
+        failed = self.sql("SELECT count(*) FROM orders_order WHERE status = 'failed'")[0][0]
+        return {"expected": expected, "completed": len(times), "failed": failed, "timed_out": timed_out,
+                "wall_s": round(wall, 2), "rate": steady_rate(times, len(times) / wall if wall else 0.0)}
+
+    def fill(self, label: str, port: int, orders: int) -> int:
+        result = self.load(label, "/orders", port=port, concurrency=16, count=orders)
+        self.wait_published()
+        return result["accepted"]
+
+    def pipeline_run(self, label: str, port: int, orders: int, *, latency_ms: int = 0, enrichment_processes: int = 1,
+                     enrichment_concurrency: int | None = None, keep: bool = False):
+        self.reset()
+        self.sampler.begin()
+        accepted = self.fill(f"{label}-fill", port, orders)
+        started_at = time.monotonic()
+        workers = self.start_pipeline(latency_ms=latency_ms, enrichment_processes=enrichment_processes,
+                                      enrichment_concurrency=enrichment_concurrency)
+        result = self.drain(accepted, started_at)
+        result["cost"] = self.sampler.end()
+        result.update(latency_ms=latency_ms, enrichment_processes=enrichment_processes,
+                      enrichment_concurrency=enrichment_concurrency or int(self.env.get("ENRICHMENT_CONCURRENCY") or self.procfile_default("ENRICHMENT_CONCURRENCY")))
+        self.results["phases"][label] = result
+        self.log(f"{label}: {result['completed']} completed ({result['failed']} failed) at {result['rate']} orders/s, timed_out={result['timed_out']}")
+        if keep:
+            return result, workers
+        self.stop(workers)
+        return result, []
+
+    def enrichment_run(self, label: str, port: int, orders: int, *, enrichment_processes: int = 1,
+                       enrichment_concurrency: int | None = None) -> dict:
+        """Process and finalize workers already running, no enrichment worker: the backlog is filled through
+        the API and waits in the enrichment queue; then the enrichment worker(s) start at the provider's
+        latency and the rate of completed orders is what the enrichment stage sustains."""
+        self.reset()
+        accepted = self.fill(f"{label}-fill", port, orders)
+        try:
+            procs.wait_for(lambda: self.queue_depth("enrichment") >= accepted, timeout=self.sizes.phase_timeout,
+                           what="backlog in the enrichment queue", interval=0.25)
+        except TimeoutError:
+            self.log("warning: the process stage did not move the whole backlog in time")
+        self.sampler.begin()
+        started_at = time.monotonic()
+        latency = self.sizes.enrichment_latency_ms
+        workers = self.start_pipeline(latency_ms=latency, enrichment_processes=enrichment_processes,
+                                      enrichment_concurrency=enrichment_concurrency, kinds=("worker_enrichment",))
+        result = self.drain(accepted, started_at)
+        result["cost"] = self.sampler.end()
+        result.update(latency_ms=latency, enrichment_processes=enrichment_processes,
+                      enrichment_concurrency=enrichment_concurrency or int(self.env.get("ENRICHMENT_CONCURRENCY") or self.procfile_default("ENRICHMENT_CONCURRENCY")))
+        self.results["phases"][label] = result
+        self.log(f"{label}: {result['completed']} completed ({result['failed']} failed) at {result['rate']} orders/s, timed_out={result['timed_out']}")
+        self.stop(workers)
+        return result
+
+    def procfile_default(self, var: str) -> str:
+        import re
+
+        match = re.search(r"\$\{" + var + r":-([^}]*)\}", (ROOT / "Procfile").read_text())
+        return match.group(1) if match else ""
+
+    def e2e(self, label: str, port: int) -> dict:
+        """Open loop at e2e_rate against running workers; latency = history accepted → finalize completed."""
+        result = self.load(label, "/orders", port=port, rate=self.sizes.e2e_rate, seconds=self.sizes.e2e_seconds, ids=True)
+        ids = result.pop("ids")
+        try:
+            procs.wait_for(
+                lambda: self.sql("SELECT count(*) FROM orders_order WHERE id = ANY(%s::uuid[]) AND status IN ('completed','failed')", [ids])[0][0] >= len(ids),
+                timeout=self.sizes.phase_timeout, what="e2e orders terminal", interval=0.25,
+            )
+        except TimeoutError:
+            self.log("warning: e2e orders not all terminal at the deadline")
+        rows = self.sql(
+            "SELECT extract(epoch FROM f.created_at - a.created_at) FROM orders_orderhistory a "
+            "JOIN orders_orderhistory f ON f.order_id = a.order_id AND f.stage = 'finalize' AND f.event = 'completed' "
+            "WHERE a.event = 'accepted' AND a.order_id = ANY(%s::uuid[])",
+            [ids],
+        )
+        latencies = sorted(float(r[0]) for r in rows)
+        summary = latency_summary(latencies, len(ids))
+        summary["post"] = {k: result[k] for k in ("accept_rate", "p50_ms", "p99_ms", "generator_cores")}
+        self.results["phases"][label] = summary
+        self.log(f"{label}: {summary}")
+        return summary
+
+    # ----------------------------------------------------------------------- ceiling chain
+    def ceiling_publish(self, count: int) -> None:
+        """The bare-chain backlog: real Celery chain messages, published without waiting for confirms."""
+        from bench.ceiling_celery import app
+        from bench.ceiling_tasks import ceiling_chain
+
+        with app.connection_for_write(transport_options={"confirm_publish": False}) as conn:
+            producer = app.amqp.Producer(conn.default_channel, auto_declare=False)
+            for n in range(count):
+                ceiling_chain(n).apply_async(producer=producer)
+        procs.wait_for(lambda: self.queue_depth("bench.a") >= count, timeout=self.sizes.phase_timeout, what="ceiling backlog", interval=0.2)
+
+    def ceiling_done(self) -> list[tuple[float, float]]:
+        return [tuple(map(float, v.split())) for v in self.redis().lrange("bench:ceiling:done", 0, -1)]
+
+    def ceiling_run(self) -> None:
+        n = self.sizes.drain_orders
+        self.reset()
+        self.ceiling_publish(n)
+        self.sampler.begin()
+        started_at = time.monotonic()
+        workers = self.start_ceiling_workers()
+        timed_out = False
+        try:
+            procs.wait_for(lambda: self.redis().llen("bench:ceiling:done") >= n, timeout=self.sizes.phase_timeout, what="chain drain", interval=0.25)
+        except TimeoutError:
+            timed_out = True
+        wall = time.monotonic() - started_at
+        cost = self.sampler.end()
+        times = sorted(done for done, _ in self.ceiling_done())
+        drained = {"expected": n, "completed": len(times), "timed_out": timed_out, "wall_s": round(wall, 2),
+                   "rate": steady_rate(times, len(times) / wall if wall else 0.0), "cost": cost}
+        self.results["phases"]["ceiling_chain_drain"] = drained
+        self.log(f"ceiling chain: {drained['completed']} chains at {drained['rate']}/s")
+        # end-to-end latency of the bare chain at the same steady rate (publish with confirms, as the API does)
+        from bench.ceiling_celery import QUEUES, app
+        from bench.ceiling_tasks import ceiling_chain
+
+        self.redis().delete("bench:ceiling:done")
+        total = int(self.sizes.e2e_rate * self.sizes.e2e_seconds)
+        start = time.monotonic()
+        with app.connection_for_write() as conn:  # publisher confirms, as the product's publishers
+            producer = app.amqp.Producer(conn.default_channel, auto_declare=False)
+            for k in range(total):
+                delay = start + k / self.sizes.e2e_rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                ceiling_chain(k, time.time()).apply_async(producer=producer)
+        try:
+            procs.wait_for(lambda: self.redis().llen("bench:ceiling:done") >= total, timeout=self.sizes.phase_timeout, what="chain e2e", interval=0.1)
+        except TimeoutError:
+            self.log(f"warning: bare chains not all done at the deadline; queue depths "
+                     f"{[self.queue_depth(q) for q in QUEUES]}, consumers {[self.consumers(q) for q in QUEUES]}")
+        latencies = sorted(done - sent for done, sent in self.ceiling_done())
+        self.results["phases"]["ceiling_chain_e2e"] = latency_summary(latencies, total)
+        self.log(f"ceiling chain e2e: {self.results['phases']['ceiling_chain_e2e']}")
+        self.stop(workers)
+
+    # ----------------------------------------------------------------------- decoupling
+    def flood(self, count: int) -> None:
+        """`count` task-shaped messages (about the size of a real chain message) into the process queue."""
+        from kombu import Exchange, Producer
+
+        body = json.dumps([[str(uuid.uuid4())], {}, {"callbacks": None, "errbacks": None, "chord": None,
+                           "chain": [{"task": "orders.finalize", "args": [], "kwargs": {}, "options": {"x": "y" * 200}},
+                                     {"task": "enrichment.enrich", "args": [], "kwargs": {}, "options": {"x": "y" * 200}}]}])
+        with self.broker() as conn:
+            producer = Producer(conn.default_channel, exchange=Exchange("orders", type="topic"), auto_declare=False)
+            for n in range(count):
+                producer.publish(body, routing_key="order.created", content_type="application/json", content_encoding="utf-8",
+                                 headers={"task": "bench.flood", "id": f"flood-{n}"}, delivery_mode=2)
+        procs.wait_for(lambda: self.queue_depth("process") >= count, timeout=self.sizes.phase_timeout, what="backlog in the queue", interval=0.25)
+
+    # ----------------------------------------------------------------------- the run
+    def run(self) -> dict:
+        s = self.sizes
+        self.results["started_at"] = datetime.now(timezone.utc).isoformat()
+        self.results["machine"] = machine()
+        self.prepare()
+        self.results["versions"] = self.versions()
+        self.results["settings"] = self.settings_snapshot()
+        for kind, pids in procs.infra_pids().items():
+            for pid in pids:
+                self.sampler.track(kind, pid)
+        port = free_port()
+        self.web = [self.start_web(port)]
+        self.relay = self.start_relay()
+        self.log(f"web on 127.0.0.1:{port}: {' '.join(self.commands['web'])}")
+
+        # 1. API accept rate and p99, pipeline idle (no workers; queues purged between runs)
+        if s.api_warmup:
+            self.load("warmup-ceiling", "/bench/ceiling", port=port, concurrency=16, count=s.api_warmup)
+            self.load("warmup-orders", "/orders", port=port, concurrency=16, count=s.api_warmup)
+        for c in (16, 64):
+            self.reset()
+            self.load(f"api-ceiling-c{c}", "/bench/ceiling", port=port, concurrency=c, seconds=s.api_seconds)
+            self.reset()
+            self.load(f"api-orders-c{c}", "/orders", port=port, concurrency=c, seconds=s.api_seconds)
+
+        if self.args.only == "api":
+            procs.stop(self.web + [self.relay])
+            self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
+            return self.results
+
+        # 2. decoupling: POST p99 idle, then with the backlog waiting in the queues
+        self.reset()
+        idle = self.load("decouple-idle", "/orders", port=port, concurrency=16, seconds=s.decouple_seconds)
+        self.reset()
+        self.log(f"flooding the process queue with {s.backlog_messages} messages")
+        self.flood(s.backlog_messages)
+        depth = self.queue_depth("process")
+        busy = self.load("decouple-backlog", "/orders", port=port, concurrency=16, seconds=s.decouple_seconds)
+        self.results["phases"]["decoupling"] = {"backlog_messages": depth, "idle_p99_ms": idle["p99_ms"], "backlog_p99_ms": busy["p99_ms"]}
+
+        # 3. bare chain ceiling: drain and steady-rate latency
+        self.ceiling_run()
+
+        # 4. pipeline drain at latency 0, then end-to-end latency on the same workers
+        _, workers = self.pipeline_run("pipeline_drain", port, s.drain_orders, keep=True)
+        self.sql(f"TRUNCATE {', '.join(ORDER_TABLES)} CASCADE")
+        self.e2e("pipeline_e2e", port)
+        enrichment = [w for w in workers if w.kind == "worker_enrichment"]
+        self.stop(enrichment)
+        workers = [w for w in workers if w not in enrichment]
+
+        # 5. I/O-bound enrichment at 1000 ms with the Procfile's pool and concurrency (process/finalize keep running)
+        self.enrichment_run("enrichment_io", port, s.io_orders, enrichment_concurrency=self.args.enrichment_concurrency or None)
+
+        # 6. scale-out: 1, 2, 4 enrichment processes at 1000 ms
+        for k in s.scale_processes:
+            self.enrichment_run(f"scale_out_{k}", port, s.scale_orders, enrichment_processes=k,
+                                enrichment_concurrency=self.args.scale_concurrency)
+        self.stop(workers)
+
+        procs.stop(self.web + [self.relay])
+        self.results["finished_at"] = datetime.now(timezone.utc).isoformat()
+        self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
+        self.results["figures"] = figures(self.results, s)
+        return self.results
+
+    # ----------------------------------------------------------------------- record
+    def versions(self) -> dict:
+        def dist(name):
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                return None
+
+        found = {"python": platform.python_version()}
+        for name in ("django", "djangorestframework", "celery", "kombu", "amqp", "uvicorn", "psycopg2-binary", "redis",
+                     "channels", "channels-redis", "aiohttp", "psutil"):
+            found[name] = dist(name)
+        try:
+            found["rabbitmq"] = subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        except Exception as exc:
+            found["rabbitmq"] = f"unknown ({exc})"
+        found["postgresql"] = self.sql("SHOW server_version")[0][0]
+        found["redis_server"] = self.redis().info("server").get("redis_version")
+        try:
+            found["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
+            found["git_dirty_files"] = [line[3:] for line in dirty.splitlines()]
+        except Exception:
+            pass
+        return found
+
+    def settings_snapshot(self) -> dict:
+        code = (
+            "import json, django; django.setup(); from django.conf import settings as s; "
+            "print(json.dumps({'CONN_MAX_AGE': s.DATABASES['default'].get('CONN_MAX_AGE'), "
+            "'CELERY_BROKER_TRANSPORT_OPTIONS': s.CELERY_BROKER_TRANSPORT_OPTIONS, "
+            "'CELERY_WORKER_PREFETCH_MULTIPLIER': s.CELERY_WORKER_PREFETCH_MULTIPLIER, "
+            "'CELERY_TASK_ACKS_LATE': s.CELERY_TASK_ACKS_LATE, "
+            "'CELERY_WORKER_SEND_TASK_EVENTS': s.CELERY_WORKER_SEND_TASK_EVENTS, "
+            "'CELERY_TASK_SEND_SENT_EVENT': s.CELERY_TASK_SEND_SENT_EVENT, "
+            "'OUTBOX_GRACE_SECONDS': s.OUTBOX_GRACE_SECONDS, 'OUTBOX_POLL_SECONDS': s.OUTBOX_POLL_SECONDS, "
+            "'OUTBOX_PUBLISH_INLINE': getattr(s, 'OUTBOX_PUBLISH_INLINE', True), "
+            "'OUTBOX_BATCH_SIZE': s.OUTBOX_BATCH_SIZE}, default=str))"
+        )
+        done = subprocess.run([PY, "-c", code], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60)
+        snapshot = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-500:]}
+        snapshot["procfile"] = {k: " ".join(v) for k, v in self.commands.items() if k != "flower"}
+        snapshot["sizes"] = asdict(self.sizes)
+        snapshot["smoke"] = self.args.smoke
+        snapshot["env_overrides"] = list(self.args.env)
+        snapshot["scale_concurrency_per_process"] = self.args.scale_concurrency
+        snapshot["database"], snapshot["vhost"], snapshot["redis_db"] = self.args.name, self.args.name, self.args.redis_db
+        return snapshot
+
+
+# --------------------------------------------------------------------------- figures
+def steady_rate(times: list[float], fallback: float) -> float:
+    """Completions per second between the 10th and the 90th percentile of the finish times."""
+    times = sorted(float(t) for t in times)
+    if len(times) < 10:
+        return round(fallback, 2)
+    lo, hi = int(len(times) * 0.1), int(len(times) * 0.9)
+    span = times[hi] - times[lo]
+    return round((hi - lo) / span, 2) if span > 0 else round(fallback, 2)
+
+
+def latency_summary(latencies: list[float], expected: int) -> dict:
+    from bench.load import percentile
+
+    ms = lambda v: None if v is None else round(v * 1000, 2)  # noqa: E731
+    return {"orders": expected, "measured": len(latencies), "p50_ms": ms(percentile(latencies, 50)),
+            "p90_ms": ms(percentile(latencies, 90)), "p99_ms": ms(percentile(latencies, 99)),
+            "max_ms": ms(latencies[-1] if latencies else None)}
+
+
+def ratio(value, ceiling):
+    if value is None or not ceiling:
+        return None
+    return round(value / ceiling, 3)
+
+
+def figure(value, ceiling, unit, target: str, met, note: str = "", ceiling_name: str = "") -> dict:
+    return {"value": value, "ceiling": ceiling, "ceiling_name": ceiling_name, "ratio": ratio(value, ceiling),
+            "unit": unit, "target": target, "met": met, "note": note}
+
+
+def per_1000(cost: dict, completed: int) -> dict:
+    if not completed:
+        return {}
+    return {kind: {"cpu_s_per_1000": round(v["cpu_s"] / completed * 1000, 2), "peak_rss_mb": v["peak_rss_mb"]} for kind, v in cost.items()}
+
+
+def figures(r: dict, s: Sizes) -> dict:
+    runs, phases = r["load_runs"], r["phases"]
+    out = {}
+    for c in (16, 64):
+        p, ceil = runs[f"api-orders-c{c}"], runs[f"api-ceiling-c{c}"]
+        rt = ratio(p["accept_rate"], ceil["accept_rate"])
+        out[f"api_accept_rate_c{c}"] = figure(p["accept_rate"], ceil["accept_rate"], "req/s", ">= 0.8x", rt is not None and rt >= 0.8,
+                                              ceiling_name="bare DRF insert view, same server")
+    p, ceil = runs["api-orders-c16"], runs["api-ceiling-c16"]
+    out["api_p99_c16"] = figure(p["p99_ms"], ceil["p99_ms"], "ms", "<= 50 ms", p["p99_ms"] is not None and p["p99_ms"] <= 50,
+                                ceiling_name="bare DRF insert view p99")
+    chain = phases["ceiling_chain_drain"]["rate"]
+    drain = phases["pipeline_drain"]
+    rt = ratio(drain["rate"], chain)
+    out["pipeline_throughput"] = figure(drain["rate"], chain, "orders/s", ">= 0.8x", rt is not None and rt >= 0.8,
+                                        note=f"backlog {drain['expected']}, {drain['failed']} failed", ceiling_name="bare 3-task chain, no DB")
+    io = phases["enrichment_io"]
+    rt = ratio(io["rate"], drain["rate"])
+    out["enrichment_io_vs_latency0"] = figure(io["rate"], drain["rate"], "orders/s", ">= 0.8x", rt is not None and rt >= 0.8,
+                                              note=f"latency {io['latency_ms']} ms, threads x{io['enrichment_concurrency']}",
+                                              ceiling_name="pipeline at latency 0")
+    rt = ratio(io["rate"], chain)
+    out["enrichment_io_vs_chain"] = figure(io["rate"], chain, "orders/s", ">= 0.8x", rt is not None and rt >= 0.8, ceiling_name="bare 3-task chain")
+    dec = phases["decoupling"]
+    rt = ratio(dec["backlog_p99_ms"], dec["idle_p99_ms"])
+    out["decoupling_p99"] = figure(dec["backlog_p99_ms"], dec["idle_p99_ms"], "ms", "<= 1.2x", rt is not None and rt <= 1.2,
+                                   note=f"{dec['backlog_messages']} messages waiting", ceiling_name="POST p99 idle")
+    e2e, ce2e = phases["pipeline_e2e"], phases["ceiling_chain_e2e"]
+    out["e2e_latency_p50"] = figure(e2e["p50_ms"], ce2e["p50_ms"], "ms", "<= 50 ms", e2e["p50_ms"] is not None and e2e["p50_ms"] <= 50,
+                                    note=f"{s.e2e_rate:g} orders/s", ceiling_name="bare chain p50 at the same rate")
+    out["e2e_latency_p99"] = figure(e2e["p99_ms"], ce2e["p99_ms"], "ms", "<= 250 ms", e2e["p99_ms"] is not None and e2e["p99_ms"] <= 250,
+                                    note=f"{s.e2e_rate:g} orders/s", ceiling_name="bare chain p99 at the same rate")
+    # cost: worker CPU per 1000 completed orders vs the bare chain's workers per 1000 chains
+    pipeline_cost = per_1000(drain["cost"], drain["completed"])
+    chain_cost = per_1000(phases["ceiling_chain_drain"]["cost"], phases["ceiling_chain_drain"]["completed"])
+    workers_cpu = sum(pipeline_cost.get(k, {}).get("cpu_s_per_1000", 0) for k in PIPELINE_KINDS)
+    chain_cpu = sum(chain_cost.get(f"ceiling_{k}", {}).get("cpu_s_per_1000", 0) for k in PIPELINE_KINDS)
+    out["cost_worker_cpu_per_1000"] = figure(round(workers_cpu, 2), round(chain_cpu, 2), "CPU s", "reported", None,
+                                             ceiling_name="bare chain workers")
+    r["cost"] = {"pipeline_per_1000_orders": pipeline_cost, "bare_chain_per_1000_chains": chain_cost}
+    base = phases.get(f"scale_out_{s.scale_processes[0]}", {}).get("rate")
+    for k in s.scale_processes:
+        ph = phases[f"scale_out_{k}"]
+        out[f"scale_out_{k}"] = figure(ph["rate"], base, "orders/s", "reported", None,
+                                       note=f"{k} x threads {ph['enrichment_concurrency']}, latency {ph['latency_ms']} ms",
+                                       ceiling_name=f"{s.scale_processes[0]} process")
+    gen = {label: {"cores": run["generator_cores"], "cpu_s": run["generator_cpu_s"]} for label, run in runs.items()}
+    r["generator_cpu"] = gen
+    return out
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "cpu_model": model,
+            "platform": platform.platform(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the suite works, measures nothing")
+    parser.add_argument("--name", default=None, help="database and vhost name (default orders_bench, orders_bench_smoke)")
+    parser.add_argument("--redis-db", type=int, default=12)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--logs", default="", help="process logs (default /tmp/<name>-logs-<stamp>)")
+    parser.add_argument("--enrichment-concurrency", type=int, default=0, help="threads of the enrichment worker (default: Procfile)")
+    parser.add_argument("--scale-concurrency", type=int, default=16, help="threads per enrichment process in the scale-out runs")
+    parser.add_argument("--only", choices=["api"], default=None, help="only the API phase (quick comparisons); no report files")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every process (e.g. WEB_CONCURRENCY=2)")
+    args = parser.parse_args(argv)
+    args.name = args.name or ("orders_bench_smoke" if args.smoke else "orders_bench")
+    sizes = SMOKE if args.smoke else Sizes()
+    bench = Bench(args, sizes)
+    try:
+        results = bench.run()
+    finally:
+        procs.stop_all()
+        bench.sampler.close()
+    if args.only:
+        print(json.dumps({k: v for k, v in results["load_runs"].items()}, indent=1))
+        return 0
+    from bench import report
+
+    paths = report.write(results, Path(args.out), bench.stamp)
+    print(report.markdown(results))
+    print("written: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
