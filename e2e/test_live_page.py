@@ -1,14 +1,14 @@
 """Issue: live page. A real browser (Debian's chromium, headless, driven by Playwright) watches `/` served
 by uvicorn, with the three real workers behind it: an order posted through the API appears and reaches
 `completed`; the server is restarted and the page reconnects by itself, catches up on an order that
-completed while it was down, and follows the next one. Screenshots: test-artifacts/live-page-*.png.
+completed while it was down, and follows the next one; the same after the browser's network drops.
+Screenshots: test-artifacts/live-page-*.png.
 
 Chromium comes from scripts/browser.sh (apt); `playwright install` is never run. No skip: without the
 browser this test fails."""
 import contextlib
 import socket
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +79,27 @@ def post_order(base_url: str, sku: str, qty: int = 1) -> str:
     return response.json()["order_id"]
 
 
+# Every status each row shows, in order (consecutive repeats dropped): the page is watched, not polled.
+STATUS_RECORDER = """
+window.__statuses = {};
+const note = (el) => {
+  if (!(el instanceof HTMLElement) || !el.matches("li.order") || !el.dataset.status) return;
+  const seen = (window.__statuses[el.dataset.orderId] ||= []);
+  if (seen[seen.length - 1] !== el.dataset.status) seen.push(el.dataset.status);
+};
+new MutationObserver((mutations) => {
+  for (const m of mutations) {
+    note(m.target);
+    m.addedNodes.forEach(note);
+  }
+}).observe(document.getElementById("orders"), { subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"] });
+"""
+
+
+def statuses_shown(page, order_id: str) -> list[str]:
+    return page.evaluate("(id) => window.__statuses[id] || []", order_id)
+
+
 def row(order_id: str, status: str | None = None) -> str:
     selector = f'li.order[data-order-id="{order_id}"]'
     return selector + (f'[data-status="{status}"]' if status else "")
@@ -92,6 +113,7 @@ def assert_completed_with_timeline(page, order_id: str) -> None:
 
 
 def test_live_page_follows_orders_and_survives_a_server_restart(processes, http):
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `bash scripts/browser.sh` (apt-get install chromium)"
     # given: the catalog, the workers, uvicorn on a free port, the page open in chromium
     catalog_create()
     processes.pipeline()
@@ -106,12 +128,14 @@ def test_live_page_follows_orders_and_survives_a_server_restart(processes, http)
             page.wait_for_selector('#products li.product[data-sku="ABC"]', timeout=UI_TIMEOUT_MS)
             assert settings.SECRET_TOKEN not in page.content()  # the token is never baked into the page
             page.evaluate("window.__sameDocument = true")
+            page.evaluate(STATUS_RECORDER)
 
             # when: an order is posted through the API
             first = post_order(base, "ABC", 2)
             # then: its row appears at once and moves to completed with its stage timeline
             page.wait_for_selector(row(first), timeout=5_000)
             assert_completed_with_timeline(page, first)
+            assert statuses_shown(page, first) == ["pending", "processing", "completed"]
             wait_until(
                 lambda: page.locator('#products li.product[data-sku="ABC"]').get_attribute("data-available") == "998",
                 timeout=10,
@@ -143,8 +167,20 @@ def test_live_page_follows_orders_and_survives_a_server_restart(processes, http)
             # then: it appears and completes on the new socket
             page.wait_for_selector(row(after), timeout=5_000)
             assert_completed_with_timeline(page, after)
-            assert page.locator("li.order").count() == 3
+            assert statuses_shown(page, after) == ["pending", "processing", "completed"]
             screenshot(page, "4-after-restart")
+
+            # when: the browser's network drops and an order completes meanwhile
+            page.context.set_offline(True)
+            page.wait_for_selector('#conn[data-state="offline"]', timeout=UI_TIMEOUT_MS)
+            dropped = post_order(base, "XYZ", 2)
+            assert wait_terminal(http, dropped, timeout=30)["status"] == "completed"
+            # then: back online, the page reconnects at once and catches up
+            page.context.set_offline(False)
+            page.wait_for_selector('#conn[data-state="live"]', timeout=UI_TIMEOUT_MS)
+            assert_completed_with_timeline(page, dropped)
+            assert page.locator("li.order").count() == 4
+            screenshot(page, "5-back-online")
             assert page.errors == [], page.errors
         except Exception:
             screenshot(page, "failure")

@@ -4,5 +4,6 @@ set -eu
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
 bash scripts/venv.sh requirements-dev.txt
+bash scripts/browser.sh
 export PATH="$PWD/.venv/bin:$PATH"
 exec python -m pytest "$@"

@@ -14,6 +14,7 @@
   const MAX_ROWS = 60;
   const STAGES = ["process", "enrich", "finalize"];
   const TERMINAL = new Set(["completed", "failed"]);
+  const RANK = { pending: 0, processing: 1, completed: 2, failed: 2 };
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_MAX_MS = 10000;
   const STABLE_AFTER_MS = 5000; // an open socket that lived this long resets the backoff
@@ -21,6 +22,9 @@
   const PONG_TIMEOUT_MS = 6000;
   const CATCHUP_OVERLAP_MS = 30000; // transactions commit out of timestamp order; re-reading is harmless
   const CATCHUP_MAX_PAGES = 20;
+  // A socket that cannot keep up loses messages in the channel layer (its per-channel capacity):
+  // a light catch-up now and then repairs that too, not only reconnects.
+  const CATCHUP_EVERY_MS = 30000;
   const PRODUCTS_MIN_INTERVAL_MS = 1000;
   const DETAIL_DEBOUNCE_MS = 120;
   const DETAIL_CONCURRENCY = 4;
@@ -28,7 +32,7 @@
 
   const $ = (id) => document.getElementById(id);
   const els = {
-    conn: $("conn"), connText: $("conn-text"), connRetry: $("conn-retry"),
+    conn: $("conn"), connText: $("conn-text"), connRetry: $("conn-retry"), connLogin: $("conn-login"),
     orders: $("orders"), ordersEmpty: $("orders-empty"), template: $("order-template"),
     products: $("products"), productsUpdated: $("products-updated"),
     form: $("demo-form"), token: $("demo-token"), forget: $("demo-forget"), sku: $("demo-sku"),
@@ -189,7 +193,12 @@
     if (at > watermarkMs) watermarkMs = at;
     const rec = record(event.order_id);
     rec.seq += 1;
-    if (event.status) rec.status = event.status;
+    // Events from different processes can arrive out of order (the outbox's "published" may read the
+    // order before the process stage commits and land after it): a status never moves back, except
+    // when an operator redrives a failed order.
+    if (event.status && (event.event === "redriven" || RANK[event.status] >= (RANK[rec.status] ?? -1))) {
+      rec.status = event.status;
+    }
     if (event.source) rec.source = event.source;
     if (event.failure_reason) rec.failureReason = event.failure_reason;
     if (event.event === "accepted" && !isFinite(rec.createdAt)) rec.createdAt = at;
@@ -217,6 +226,7 @@
     clearTimeout(rec.timer);
     rec.timer = setTimeout(() => {
       rec.timer = null;
+      if (orders.get(rec.id) !== rec) return; // scrolled off the page meanwhile
       if (!detailQueue.includes(rec)) detailQueue.push(rec);
       pumpDetails();
     }, delay);
@@ -263,6 +273,7 @@
     rec.createdAt = ms(detail.created_at);
     rec.failureReason = detail.failure_reason || "";
     rec.total = detail.total_amount;
+    rec.updatedAt = detail.updated_at;
     rec.items = (detail.items || []).map((i) => `${i.qty}× ${i.sku}`).join(", ");
     rec.history = (detail.history || []).slice().sort((a, b) => ms(a.at) - ms(b.at));
     rec.detailed = true;
@@ -273,7 +284,8 @@
     const known = orders.get(item.order_id);
     const updated = ms(item.updated_at);
     if (updated > watermarkMs) watermarkMs = updated;
-    if (known && known.updatedAt === item.updated_at && known.status === item.status) return;
+    // (the list and the detail format times differently: compare instants, not strings)
+    if (known && ms(known.updatedAt) === updated && known.status === item.status) return;
     const rec = record(item.order_id);
     if (!known) {
       rec.status = item.status;
@@ -467,17 +479,15 @@
     }
   }, 1000);
   setInterval(() => {
-    for (const rec of orders.values()) if (rec.el) render(rec);
-  }, 15000);
+    if (!document.hidden) for (const rec of orders.values()) if (rec.el) render(rec);
+  }, 5000);
 
   // ---------------------------------------------------------------------------------------------
   // Initial load and catch-up
   // ---------------------------------------------------------------------------------------------
   async function loadRecent() {
     const page = await getJSON("/orders");
-    (page.results || []).slice(0, MAX_ROWS).forEach((item) => {
-      if (!orders.has(item.order_id)) upsertFromList(item);
-    });
+    (page.results || []).slice(0, MAX_ROWS).forEach(upsertFromList);
     els.ordersEmpty.hidden = els.orders.children.length > 0;
   }
 
@@ -489,6 +499,8 @@
       (page.results || []).forEach(upsertFromList);
       url = page.next ? sameOrigin(page.next) : null;
     }
+    // The list above is oldest change first; after a long gap make sure the newest orders are shown.
+    if (url) await loadRecent();
     // Events that do not touch updated_at (retries, duplicates) are in the history: refresh open orders.
     for (const rec of orders.values()) if (!TERMINAL.has(rec.status)) scheduleDetail(rec, 0);
     scheduleProducts();
@@ -585,6 +597,7 @@
     openedAt = 0;
     if (code === 4401) {
       setConn("denied", "Staff login needed for the live feed");
+      els.connLogin.hidden = false;
       return;
     }
     scheduleReconnect();
@@ -611,6 +624,10 @@
     attempt = 0;
     connect();
   }
+
+  setInterval(() => {
+    if (socket && socket.readyState === WebSocket.OPEN && !document.hidden) catchUp().catch(() => {});
+  }, CATCHUP_EVERY_MS);
 
   els.connRetry.addEventListener("click", reconnectNow);
   window.addEventListener("online", reconnectNow);
