@@ -101,7 +101,8 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="asgi")},
+        # redis-py's 5 s read timeout equals channels-redis' blocking pop: an idle socket would die at 5 s.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": env.str("CHANNELS_PREFIX", default="asgi")},
     }
 }
 LIVE_FEED_ANONYMOUS = env.bool("LIVE_FEED_ANONYMOUS", default=True)
