@@ -3,12 +3,14 @@ and otherwise does a small amount of work in one transaction: redelivery never d
 See README "Pipeline" for the flow.
 """
 import functools
+import socket
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,6 +32,8 @@ from orders.models import (
 
 log = get_logger(__name__)
 CENT = Decimal("0.01")
+# PostgreSQL NOTIFY channel: a commit that leaves an outbox row for the relay wakes it at once.
+OUTBOX_CHANNEL = "orders_outbox"
 
 
 class IdempotencyConflict(ConflictError):
@@ -122,26 +126,30 @@ def order_create(
     request_hash: str = "",
 ) -> OrderCreateResult:
     """Accept an order: the order, its items, its idempotency key and an outbox row commit together
-    (durable transaction), and the chain is published only after that commit. If the process dies
-    between commit and publish, the relay publishes the outbox row later; nothing accepted is lost.
+    (durable transaction), and the chain is published only after that commit: inline by this process
+    (OUTBOX_PUBLISH_INLINE, the default) or by the relay, which the commit wakes at once (NOTIFY).
+    If the process dies between commit and publish, the relay publishes the outbox row later; nothing
+    accepted is lost.
     """
-    if idempotency_key:
-        existing = _order_for_key(key=idempotency_key, request_hash=request_hash)
-        if existing is not None:
-            return OrderCreateResult(order=existing, created=False)
     try:
         # transaction ensures an order is never visible without its items, key and outbox row.
         with transaction.atomic(durable=True):
             order = Order.objects.create(customer_id=customer_id, source=source)
             OrderItem.objects.bulk_create([OrderItem(order=order, sku=i.sku, qty=i.qty) for i in items])
             if idempotency_key:
-                # The key is the primary key: a racing twin blocks here, then fails on commit order.
+                # The key is the primary key: a replay fails here at once (handled below, no lookup
+                # before the insert on the common path); a racing twin blocks, then fails on commit order.
                 IdempotencyKey.objects.create(key=idempotency_key, order=order, request_hash=request_hash)
             message = OutboxMessage.objects.create(order=order, kind="order.created")
             order_history_append(
                 order=order, stage="api", event=HistoryEvent.ACCEPTED, detail={"items": len(items), "source": source}
             )
-            transaction.on_commit(functools.partial(outbox_publish, message_id=message.id, fast_path=True))
+            if settings.OUTBOX_PUBLISH_INLINE:
+                transaction.on_commit(functools.partial(outbox_publish, message_id=message.id, fast_path=True, order=order))
+            else:
+                # Delivered by PostgreSQL at commit only: the relay wakes up and publishes in batches.
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_notify(%s, '')", [OUTBOX_CHANNEL])
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -169,10 +177,10 @@ def order_pipeline_signature(order_id: str):
     )
 
 
-def outbox_publish(*, message_id, fast_path: bool = False) -> bool:
+def outbox_publish(*, message_id, fast_path: bool = False, order: Order | None = None) -> bool:
     """Publish one outbox row and mark it sent. SKIP LOCKED makes the fast path and any number
     of relays exclusive per row; a crash after publish and before commit republishes, which the
-    stages absorb (duplicate_skipped)."""
+    stages absorb (duplicate_skipped). `order`, when the caller holds it, saves a query."""
     try:
         # transaction ensures the row is marked sent only if the broker confirmed the publish.
         with transaction.atomic():
@@ -189,31 +197,113 @@ def outbox_publish(*, message_id, fast_path: bool = False) -> bool:
             message.published_at = timezone.now()
             message.publish_attempts = F("publish_attempts") + 1
             message.save(update_fields=["published_at", "publish_attempts"])
-            order = Order.objects.get(id=message.order_id)
+            if order is None or order.id != message.order_id:
+                order = Order.objects.get(id=message.order_id)
             order_history_append(
                 order=order, stage="outbox", event=HistoryEvent.PUBLISHED, detail={"via": "api" if fast_path else "relay"}
             )
             return True
     except Exception as exc:
-        log.warning("outbox_publish_failed", outbox_id=str(message_id), error=f"{type(exc).__name__}: {exc}")
-        try:
-            OutboxMessage.objects.filter(id=message_id, published_at__isnull=True).update(
-                publish_attempts=F("publish_attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000]
-            )
-        except Exception:
-            pass  # the database is down too; the relay will find the row when it is back
+        _outbox_record_failure([message_id], exc)
         return False
 
 
-def outbox_relay_batch(*, grace_seconds: float, batch_size: int) -> int:
-    """Publish rows committed more than `grace_seconds` ago and still unsent. Returns how many."""
+def _outbox_record_failure(message_ids: list, exc: Exception) -> None:
+    log.warning("outbox_publish_failed", outbox_ids=[str(i) for i in message_ids], error=f"{type(exc).__name__}: {exc}")
+    try:
+        OutboxMessage.objects.filter(id__in=message_ids, published_at__isnull=True).update(
+            publish_attempts=F("publish_attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000]
+        )
+    except Exception:
+        pass  # the database is down too; the relay will find the rows when it is back
+
+
+class PublishNotConfirmed(Exception):
+    """The broker nacked a message of the batch, or did not confirm it in time."""
+
+
+def _chains_publish_confirmed(order_ids: Sequence[str], *, timeout: float) -> None:
+    """Publish one chain per order on one channel and wait once for all the broker's confirms
+    (pipelined publisher confirms), instead of one round trip per message. Raises if any is
+    nacked or unconfirmed: the caller's transaction then rolls back and the rows stay unsent."""
+    import time
+
+    from orders_project.celery import app
+
+    with app.connection_for_write(transport_options={"confirm_publish": False}) as conn:
+        conn.ensure_connection(max_retries=1)
+        channel = conn.channel()
+        channel.confirm_select()
+        state = {"published": 0, "upto": 0, "acked": set(), "nacked": False}
+
+        def on_ack(tag, multiple):
+            if multiple:
+                state["upto"] = max(state["upto"], tag)
+            else:
+                state["acked"].add(tag)
+
+        def on_nack(tag, multiple):
+            state["nacked"] = True
+
+        channel.events["basic_ack"].add(on_ack)
+        channel.events["basic_nack"].add(on_nack)
+        plain_publish = channel.basic_publish
+
+        def counted_publish(*args, **kwargs):
+            state["published"] += 1
+            return plain_publish(*args, **kwargs)
+
+        channel.basic_publish = counted_publish
+        producer = app.amqp.Producer(channel, auto_declare=False)
+        for order_id in order_ids:
+            order_pipeline_signature(order_id).apply_async(producer=producer, retry=False)
+
+        def unconfirmed() -> int:
+            return sum(1 for tag in range(state["upto"] + 1, state["published"] + 1) if tag not in state["acked"])
+
+        deadline = time.monotonic() + timeout
+        while unconfirmed() and not state["nacked"]:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishNotConfirmed(f"{unconfirmed()} of {state['published']} messages unconfirmed after {timeout}s")
+            try:
+                conn.drain_events(timeout=remaining)
+            except socket.timeout:
+                continue
+        if state["nacked"]:
+            raise PublishNotConfirmed("the broker nacked a message of the batch")
+
+
+def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float = 10.0) -> int:
+    """Publish rows committed more than `grace_seconds` ago and still unsent, as one batch: rows locked
+    (SKIP LOCKED, so relays and the fast path never take the same row), chains published with pipelined
+    confirms, rows marked sent and history written in the same transaction. Returns how many."""
     cutoff = timezone.now() - timezone.timedelta(seconds=grace_seconds)
-    ids = list(
-        OutboxMessage.objects.filter(published_at__isnull=True, created_at__lte=cutoff)
-        .order_by("created_at")
-        .values_list("id", flat=True)[:batch_size]
-    )
-    return sum(1 for message_id in ids if outbox_publish(message_id=message_id))
+    ids: list = []
+    try:
+        # transaction ensures rows are marked sent only if the broker confirmed every publish of the batch.
+        with transaction.atomic():
+            rows = list(
+                OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("order")
+                .filter(published_at__isnull=True, created_at__lte=cutoff)
+                .order_by("created_at")[:batch_size]
+            )
+            if not rows:
+                return 0
+            ids = [row.id for row in rows]
+            _chains_publish_confirmed([str(row.order_id) for row in rows], timeout=confirm_timeout)
+            OutboxMessage.objects.filter(id__in=ids).update(
+                published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
+            )
+            for row in rows:
+                order_history_append(order=row.order, stage="outbox", event=HistoryEvent.PUBLISHED, detail={"via": "relay"})
+            return len(rows)
+    except Exception as exc:
+        if not ids:
+            raise
+        _outbox_record_failure(ids, exc)
+        return 0
 
 
 # ---------------------------------------------------------------------------

@@ -163,6 +163,10 @@ QUEUE_DELIVERY_LIMIT = env.int("QUEUE_DELIVERY_LIMIT", default=3)
 OUTBOX_GRACE_SECONDS = env.float("OUTBOX_GRACE_SECONDS", default=5.0)
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
 OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=1.0)
+# Where the chain is published once the order commits: inline, by the web process right after the commit
+# (default), or only by the relay, which the commit wakes at once with NOTIFY and which publishes in batches
+# with pipelined confirms. bench/README.md measures both.
+OUTBOX_PUBLISH_INLINE = env.bool("OUTBOX_PUBLISH_INLINE", default=True)
 
 # =============================================================================
 # Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html)

@@ -1,11 +1,55 @@
+import select
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connections
 
 from core.logging import get_logger
 from core.loop import GracefulLoop
-from orders.services import outbox_relay_batch
+from orders.services import OUTBOX_CHANNEL, outbox_relay_batch
 
 log = get_logger(__name__)
+
+
+class OutboxWakeup:
+    """LISTEN on the outbox channel over a connection of its own: a commit that leaves an outbox row
+    for the relay (OUTBOX_PUBLISH_INLINE=False) wakes the relay at once instead of at its next poll."""
+
+    def __init__(self, channel: str):
+        self.channel = channel
+        self.wrapper = None
+
+    def _connection(self):
+        if self.wrapper is None:
+            self.wrapper = connections.create_connection("default")
+            self.wrapper.ensure_connection()
+            self.wrapper.connection.autocommit = True
+            with self.wrapper.connection.cursor() as cursor:
+                cursor.execute(f'LISTEN "{self.channel}"')
+        return self.wrapper.connection
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a notification or `timeout` seconds; True if notified."""
+        try:
+            raw = self._connection()
+            if not raw.notifies:
+                select.select([raw], [], [], timeout)
+                raw.poll()
+            notified = bool(raw.notifies)
+            raw.notifies.clear()
+            return notified
+        except Exception as exc:  # the database went away: poll until it is back
+            log.warning("outbox_listen_failed", error=f"{type(exc).__name__}: {exc}")
+            self.close()
+            return False
+
+    def close(self) -> None:
+        if self.wrapper is not None:
+            try:
+                self.wrapper.close()
+            except Exception:
+                pass
+            self.wrapper = None
 
 
 class Command(BaseCommand):
@@ -13,15 +57,28 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="one batch, then exit")
-        parser.add_argument("--grace", type=float, default=settings.OUTBOX_GRACE_SECONDS)
+        # Rows are the fast path's for a grace period; with the inline publish off, they are the relay's at once.
+        parser.add_argument("--grace", type=float, default=settings.OUTBOX_GRACE_SECONDS if settings.OUTBOX_PUBLISH_INLINE else 0.0)
         parser.add_argument("--batch-size", type=int, default=settings.OUTBOX_BATCH_SIZE)
         parser.add_argument("--heartbeat-file", default=settings.HEARTBEAT_FILE)
+        parser.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY wake-up")
 
-    def handle(self, *args, once, grace, batch_size, heartbeat_file, **options):
+    def handle(self, *args, once, grace, batch_size, heartbeat_file, no_listen, **options):
+        wakeup = None if (once or no_listen) else OutboxWakeup(OUTBOX_CHANNEL)
+
         def batch() -> int:
             published = outbox_relay_batch(grace_seconds=grace, batch_size=batch_size)
             if published:
                 log.info("outbox_relayed", published=published)
-            return published
+                return published
+            if wakeup is not None:
+                # Idle: sleep on LISTEN (not a fixed poll); a notification means work, so no further sleep.
+                return 1 if wakeup.wait(settings.OUTBOX_POLL_SECONDS) else 0
+            return 0
 
-        GracefulLoop("relay", heartbeat_file=heartbeat_file).run(batch, idle_seconds=settings.OUTBOX_POLL_SECONDS, once=once)
+        idle = 0.0 if wakeup is not None else settings.OUTBOX_POLL_SECONDS
+        try:
+            GracefulLoop("relay", heartbeat_file=heartbeat_file).run(batch, idle_seconds=idle, once=once)
+        finally:
+            if wakeup is not None:
+                wakeup.close()
