@@ -2,9 +2,11 @@
 
 Only services call `order_changed_on_commit`, so nothing is announced that did not commit.
 """
+import asyncio
 import functools
+import os
+import threading
 
-from asgiref.sync import async_to_sync
 from django.core.cache import cache
 from django.db import transaction
 
@@ -40,14 +42,44 @@ def order_changed(*, order_id, event: dict) -> None:
         cache.incr(key)
     except Exception as exc:  # a cache outage must not fail a committed transition
         log.warning("order_cache_invalidate_failed", order_id=str(order_id), error=str(exc))
-    try:
-        from channels.layers import get_channel_layer
+    _broadcaster().send({"type": "order.event", "event": event})
 
-        layer = get_channel_layer()
-        if layer is None:
+
+class _Broadcaster:
+    """Hands live-page events to one long-lived event loop in a daemon thread: the caller (a request
+    or a worker task) does not wait for Redis, and the channel layer keeps its connection instead of
+    opening one per event (what async_to_sync from a plain thread would do). Events are best-effort:
+    the page catches up from the API after a gap."""
+
+    def __init__(self):
+        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+        # Its own layer instance: its connection pool belongs to this loop alone.
+        self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER) if channel_layers.configs else None
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="live-broadcast", daemon=True).start()
+
+    def send(self, message: dict) -> None:
+        asyncio.run_coroutine_threadsafe(self._send(message), self.loop)
+
+    async def _send(self, message: dict) -> None:
+        if self.layer is None:
             return
-        message = {"type": "order.event", "event": event}
-        async_to_sync(layer.group_send)(LIVE_GROUP, message)
-        async_to_sync(layer.group_send)(order_group(order_id), message)
-    except Exception as exc:
-        log.warning("order_broadcast_failed", order_id=str(order_id), error=str(exc))
+        try:
+            await self.layer.group_send(LIVE_GROUP, message)
+            await self.layer.group_send(order_group(message["event"]["order_id"]), message)
+        except Exception as exc:
+            log.warning("order_broadcast_failed", order_id=message["event"].get("order_id"), error=str(exc))
+
+
+_broadcasters: dict[int, _Broadcaster] = {}
+_broadcasters_lock = threading.Lock()
+
+
+def _broadcaster() -> _Broadcaster:
+    # One per process: a prefork child must not reuse its parent's loop thread (threads do not survive fork).
+    pid = os.getpid()
+    with _broadcasters_lock:
+        if pid not in _broadcasters:
+            _broadcasters[pid] = _Broadcaster()
+        return _broadcasters[pid]
