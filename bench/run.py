@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -779,6 +780,11 @@ def main(argv=None) -> int:
             parser.error(f"unknown size {key}")
         setattr(sizes, key, type(getattr(sizes, key))(value))
     bench = Bench(args, sizes)
+
+    def stop(signum, frame):  # SIGTERM skips atexit: turn it into an exit that runs the finally below
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         results = bench.run()
     finally:
