@@ -1,7 +1,8 @@
 """One error family and one DRF handler: every error is JSON `{message, code, extra}`."""
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -46,6 +47,10 @@ def exception_handler(exc, context):
     elif isinstance(exc, DatabaseError):
         log.exception("database_error")
         exc = ServiceUnavailable()
+    elif isinstance(exc, (BrokerUnavailable, ConnectionError, TimeoutError)):
+        # RabbitMQ unreachable while publishing (an operator's redrive): the transaction rolled back, retry.
+        log.warning("broker_unavailable", error=f"{type(exc).__name__}: {exc}")
+        exc = ServiceUnavailable()
 
     if isinstance(exc, ApplicationError):
         return Response({"message": exc.message, "code": exc.code, "extra": exc.extra}, status=exc.status_code)
@@ -65,3 +70,10 @@ def exception_handler(exc, context):
     if isinstance(exc, ServiceUnavailable):
         response["Retry-After"] = "1"
     return response
+
+
+def page_not_found(request, exception=None):
+    """`handler404` for the root URLconf: a URL that no route matches (e.g. `/ops/dead-letters/-1`, the id
+    must be digits) answers like every other API error, `{message, code, extra}` as JSON, instead of
+    Django's HTML page. Wire it with `handler404 = "core.exceptions.page_not_found"` in the root urls."""
+    return JsonResponse({"message": "Not found.", "code": "not_found", "extra": {}}, status=404)

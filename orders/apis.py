@@ -2,8 +2,19 @@ import hashlib
 import json
 import re
 import uuid
+from datetime import datetime, timezone as dt_timezone
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -17,6 +28,20 @@ from orders import selectors, services
 from orders.models import OrderSource, OrderStatus
 
 SKU_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
+# What every DRF CharField enforces (ProhibitNullCharactersValidator) without saying so in the schema.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+# No NUL and at least one non-blank character: what `.strip()` then "may not be blank" accepts.
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Documents core.auth.BearerTokenAuthentication as the `bearerAuth` security scheme."""
+
+    target_class = "core.auth.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Bearer")
 
 
 class StrictCharField(serializers.CharField):
@@ -26,6 +51,62 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An IntegerField that refuses strings ("2"), floats (2.0) and booleans instead of coercing them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A BooleanField that takes only JSON true/false, not "yes", 1 or "on"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class InstantField(serializers.DateTimeField):
+    """Any RFC 3339 date-time, including those whose UTC value falls outside Python's datetime range
+    (`0001-01-01T00:00:00+01:00`, `9999-12-31T23:59:59-01:00`): for a "changed since" filter they mean
+    the earliest / latest instant. DRF would answer 400 "Datetime value out of range" to valid input."""
+
+    def enforce_timezone(self, value):
+        if value.tzinfo is not None:
+            try:
+                value.astimezone(dt_timezone.utc)
+            except OverflowError:
+                return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=dt_timezone.utc)
+        return super().enforce_timezone(value)
+
+
+def blank_or(schema: dict) -> dict:
+    """A query parameter that may also be sent empty (`?status=`): DRF reads an empty optional query
+    value as "not given", so the filter is simply not applied."""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
+PAGE = OpenApiParameter(
+    "page", blank_or({"type": "integer", "minimum": 1}), OpenApiParameter.QUERY, description="Page number (50 a page); past the last page is a 404"
+)
+
+
+def paginated(name: str, serializer: serializers.Serializer):
+    """The page DRF's PageNumberPagination actually returns, for APIViews that paginate by hand."""
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(min_value=0),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer,
+        },
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -38,16 +119,29 @@ ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input; `extra.fields` has per-field errors"),
     401: OpenApiResponse(ErrorSerializer, description="Missing or wrong bearer token"),
     403: OpenApiResponse(ErrorSerializer, description="Not allowed"),
+    404: OpenApiResponse(ErrorSerializer, description="Not found"),
     415: OpenApiResponse(ErrorSerializer, description="Only application/json bodies are accepted"),
     503: OpenApiResponse(ErrorSerializer, description="A backing service is down; retry with the same key"),
 }
 
 
+# Read endpoints are open, but a request that sends a wrong bearer token is still refused (401).
+READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 503)}
+
+
 class OrderListCreateApi(APIView):
+    @extend_schema_serializer(component_name="OrderCreate")
     class InputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="OrderCreateItem")
         class ItemSerializer(serializers.Serializer):
-            sku = StrictCharField(max_length=64, min_length=1)
-            qty = serializers.IntegerField(min_value=1, max_value=1000)
+            # The validator puts the pattern in the schema; validate_sku keeps the exact full match
+            # (a regex `$` would also accept a trailing newline).
+            sku = StrictCharField(
+                max_length=64,
+                min_length=1,
+                validators=[RegexValidator(SKU_REGEX, "Only letters, digits, '_' and '-' are allowed.")],
+            )
+            qty = StrictIntegerField(min_value=1, max_value=1000)
 
             def validate_sku(self, value):
                 if not re.fullmatch(SKU_REGEX, value):
@@ -63,6 +157,7 @@ class OrderListCreateApi(APIView):
                 raise serializers.ValidationError("This field may not be blank.")
             return value
 
+    @extend_schema_serializer(component_name="OrderAccepted")
     class OutputSerializer(serializers.Serializer):
         order_id = serializers.UUIDField(source="id")
         status = serializers.ChoiceField(choices=OrderStatus.choices)
@@ -70,8 +165,9 @@ class OrderListCreateApi(APIView):
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
         source = serializers.ChoiceField(choices=OrderSource.choices, required=False)
-        updated_since = serializers.DateTimeField(required=False)
+        updated_since = InstantField(required=False)
 
+    @extend_schema_serializer(component_name="OrderSummary")
     class ListItemSerializer(serializers.Serializer):
         order_id = serializers.UUIDField(source="id")
         status = serializers.CharField()
@@ -82,13 +178,30 @@ class OrderListCreateApi(APIView):
         created_at = serializers.DateTimeField()
         updated_at = serializers.DateTimeField()
 
+    FILTER_PARAMETERS = [
+        OpenApiParameter("status", blank_or({"type": "string", "enum": OrderStatus.values}), OpenApiParameter.QUERY),
+        OpenApiParameter("source", blank_or({"type": "string", "enum": OrderSource.values}), OpenApiParameter.QUERY),
+        OpenApiParameter(
+            "updated_since", blank_or({"type": "string", "format": "date-time"}), OpenApiParameter.QUERY, description="Changed after (ISO 8601)"
+        ),
+        PAGE,
+    ]
+
     def get_permissions(self):
         return [HasApiToken()] if self.request.method == "POST" else [AllowAny()]
 
     @extend_schema(
         operation_id="orders_create",
         request=InputSerializer,
-        parameters=[OpenApiParameter("X-Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description="Same key → same order")],
+        parameters=[
+            OpenApiParameter(
+                "X-Idempotency-Key",
+                {"type": "string", "maxLength": 255},
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Same key → same order (an empty value is the same as no key)",
+            )
+        ],
         responses={202: OutputSerializer, 409: OpenApiResponse(ErrorSerializer, description="Key reused with another body"), **ERRORS},
     )
     def post(self, request):
@@ -111,7 +224,15 @@ class OrderListCreateApi(APIView):
             response["Idempotent-Replayed"] = "true"
         return response
 
-    @extend_schema(operation_id="orders_list", parameters=[FilterSerializer], responses={200: ListItemSerializer(many=True), 400: ERRORS[400]})
+    @extend_schema(
+        operation_id="orders_list",
+        parameters=FILTER_PARAMETERS,
+        responses={
+            200: paginated("PaginatedOrderSummaryList", ListItemSerializer(many=True)),
+            404: OpenApiResponse(ErrorSerializer, description="No such page"),
+            **READ_ERRORS,
+        },
+    )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -125,6 +246,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(
         operation_id="orders_retrieve",
+        parameters=[OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
         responses={
             200: inline_serializer(
                 "OrderDetail",
@@ -143,7 +265,9 @@ class OrderDetailApi(APIView):
                     "history": serializers.ListField(child=serializers.DictField()),
                 },
             ),
-            404: OpenApiResponse(ErrorSerializer),
+            404: OpenApiResponse(ErrorSerializer, description="No such order"),
+            401: ERRORS[401],
+            503: ERRORS[503],
         },
     )
     def get(self, request, order_id: str):
@@ -160,6 +284,7 @@ class OrderDetailApi(APIView):
 class ProductListApi(APIView):
     permission_classes = [AllowAny]
 
+    @extend_schema_serializer(component_name="Product")
     class OutputSerializer(serializers.Serializer):
         sku = serializers.CharField()
         name = serializers.CharField()
@@ -168,6 +293,20 @@ class ProductListApi(APIView):
         reserved = serializers.IntegerField()
         available = serializers.IntegerField()
 
-    @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True)})
+    @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True), 401: ERRORS[401], 503: ERRORS[503]})
     def get(self, request):
         return Response(self.OutputSerializer(selectors.product_list(), many=True).data)
+
+
+class OrderCreateInputScheme(OpenApiSerializerExtension):
+    """States what the serializer checks but drf-spectacular leaves out of the schema: the nested list's
+    bounds (`allow_empty=False`, `max_length`) and customer_id's rules (no NUL, not blank)."""
+
+    target_class = OrderListCreateApi.InputSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        items = self.target.fields["items"]
+        schema["properties"]["items"].update(minItems=0 if items.allow_empty else 1, maxItems=items.max_length)
+        schema["properties"]["customer_id"]["pattern"] = NOT_BLANK_PATTERN
+        return schema

@@ -1,5 +1,7 @@
 """Operator REST API for the dead-letter archive (staff only: session or HTTP basic auth)."""
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.exceptions import NotFound
@@ -9,8 +11,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders import dead_letters
-from orders.apis import ERRORS, ErrorSerializer
+from orders.apis import (
+    ERRORS,
+    NO_NUL_PATTERN,
+    NOT_BLANK_PATTERN,
+    PAGE,
+    ErrorSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    blank_or,
+    paginated,
+)
 from orders.models import DeadLetter, DeadLetterStatus
+
+# The URL takes digits only (`\d+`); anything else never reaches a view.
+DEAD_LETTER_ID = OpenApiParameter("id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}, OpenApiParameter.PATH)
 
 
 class StaffApi(APIView):
@@ -39,6 +55,7 @@ class DeadLetterSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_serializer(component_name="DeadLetterDetail")
 class DeadLetterDetailSerializer(DeadLetterSerializer):
     class Meta(DeadLetterSerializer.Meta):
         fields = DeadLetterSerializer.Meta.fields + ["headers", "properties", "body", "content_type"]
@@ -50,7 +67,23 @@ class DeadLetterListApi(StaffApi):
         group = serializers.CharField(required=False)
         order_id = serializers.UUIDField(required=False)
 
-    @extend_schema(operation_id="dead_letters_list", parameters=[FilterSerializer], responses={200: DeadLetterSerializer(many=True), **ERRORS})
+    FILTER_PARAMETERS = [
+        OpenApiParameter("status", blank_or({"type": "string", "enum": DeadLetterStatus.values}), OpenApiParameter.QUERY),
+        OpenApiParameter(
+            "group",
+            blank_or({"type": "string", "pattern": NOT_BLANK_PATTERN}),
+            OpenApiParameter.QUERY,
+            description="`task:exception`, as listed by /ops/dead-letters/groups",
+        ),
+        OpenApiParameter("order_id", blank_or({"type": "string", "format": "uuid"}), OpenApiParameter.QUERY),
+        PAGE,
+    ]
+
+    @extend_schema(
+        operation_id="dead_letters_list",
+        parameters=FILTER_PARAMETERS,
+        responses={200: paginated("PaginatedDeadLetterList", DeadLetterSerializer(many=True)), **ERRORS},
+    )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -60,36 +93,61 @@ class DeadLetterListApi(StaffApi):
 
 
 class DeadLetterDetailApi(StaffApi):
-    @extend_schema(operation_id="dead_letters_retrieve", responses={200: DeadLetterDetailSerializer, 404: OpenApiResponse(ErrorSerializer), **ERRORS})
+    @extend_schema(operation_id="dead_letters_retrieve", parameters=[DEAD_LETTER_ID], responses={200: DeadLetterDetailSerializer, **ERRORS})
     def get(self, request, pk: int):
         return Response(DeadLetterDetailSerializer(self.get_dead_letter(pk)).data)
 
 
 class DeadLetterRedriveApi(StaffApi):
-    @extend_schema(operation_id="dead_letters_redrive", request=None, responses={200: DeadLetterSerializer, 409: OpenApiResponse(ErrorSerializer), 404: OpenApiResponse(ErrorSerializer), **ERRORS})
+    @extend_schema(
+        operation_id="dead_letters_redrive",
+        request=None,
+        parameters=[DEAD_LETTER_ID],
+        responses={200: DeadLetterSerializer, 409: OpenApiResponse(ErrorSerializer, description="Refused"), **ERRORS},
+    )
     def post(self, request, pk: int):
         self.get_dead_letter(pk)
         return Response(DeadLetterSerializer(dead_letters.dead_letter_redrive(dead_letter_id=pk, actor=self.actor())).data)
 
 
 class DeadLetterDiscardApi(StaffApi):
-    @extend_schema(operation_id="dead_letters_discard", request=None, responses={200: DeadLetterSerializer, 409: OpenApiResponse(ErrorSerializer), 404: OpenApiResponse(ErrorSerializer), **ERRORS})
+    @extend_schema(
+        operation_id="dead_letters_discard",
+        request=None,
+        parameters=[DEAD_LETTER_ID],
+        responses={200: DeadLetterSerializer, 409: OpenApiResponse(ErrorSerializer, description="Refused"), **ERRORS},
+    )
     def post(self, request, pk: int):
         self.get_dead_letter(pk)
         return Response(DeadLetterSerializer(dead_letters.dead_letter_discard(dead_letter_id=pk, actor=self.actor())).data)
 
 
+class RequiredBodySchema(AutoSchema):
+    """The body is required even though none of its fields is (one of them must be given)."""
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        if body:
+            body["required"] = True
+        return body
+
+
 class DeadLetterBulkRedriveApi(StaffApi):
+    schema = RequiredBodySchema()
+
+    @extend_schema_serializer(component_name="DeadLetterRedriveBulk")
     class InputSerializer(serializers.Serializer):
-        ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=1000)
-        group = serializers.CharField(required=False, max_length=300)
-        all = serializers.BooleanField(required=False, default=False)
+        ids = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=1000)
+        # Taken as given (not trimmed), so the schema's length and pattern say exactly what is accepted.
+        group = StrictCharField(required=False, max_length=300, trim_whitespace=False)
+        all = StrictBooleanField(required=False, default=False)
 
         def validate(self, attrs):
             if sum(bool(attrs.get(k)) for k in ("ids", "group", "all")) != 1:
                 raise serializers.ValidationError("Give exactly one of ids, group or all=true.")
             return attrs
 
+    @extend_schema_serializer(component_name="DeadLetterRedriveBulkResult")
     class OutputSerializer(serializers.Serializer):
         redriven = serializers.ListField(child=serializers.IntegerField())
         refused = serializers.DictField(child=serializers.CharField())
@@ -106,7 +164,29 @@ class DeadLetterBulkRedriveApi(StaffApi):
         return Response(self.OutputSerializer({"redriven": result.redriven, "refused": result.refused}).data)
 
 
+class DeadLetterBulkRedriveInputScheme(OpenApiSerializerExtension):
+    """States "exactly one of ids (non-empty), group or all=true" in the schema, as `validate` checks it."""
+
+    target_class = DeadLetterBulkRedriveApi.InputSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["properties"]["group"]["pattern"] = NO_NUL_PATTERN
+        # OpenAPI 3.0 has no `const`; the boolean conditions sit under `not`, where drf-spectacular's
+        # enum post-processing does not hoist them into (colliding) enum components.
+        group = {"required": ["group"]}
+        all_true = {"required": ["all"], "properties": {"all": {"enum": [True]}}}
+        all_false = {"properties": {"all": {"enum": [False]}}}
+        schema["oneOf"] = [
+            {"required": ["ids"], "properties": {"ids": {"minItems": 1}}, "not": {"anyOf": [group, all_true]}},
+            {"required": ["group"], "properties": {"ids": {"maxItems": 0}}, "not": all_true},
+            {"required": ["all"], "properties": {"ids": {"maxItems": 0}}, "not": {"anyOf": [group, all_false]}},
+        ]
+        return schema
+
+
 class DeadLetterGroupsApi(StaffApi):
+    @extend_schema_serializer(component_name="DeadLetterGroup")
     class OutputSerializer(serializers.Serializer):
         group = serializers.CharField()
         task = serializers.CharField()

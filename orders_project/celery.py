@@ -11,6 +11,8 @@ app = Celery("orders_project")
 # the CELERY_ namespace means every Celery setting is CELERY_<NAME> in settings.py.
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+from core.celery_security import RejectUndecodableMessages  # noqa: E402  (refused messages go to the DLQ)
+app.steps["consumer"].add(RejectUndecodableMessages)
 
 
 @setup_logging.connect

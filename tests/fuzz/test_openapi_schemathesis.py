@@ -1,0 +1,138 @@
+"""Schemathesis against the project's own OpenAPI schema (drf-spectacular, /api/schema/).
+
+Every operation, called in-process through the WSGI app against the real PostgreSQL test database:
+no 5xx, and every response conforms to the schema (documented status code, content type, headers,
+body). Two runs: every operation with the bearer token (what an API client holds), and the operator
+endpoints again as a staff user (HTTP basic), so their 2xx bodies are checked too. All of schemathesis'
+phases (examples, coverage, fuzzing) and modes (positive and negative) run with its default checks,
+including ignored_auth (an authenticated 2xx is replayed without and with wrong credentials). The one
+relaxation is in `call_and_validate`, with its reason. FUZZ_MAX_EXAMPLES=500 fuzzes harder.
+"""
+import base64
+import json
+import os
+from importlib import import_module
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import schemathesis
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core import signals
+from django.db import close_old_connections
+from django.urls import Resolver404, resolve
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from schemathesis.specs.openapi.checks import content_type_conformance
+
+from conftest import purge_queues
+from core.exceptions import page_not_found
+from orders import services
+from orders.tests.dead_letter_factories import dead_letter_archived
+from orders.tests.factories import catalog_create, order_create
+
+# Bounded so the whole file stays well under a minute; fuzz harder with FUZZ_MAX_EXAMPLES=500.
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
+STAFF = ("fuzz-ops", "fuzz-ops-pw")
+
+
+@pytest.fixture
+def fuzz_data(db):
+    """Something for every GET to find: a catalog, orders in several states, a dead letter, a staff user."""
+    catalog_create()
+    order_create(items=[("ABC", 1)])
+    failed = order_create(items=[("XYZ", 2)], customer_id="c-2", source="web")
+    services.order_process(order_id=failed.id)
+    services.order_fail(order_id=failed.id, stage="enrich", reason="enrich: retries exhausted")
+    dead_letter_archived(order_id=failed.id)
+    User.objects.create_user(STAFF[0], password=STAFF[1], is_staff=True)
+    yield
+    # A successful redrive really published to the test vhost; leave the queues as we found them.
+    try:
+        purge_queues()
+    except Exception:  # broker down: the 503 path was exercised instead, nothing was published
+        pass
+
+
+@pytest.fixture
+def in_process_requests():
+    """The WSGI handler closes "old" connections at request start/end; inside the test's transaction
+    that would mark it for rollback. Django's own test client disconnects the same receivers."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+def _load():
+    # Loaded at collection (eagerly): schemathesis' lazy `from_fixture` loader reads the private
+    # `Function._nodeid`, which pytest 9.2 no longer has. The schema view needs no database.
+    from orders_project.wsgi import application
+
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+    schema.config.generation.update(max_examples=MAX_EXAMPLES)
+    return schema
+
+
+BEARER = {"Authorization": f"Bearer {settings.SECRET_TOKEN}"}
+STAFF_BASIC = {"Authorization": "Basic " + base64.b64encode(f"{STAFF[0]}:{STAFF[1]}".encode()).decode()}
+token_api = _load()
+staff_api = _load().include(path_regex="^/ops/")
+
+FUZZ_SETTINGS = hypothesis_settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    database=None,  # no .hypothesis/ directory in the working tree
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def _unrouted(response) -> bool:
+    try:
+        resolve(unquote(urlsplit(response.request.url).path))
+        return False
+    except Resolver404:
+        return True
+
+
+def call_and_validate(case, headers: dict):
+    # Credentials passed explicitly (not as config headers): schemathesis then knows they are valid and its
+    # ignored_auth check re-sends each authenticated 2xx request without them and with wrong ones,
+    # expecting 401/403.
+    response = case.call(headers=headers)
+    excluded = []
+    if response.status_code == 404 and _unrouted(response) and not _json_not_found_wired():
+        # On purpose: negative path parameters (`/ops/dead-letters/-1/`) match no route, so Django's own
+        # 404 page answers (text/html) before any view runs. The product's fix is the JSON handler
+        # core.exceptions.page_not_found, wired by one line in orders_project/urls.py
+        # (`handler404 = "core.exceptions.page_not_found"`); until that line exists, only the content
+        # type of such unrouted 404s is not checked. Status code, 5xx and everything else still are.
+        excluded.append(content_type_conformance)
+    case.validate_response(response, headers=headers, excluded_checks=excluded)
+    return response
+
+
+def _json_not_found_wired() -> bool:
+    return getattr(import_module(settings.ROOT_URLCONF), "handler404", None) in (
+        "core.exceptions.page_not_found",
+        page_not_found,
+    )
+
+
+@token_api.parametrize()
+@FUZZ_SETTINGS
+def test_every_operation_with_the_bearer_token(case, fuzz_data, in_process_requests):
+    call_and_validate(case, BEARER)
+
+
+@staff_api.parametrize()
+@FUZZ_SETTINGS
+def test_operator_operations_as_staff(case, fuzz_data, in_process_requests):
+    call_and_validate(case, STAFF_BASIC)
+
+
+def test_the_json_not_found_handler_answers_in_the_documented_error_shape(rf):
+    response = page_not_found(rf.get("/ops/dead-letters/-1/"))
+    assert (response.status_code, response["Content-Type"]) == (404, "application/json")
+    assert set(json.loads(response.content)) == {"message", "code", "extra"}
