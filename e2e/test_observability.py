@@ -42,6 +42,8 @@ def test_one_order_can_be_followed_across_processes_in_json_logs(processes, tmp_
     order_id = response.json()["order_id"]
     wait_until(lambda: Order.objects.get(id=order_id).status == "completed", timeout=30, what="completed")
     # then: every line that names the order is JSON, and each stage's worker logged it with task id and stage
+    # (a worker logs stage_finished just after its commit: give the last one a moment to write it)
+    wait_until(lambda: order_id in workers["finalize"].output(), timeout=10, what="finalize log line")
     for name, proc in {"web": web, **workers}.items():
         mentioning = [line for line in proc.output().splitlines() if order_id in line]
         assert mentioning, f"{name} never logged the order"

@@ -52,22 +52,33 @@ class _Broadcaster:
     the page catches up from the API after a gap."""
 
     def __init__(self):
-        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
-
-        # Its own layer instance: its connection pool belongs to this loop alone.
-        self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER) if channel_layers.configs else None
+        self.config = None
+        self.layer = None
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="live-broadcast", daemon=True).start()
 
     def send(self, message: dict) -> None:
         asyncio.run_coroutine_threadsafe(self._send(message), self.loop)
 
+    def current_layer(self):
+        """Its own layer instance (its connection pool belongs to this loop alone), rebuilt when the
+        CHANNEL_LAYERS setting changes, as channels does for its shared one."""
+        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+        from django.conf import settings
+
+        config = getattr(settings, "CHANNEL_LAYERS", None)
+        if config is not self.config:
+            self.config = config
+            self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER) if config else None
+        return self.layer
+
     async def _send(self, message: dict) -> None:
-        if self.layer is None:
+        layer = self.current_layer()
+        if layer is None:
             return
         try:
-            await self.layer.group_send(LIVE_GROUP, message)
-            await self.layer.group_send(order_group(message["event"]["order_id"]), message)
+            await layer.group_send(LIVE_GROUP, message)
+            await layer.group_send(order_group(message["event"]["order_id"]), message)
         except Exception as exc:
             log.warning("order_broadcast_failed", order_id=message["event"].get("order_id"), error=str(exc))
 

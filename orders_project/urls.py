@@ -16,3 +16,4 @@ urlpatterns = [
     path("", include("orders.urls_live")),
     path("", include("orders.urls")),
 ]
+handler404 = "core.exceptions.page_not_found"
