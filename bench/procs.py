@@ -1,6 +1,8 @@
-"""Processes the bench starts (each in its own process group, killed at the end whatever happens)
-and a psutil sampler of CPU seconds and RSS per process kind (a kind = one or more process trees)."""
+"""Processes the bench starts (each in its own process group, killed at the end whatever happens),
+the per-name run lock and registry of those processes, and a psutil sampler of CPU seconds and RSS
+per process kind (a kind = one or more process trees)."""
 import atexit
+import fcntl
 import os
 import re
 import shlex
@@ -15,6 +17,66 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 _STARTED: list["Proc"] = []
+_REGISTRY: Path | None = None  # "<pid> <create_time>" of every process group this run started
+_LOCK = None  # the open lock file: held until this process exits, however it exits
+
+
+def lock_run(name: str, *, wait: float, log=print) -> None:
+    """One run per database/vhost name at a time, machine-wide (an flock on /tmp/<name>.bench.lock,
+    released by the kernel when this process dies, even by SIGKILL). Two runs of the same name would
+    truncate each other's tables and purge each other's queues: the second one waits (bounded)."""
+    global _LOCK
+    handle = open(f"/tmp/{name}.bench.lock", "a+")
+    deadline = time.monotonic() + wait
+    announced = False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"another bench run of {name!r} held /tmp/{name}.bench.lock for {wait:.0f} s")
+            if not announced:
+                log(f"another bench run of {name!r} is running; waiting for it (at most {wait:.0f} s)")
+                announced = True
+            time.sleep(1)
+    _LOCK = handle
+
+
+def reap_leftovers(name: str, log=print) -> int:
+    """Kill the process groups an earlier run of this name started and left behind (its driver was
+    SIGKILLed, so neither atexit nor the SIGTERM handler ran): listed in /tmp/<name>.bench.pids with
+    their start time, so a recycled pid is never touched. Call with the run lock held."""
+    global _REGISTRY
+    _REGISTRY = Path(f"/tmp/{name}.bench.pids")
+    killed = 0
+    if _REGISTRY.exists():
+        for line in _REGISTRY.read_text().splitlines():
+            try:
+                pid, created = int(line.split()[0]), float(line.split()[1])
+                proc = psutil.Process(pid)
+                if abs(proc.create_time() - created) > 0.01:
+                    continue
+                os.killpg(pid, signal.SIGKILL)
+                killed += 1
+            except (ValueError, IndexError, psutil.Error, ProcessLookupError, PermissionError):
+                continue
+        if killed:
+            log(f"killed {killed} process group(s) left behind by an earlier run of {name!r}")
+            time.sleep(1)
+    _REGISTRY.write_text("")
+    return killed
+
+
+def _register(pid: int) -> None:
+    if _REGISTRY is None:
+        return
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.Error:
+        return
+    with open(_REGISTRY, "a") as handle:
+        handle.write(f"{pid} {created}\n")
 
 
 def procfile_commands(env: dict) -> dict[str, list[str]]:
@@ -81,6 +143,7 @@ def start(name: str, kind: str, argv: list[str], env: dict, log_dir: Path) -> Pr
     handle.close()
     proc = Proc(name, kind, popen, log)
     _STARTED.append(proc)
+    _register(popen.pid)
     return proc
 
 
@@ -90,8 +153,9 @@ def stop_all() -> None:
     _STARTED.clear()
 
 
-def stop(procs) -> None:
-    threads = [threading.Thread(target=p.stop) for p in procs]
+def stop(procs, grace: float = 15) -> None:
+    """SIGTERM every group at once, SIGKILL what is still there after `grace` seconds."""
+    threads = [threading.Thread(target=p.stop, args=(grace,)) for p in procs]
     for t in threads:
         t.start()
     for t in threads:

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 CELERY = str(Path(sys.executable).parent / "celery")
 TOKEN = "bench-token"
+WORKER_STOP_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for the workers of a finished phase
 PIPELINE_KINDS = ("worker_process", "worker_enrichment", "worker_finalize")
 ORDER_TABLES = (
     "orders_orderhistory", "orders_orderitem", "orders_orderenrichment", "orders_invoice",
@@ -50,11 +51,13 @@ class Sizes:
     scale_processes: tuple = (1, 2, 4)
     enrichment_latency_ms: int = 1000
     phase_timeout: float = 300.0  # no wait in the bench lasts longer than this
+    stall_seconds: float = 30.0  # a drain with no progress this long, and nothing left in its queues, is over
+    start_timeout: float = 120.0  # a web server or worker not ready after this long fails the run
 
 
 SMOKE = lambda: Sizes(  # noqa: E731
     api_seconds=1.0, api_warmup=0, drain_orders=40, backlog_messages=1000, decouple_seconds=1.0,
-    e2e_rate=50.0, e2e_seconds=0.6, io_orders=24, scale_orders=12, phase_timeout=40.0,
+    e2e_rate=50.0, e2e_seconds=0.6, io_orders=24, scale_orders=12, phase_timeout=60.0, stall_seconds=15.0,
 )
 
 
@@ -76,6 +79,7 @@ def bench_env(args) -> dict:
         ENRICHMENT_LATENCY_MS="0",
         ENRICHMENT_FAILURE_RATE="0",
         HEARTBEAT_FILE=f"/tmp/{args.name}-heartbeat",
+        BENCH_CEILING_DONE_KEY=f"bench:{args.name}:ceiling:done",  # per run name: never another run's chains
         PYTHONUNBUFFERED="1",
         PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     )
@@ -101,6 +105,8 @@ class Bench:
         self.relay: procs.Proc | None = None
         self.relay2: procs.Proc | None = None
         self.commands = procs.procfile_commands(self.env)
+        self.done_key = self.env["BENCH_CEILING_DONE_KEY"]
+        self._conn = None
         self.t0 = time.monotonic()
 
     # ----------------------------------------------------------------------- helpers
@@ -115,22 +121,26 @@ class Bench:
         return conn
 
     def sql(self, query: str, params=None) -> list:
+        """One autocommit query on the driver's own connection (kept open: the bench polls a lot, and the
+        shared server's connection slots are scarce). A lost or refused connection ('too many clients'
+        while someone else's suite runs) is retried for up to 60 s before the run fails."""
         import psycopg2
 
-        for attempt in range(5):  # the shared server may be out of connections for a moment
+        deadline = time.monotonic() + 60
+        while True:
             try:
-                conn = self.db()
-                break
-            except psycopg2.OperationalError:
-                if attempt == 4:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self.db()
+                with self._conn.cursor() as cur:
+                    cur.execute(query, params)
+                    return cur.fetchall() if cur.description else []
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                if time.monotonic() > deadline:
                     raise
-                time.sleep(1 + attempt)
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(query, params)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+                time.sleep(1)
 
     def broker(self):
         from kombu import Connection
@@ -152,6 +162,48 @@ class Bench:
             except Exception:
                 return 0
 
+    def ready_messages(self, names: list[str]) -> int:
+        """Messages waiting (ready, incl. delayed retries) in `names`, over one connection; a queue not
+        declared yet counts 0."""
+        total = 0
+        with self.broker() as conn:
+            channel = conn.channel()
+            for name in names:
+                try:
+                    total += channel.queue_declare(name, passive=True).message_count
+                except Exception:
+                    channel = conn.channel()
+        return total
+
+    PIPELINE_QUEUES = ["process", "enrichment", "finalize"] + [f"celery_delayed_{i}" for i in range(28)]
+
+    def pipeline_waiting(self) -> int:
+        """Work that can still complete an order: unpublished outbox rows and messages in the queues."""
+        outbox = self.sql("SELECT count(*) FROM orders_outboxmessage WHERE published_at IS NULL")[0][0]
+        return outbox + self.ready_messages(self.PIPELINE_QUEUES)
+
+    def wait_progress(self, count, target: int, waiting, what: str) -> str:
+        """Wait until count() >= target: 'done'. Stop early, 'stalled', when the count has not moved for
+        `stall_seconds` while waiting() says nothing is left to do (what is missing was lost, or is stuck
+        in a worker: waiting longer measures nothing). 'timed_out' after `phase_timeout` in any case."""
+        s = self.sizes
+        deadline = time.monotonic() + s.phase_timeout
+        last, moved = -1, time.monotonic()
+        while True:
+            value = count()
+            now = time.monotonic()
+            if value >= target:
+                return "done"
+            if value != last:
+                last, moved = value, now
+            elif now - moved > s.stall_seconds and waiting() == 0:
+                self.log(f"warning: {what}: {value}/{target} and no progress for {s.stall_seconds:g} s with nothing left waiting")
+                return "stalled"
+            if now > deadline:
+                self.log(f"warning: {what}: {value}/{target} at the {s.phase_timeout:g} s deadline")
+                return "timed_out"
+            time.sleep(0.25)
+
     def consumers(self, name: str) -> int:
         with self.broker() as conn:
             try:
@@ -167,7 +219,7 @@ class Bench:
                     raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
             return all(self.consumers(q) >= n for q, n in queues.items())
 
-        procs.wait_for(ready, timeout=90, what=f"consumers on {queues}", interval=0.2)
+        procs.wait_for(ready, timeout=self.sizes.start_timeout, what=f"consumers on {queues}", interval=0.2)
 
     def purge(self) -> None:
         from bench.ceiling_celery import QUEUES
@@ -193,30 +245,21 @@ class Bench:
                     raise
                 time.sleep(1)
 
-    def reset(self) -> None:
+    def reset(self, *, relays_running: bool = True) -> None:
         """Empty the order tables, refill the stock, purge every queue: each phase starts the same."""
-        self.wait_published()  # a relay still publishing holds row locks that TRUNCATE would deadlock with
+        if relays_running:
+            self.wait_published()  # a relay still publishing holds row locks that TRUNCATE would deadlock with
         self.truncate()
         self.sql("UPDATE orders_product SET stock = 1000000, reserved = 0")
         self.purge()
-        self.redis().delete("bench:ceiling:done")
+        self.redis().delete(self.done_key)
 
     # ----------------------------------------------------------------------- set-up
     def prepare(self) -> None:
-        import psycopg2
-
+        procs.lock_run(self.args.name, wait=self.args.lock_wait, log=self.log)
+        procs.reap_leftovers(self.args.name, log=self.log)
         self.log(f"set-up: database and vhost {self.args.name}, redis db {self.args.redis_db}")
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.args.name])
-            if not cur.fetchone():
-                cur.execute(f'CREATE DATABASE "{self.args.name}"')
-        admin.close()
-        subprocess.run(["rabbitmqctl", "add_vhost", self.args.name], capture_output=True, timeout=60)
-        subprocess.run(
-            ["rabbitmqctl", "set_permissions", "-p", self.args.name, "guest", ".*", ".*", ".*"], check=True, capture_output=True, timeout=60
-        )
+        self.ensure_database_and_vhost()
         # one Django start-up for the three set-up commands of the README (migrate, seed_catalog, declare_topology)
         code = ("import django; django.setup(); from django.core.management import call_command as c; "
                 "c('migrate', interactive=False, verbosity=0); c('seed_catalog', verbosity=0); c('declare_topology', verbosity=0)")
@@ -225,28 +268,91 @@ class Bench:
 
         with self.broker() as conn:
             ceiling_celery.declare(conn)
-        self.reset()
+        self.no_consumers()
+        self.reset(relays_running=False)  # nothing of this run publishes yet: no outbox to wait for
+
+    def ensure_database_and_vhost(self, wait: float = 180.0) -> None:
+        """Create the database and the vhost if missing. PostgreSQL or RabbitMQ down (someone's chaos run
+        restarts them on this shared machine) is waited for, bounded, instead of failing the run."""
+        import psycopg2
+
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+                break
+            except psycopg2.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                self.log(f"PostgreSQL not available ({str(exc).strip()[:80]}); retrying")
+                time.sleep(3)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.args.name])
+            if not cur.fetchone():
+                cur.execute(f'CREATE DATABASE "{self.args.name}"')
+        admin.close()
+        while True:
+            try:
+                with self.broker() as conn:
+                    conn.connect()  # the vhost exists and guest may use it: no rabbitmqctl (a second each)
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"RabbitMQ vhost {self.args.name} not usable: {exc}") from exc
+                created = subprocess.run(["rabbitmqctl", "add_vhost", self.args.name], capture_output=True, timeout=60)
+                allowed = subprocess.run(["rabbitmqctl", "set_permissions", "-p", self.args.name, "guest", ".*", ".*", ".*"],
+                                         capture_output=True, timeout=60)
+                if allowed.returncode != 0:
+                    self.log(f"RabbitMQ not ready ({(allowed.stderr or created.stderr).decode(errors='replace').strip()[:80]}); retrying")
+                    time.sleep(3)
+
+    def work_queues(self) -> list[str]:
+        from bench.ceiling_celery import QUEUES
+
+        return ["process", "enrichment", "finalize", *QUEUES]
+
+    def no_consumers(self) -> None:
+        """Nobody else consumes this run's queues (a worker of a dead run would take its messages)."""
+        try:
+            procs.wait_for(lambda: not any(self.consumers(q) for q in self.work_queues()), timeout=30,
+                           what="no consumers on the bench queues", interval=0.5)
+        except TimeoutError:
+            found = {q: self.consumers(q) for q in self.work_queues()}
+            raise RuntimeError(f"processes this run did not start consume vhost {self.args.name}: {found}; stop them first")
 
     # ----------------------------------------------------------------------- processes
-    def start_web(self, port: int, extra_env: dict | None = None, name: str = "web") -> procs.Proc:
-        argv = list(self.commands["web"])
-        argv[argv.index("--port") + 1] = str(port)
-        if argv[0] == "uvicorn":
-            argv[0] = str(Path(sys.executable).parent / "uvicorn")
-        proc = procs.start(name, "web", argv, {**self.env, **(extra_env or {})}, self.logs)
-        self.sampler.track("web", proc.pid)
+    def start_web(self, extra_env: dict | None = None, name: str = "web") -> tuple[procs.Proc, int]:
+        """The Procfile's web command on a free loopback port; another port if someone took that one
+        between our probe and uvicorn's bind (the port is only free when probed)."""
+        for attempt in range(3):
+            port = free_port()
+            argv = list(self.commands["web"])
+            argv[argv.index("--port") + 1] = str(port)
+            if argv[0] == "uvicorn":
+                argv[0] = str(Path(sys.executable).parent / "uvicorn")
+            proc = procs.start(f"{name}-{port}", "web", argv, {**self.env, **(extra_env or {})}, self.logs)
 
-        def healthy():
-            if not proc.alive():
-                raise RuntimeError(f"web exited: {proc.output()[-3000:]}")
+            def healthy(proc=proc, port=port):
+                if not proc.alive():
+                    raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}: {proc.output()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                        return response.status == 200
+                except Exception:
+                    return False
+
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    return response.status == 200
-            except Exception:
-                return False
-
-        procs.wait_for(healthy, timeout=90, what="web /healthz")
-        return proc
+                procs.wait_for(healthy, timeout=self.sizes.start_timeout, what=f"{proc.name} /healthz", interval=0.2)
+            except RuntimeError:
+                if "address already in use" not in proc.output().lower() or attempt == 2:
+                    raise
+                procs.stop([proc])
+                self.log(f"port {port} was taken before uvicorn bound it; another one")
+                continue
+            self.sampler.track("web", proc.pid)
+            return proc, port
+        raise AssertionError("unreachable")
 
     def start_relay(self, extra_env: dict | None = None, name: str = "relay") -> procs.Proc:
         argv = [PY if a == "python" else a for a in self.commands["relay"]]
@@ -296,8 +402,11 @@ class Bench:
         return started
 
     def stop(self, started: list[procs.Proc]) -> None:
+        """Workers at the end of a phase: nothing is in flight any more (the phase waited for it), so a
+        warm shutdown buys nothing, and a threads-pool worker takes up to 10 s to notice SIGTERM (its
+        event loop sleeps in epoll until the next timer, up to 10 s): SIGKILL after WORKER_STOP_GRACE."""
         kinds = {p.kind for p in started}
-        procs.stop(started)
+        procs.stop(started, grace=WORKER_STOP_GRACE)
         for kind in kinds:
             self.sampler.forget(kind)
 
@@ -342,11 +451,8 @@ class Bench:
     def drain(self, expected: int, started_at: float) -> dict:
         """Wait (bounded) until `expected` orders are terminal; the rate is read from the finalize
         timestamps between 10 % and 90 % of the orders, so worker start-up does not count."""
-        timed_out = False
-        try:
-            procs.wait_for(lambda: self.terminal_count() >= expected, timeout=self.sizes.phase_timeout, what="drain", interval=0.25)
-        except TimeoutError:
-            timed_out = True
+        status = self.wait_progress(self.terminal_count, expected, self.pipeline_waiting, "drain")
+        timed_out = status != "done"
         wall = time.monotonic() - started_at
         times = [
             row[0] for row in self.sql(
@@ -355,7 +461,7 @@ class Bench:
             )
         ]
         failed = self.sql("SELECT count(*) FROM orders_order WHERE status = 'failed'")[0][0]
-        return {"expected": expected, "completed": len(times), "failed": failed, "timed_out": timed_out,
+        return {"expected": expected, "completed": len(times), "failed": failed, "timed_out": timed_out, "end": status,
                 "wall_s": round(wall, 2), "rate": steady_rate(times, len(times) / wall if wall else 0.0)}
 
     def fill(self, label: str, port: int, orders: int) -> int:
@@ -418,13 +524,9 @@ class Bench:
         """Open loop at e2e_rate against running workers; latency = history accepted → finalize completed."""
         result = self.load(label, "/orders", port=port, rate=self.sizes.e2e_rate, seconds=self.sizes.e2e_seconds, ids=True)
         ids = result.pop("ids")
-        try:
-            procs.wait_for(
-                lambda: self.sql("SELECT count(*) FROM orders_order WHERE id = ANY(%s::uuid[]) AND status IN ('completed','failed')", [ids])[0][0] >= len(ids),
-                timeout=self.sizes.phase_timeout, what="e2e orders terminal", interval=0.25,
-            )
-        except TimeoutError:
-            self.log("warning: e2e orders not all terminal at the deadline")
+        terminal = lambda: self.sql(  # noqa: E731
+            "SELECT count(*) FROM orders_order WHERE id = ANY(%s::uuid[]) AND status IN ('completed','failed')", [ids])[0][0]
+        self.wait_progress(terminal, len(ids), self.pipeline_waiting, f"{label} orders terminal")
         rows = self.sql(
             "SELECT extract(epoch FROM f.created_at - a.created_at) FROM orders_orderhistory a "
             "JOIN orders_orderhistory f ON f.order_id = a.order_id AND f.stage = 'finalize' AND f.event = 'completed' "
@@ -448,10 +550,17 @@ class Bench:
             producer = app.amqp.Producer(conn.default_channel, auto_declare=False)
             for n in range(count):
                 ceiling_chain(n).apply_async(producer=producer)
-        procs.wait_for(lambda: self.queue_depth("bench.a") >= count, timeout=self.sizes.phase_timeout, what="ceiling backlog", interval=0.2)
+        try:
+            procs.wait_for(lambda: self.queue_depth("bench.a") >= count, timeout=60, what="ceiling backlog", interval=0.2)
+        except TimeoutError:
+            raise RuntimeError(f"bench.a holds {self.queue_depth('bench.a')} of the {count} chains published; "
+                               f"consumers on it: {self.consumers('bench.a')}") from None
 
     def ceiling_done(self) -> list[tuple[float, float]]:
-        return [tuple(map(float, v.split())) for v in self.redis().lrange("bench:ceiling:done", 0, -1)]
+        return [tuple(map(float, v.split())) for v in self.redis().lrange(self.done_key, 0, -1)]
+
+    def ceiling_count(self) -> int:
+        return self.redis().llen(self.done_key)
 
     def ceiling_run(self) -> None:
         n = self.sizes.drain_orders
@@ -460,23 +569,22 @@ class Bench:
         self.sampler.begin()
         started_at = time.monotonic()
         workers = self.start_ceiling_workers()
-        timed_out = False
-        try:
-            procs.wait_for(lambda: self.redis().llen("bench:ceiling:done") >= n, timeout=self.sizes.phase_timeout, what="chain drain", interval=0.25)
-        except TimeoutError:
-            timed_out = True
+        from bench.ceiling_celery import QUEUES
+
+        waiting = lambda: self.ready_messages(list(QUEUES))  # noqa: E731
+        status = self.wait_progress(self.ceiling_count, n, waiting, "bare-chain drain")
         wall = time.monotonic() - started_at
         cost = self.sampler.end()
         times = sorted(done for done, _ in self.ceiling_done())
-        drained = {"expected": n, "completed": len(times), "timed_out": timed_out, "wall_s": round(wall, 2),
+        drained = {"expected": n, "completed": len(times), "timed_out": status != "done", "end": status, "wall_s": round(wall, 2),
                    "rate": steady_rate(times, len(times) / wall if wall else 0.0), "cost": cost}
         self.results["phases"]["ceiling_chain_drain"] = drained
         self.log(f"ceiling chain: {drained['completed']} chains at {drained['rate']}/s")
         # end-to-end latency of the bare chain at the same steady rate (publish with confirms, as the API does)
-        from bench.ceiling_celery import QUEUES, app
+        from bench.ceiling_celery import app
         from bench.ceiling_tasks import ceiling_chain
 
-        self.redis().delete("bench:ceiling:done")
+        self.redis().delete(self.done_key)
         total = int(self.sizes.e2e_rate * self.sizes.e2e_seconds)
         start = time.monotonic()
         with app.connection_for_write() as conn:  # publisher confirms, as the product's publishers
@@ -486,11 +594,8 @@ class Bench:
                 if delay > 0:
                     time.sleep(delay)
                 ceiling_chain(k, time.time()).apply_async(producer=producer)
-        try:
-            procs.wait_for(lambda: self.redis().llen("bench:ceiling:done") >= total, timeout=self.sizes.phase_timeout, what="chain e2e", interval=0.1)
-        except TimeoutError:
-            self.log(f"warning: bare chains not all done at the deadline; queue depths "
-                     f"{[self.queue_depth(q) for q in QUEUES]}, consumers {[self.consumers(q) for q in QUEUES]}")
+        if self.wait_progress(self.ceiling_count, total, waiting, "bare-chain e2e") != "done":
+            self.log(f"warning: queue depths {[self.queue_depth(q) for q in QUEUES]}, consumers {[self.consumers(q) for q in QUEUES]}")
         latencies = sorted(done - sent for done, sent in self.ceiling_done())
         self.results["phases"]["ceiling_chain_e2e"] = latency_summary(latencies, total)
         self.log(f"ceiling chain e2e: {self.results['phases']['ceiling_chain_e2e']}")
@@ -522,14 +627,18 @@ class Bench:
         for kind, pids in procs.infra_pids().items():
             for pid in pids:
                 self.sampler.track(kind, pid)
-        port = free_port()
-        self.web = [self.start_web(port)]
+        if self.args.only == "ceiling":
+            self.ceiling_run()
+            self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
+            return self.results
+        web, port = self.start_web()
+        self.web = [web]
         self.relay = self.start_relay()
         self.log(f"web on 127.0.0.1:{port}: {' '.join(self.commands['web'])}")
         # The other place for the publish: only in the relay, woken by NOTIFY (a second web + relay pair).
         relay_only = {"OUTBOX_PUBLISH_INLINE": "False"}
-        port2 = free_port()
-        self.web.append(self.start_web(port2, relay_only, name="web-relay-only"))
+        web2, port2 = self.start_web(relay_only, name="web-relay-only")
+        self.web.append(web2)
         self.relay2 = self.start_relay(relay_only, name="relay-listen")
 
         # 1. API accept rate and p99, pipeline idle (no workers; queues purged between runs)
@@ -623,7 +732,7 @@ class Bench:
             "'CELERY_WORKER_PREFETCH_MULTIPLIER': s.CELERY_WORKER_PREFETCH_MULTIPLIER, "
             "'CELERY_TASK_ACKS_LATE': s.CELERY_TASK_ACKS_LATE, "
             "'CELERY_WORKER_SEND_TASK_EVENTS': s.CELERY_WORKER_SEND_TASK_EVENTS, "
-            "'CELERY_TASK_SEND_SENT_EVENT': s.CELERY_TASK_SEND_SENT_EVENT, "
+            "'CELERY_TASK_SEND_SENT_EVENT': getattr(s, 'CELERY_TASK_SEND_SENT_EVENT', False), "
             "'OUTBOX_GRACE_SECONDS': s.OUTBOX_GRACE_SECONDS, 'OUTBOX_POLL_SECONDS': s.OUTBOX_POLL_SECONDS, "
             "'OUTBOX_PUBLISH_INLINE': getattr(s, 'OUTBOX_PUBLISH_INLINE', True), "
             "'OUTBOX_BATCH_SIZE': s.OUTBOX_BATCH_SIZE}, default=str))"
@@ -767,12 +876,18 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--logs", default="", help="process logs (default /tmp/<name>-logs-<stamp>)")
     parser.add_argument("--enrichment-concurrency", type=int, default=0, help="threads of the enrichment worker (default: Procfile)")
-    parser.add_argument("--scale-concurrency", type=int, default=16, help="threads per enrichment process in the scale-out runs")
+    parser.add_argument("--scale-concurrency", type=int, default=0,
+                        help="threads per enrichment process in the scale-out runs (default 16; 4 with --smoke, which measures "
+                             "nothing and should not take 64 of the shared PostgreSQL's connection slots)")
     parser.add_argument("--size", action="append", default=[], help="override one size, e.g. drain_orders=1000 (recorded)")
-    parser.add_argument("--only", choices=["api"], default=None, help="only the API phase (quick comparisons); no report files")
+    parser.add_argument("--only", choices=["api", "ceiling"], default=None,
+                        help="only the API phase or only the bare-chain ceiling (quick comparisons); no report files")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every process (e.g. WEB_CONCURRENCY=2)")
+    parser.add_argument("--lock-wait", type=float, default=900.0,
+                        help="seconds to wait for another run of the same name to finish (one run per name at a time)")
     args = parser.parse_args(argv)
     args.name = args.name or ("orders_bench_smoke" if args.smoke else "orders_bench")
+    args.scale_concurrency = args.scale_concurrency or (4 if args.smoke else 16)
     sizes = SMOKE() if args.smoke else Sizes()
     for pair in args.size:
         key, _, value = pair.partition("=")
@@ -790,8 +905,10 @@ def main(argv=None) -> int:
     finally:
         procs.stop_all()
         bench.sampler.close()
+        if bench._conn is not None:
+            bench._conn.close()
     if args.only:
-        print(json.dumps({k: v for k, v in results["load_runs"].items()}, indent=1))
+        print(json.dumps(results["load_runs"] if args.only == "api" else results["phases"], indent=1))
         return 0
     from bench import report
 

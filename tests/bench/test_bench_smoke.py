@@ -5,7 +5,9 @@ the targets live in the bench (bench/README.md), not in the tests.
 Isolation: the run uses its own database and RabbitMQ vhost (`orders_bench_smoke`, created by the run),
 Redis db 12 with its own key prefixes, and writes into pytest's tmp_path; it shares nothing with
 pytest-django's test database. It starts real processes (uvicorn, Celery workers, the relay), each in its
-own process group, and kills them when it ends.
+own process group, and kills them when it ends. Two suites running at once on the machine (two checkouts,
+or a CI copy) would share that database and vhost: the run takes a machine-wide lock per name, so the
+second smoke run waits for the first (hence the longer timeout) instead of truncating its tables.
 """
 import json
 import math
@@ -23,7 +25,8 @@ FIGURES = {
     "scale_out_1", "scale_out_2", "scale_out_4",
 }
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+LOCK_WAIT = 420  # another suite's smoke run of the same name may hold the lock this long
 
 
 def numeric(value) -> bool:
@@ -35,8 +38,8 @@ def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out), "--logs", str(out / "logs")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=280,
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out), "--logs", str(out / "logs"), "--lock-wait", str(LOCK_WAIT)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=LOCK_WAIT + 420,
     )
     assert done.returncode == 0, f"bench smoke run failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return out
