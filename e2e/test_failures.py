@@ -242,3 +242,23 @@ def test_broker_outage_at_post_time_is_covered_by_the_outbox(processes, http):
     assert relay.popen.poll() is None
     assert events(order)[:2] == ["accepted", "published"]
     assert next(h for h in order["history"] if h["event"] == "published")["detail"]["via"] == "relay"
+
+
+def test_redelivered_message_of_a_failed_task_is_dead_lettered_not_acked(processes, http):
+    # given: an order the enrich task failed (on_failure ran), whose reject never reached RabbitMQ
+    # (broker restart or worker kill in between): the same message comes back
+    catalog_create()
+    result = services.order_create(customer_id="lost", source="api", items=[services.ItemIn("ABC", 1)], request_hash="x")
+    order_id = str(result.order.id)
+    services.order_process(order_id=order_id)
+    services.order_fail(order_id=order_id, stage="enrich", reason="enrich: retries exhausted", kind="retries_exhausted",
+                        detail={"task_id": "lost-reject-1", "exception": "ProviderTransientError", "message": "down", "attempts": 3})
+    processes.pipeline()
+    # when
+    from orders_project.celery import app
+
+    app.send_task("enrichment.enrich", args=[order_id], task_id="lost-reject-1")
+    # then: it lands in the DLQ, and the order is untouched
+    letters = wait_until(dlq, timeout=30, what="dead letter")
+    assert [(m["args"], m["headers"]["id"]) for m in letters] == [([order_id], "lost-reject-1")]
+    assert Order.objects.get(id=order_id).failure_reason == "enrich: retries exhausted"

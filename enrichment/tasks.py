@@ -17,5 +17,5 @@ from orders.pipeline import PipelineTask
 )
 def order_enrich(self, order_id: str) -> str:
     order = services.order_enrich(order_id=order_id, attempt=self.request.retries)
-    self.stop_chain_if_terminal(order)
+    self.after_stage(order)
     return order_id

@@ -3,13 +3,14 @@ and the log/metrics context. See README "Failure handling"."""
 import time
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from core.logging import bind_order_context, clear_context, get_logger
 from enrichment.provider import ProviderTransientError
 from orders import metrics
+from orders.models import HistoryEvent, OrderHistory, OrderStatus
 from orders.services import EnrichmentMissing, order_fail, order_retry_record
 
 log = get_logger(__name__)
@@ -90,6 +91,14 @@ class PipelineTask(Task):
         except Exception as fail_exc:  # the archiver marks it failed from the dead letter
             log.error("order_fail_failed", order_id=str(order_id), error=str(fail_exc))
 
-    def stop_chain_if_terminal(self, order) -> None:
+    def after_stage(self, order) -> None:
+        """A redelivered message of a task that already failed this order (its reject was lost to a
+        broker restart or a worker kill after on_failure) goes to the DLQ now, not acked away; and a
+        terminal order stops the rest of the chain."""
+        if order.status == OrderStatus.FAILED and OrderHistory.objects.filter(
+            order=order, event=HistoryEvent.FAILED, detail__task_id=self.request.id
+        ).exists():
+            log.warning("stage_failure_redelivered", order_id=str(order.id), stage=self.stage, task_id=self.request.id)
+            raise Reject("failed earlier; dead-lettering its redelivered message", requeue=False)
         if order.is_terminal:
             self.request.chain = None

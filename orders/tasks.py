@@ -8,11 +8,12 @@ from orders.pipeline import PipelineTask
 @shared_task(bind=True, base=PipelineTask, name="orders.process", stage="process")
 def order_process(self, order_id: str) -> str:
     order = services.order_process(order_id=order_id)
-    self.stop_chain_if_terminal(order)
+    self.after_stage(order)
     return order_id
 
 
 @shared_task(bind=True, base=PipelineTask, name="orders.finalize", stage="finalize")
 def order_finalize(self, order_id: str) -> str:
-    services.order_finalize(order_id=order_id)
+    order = services.order_finalize(order_id=order_id)
+    self.after_stage(order)
     return order_id
