@@ -20,10 +20,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 import core.auth
-from orders import services
 from orders.models import DeadLetter, DeadLetterStatus, Order
-from orders.tests.dead_letter_factories import dead_letter_archived
-from orders.tests.factories import order_create
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 VALID_ORDER = {"customer_id": "sec-1", "items": [{"sku": "ABC", "qty": 1}]}
@@ -66,14 +63,6 @@ def _wrong_tokens() -> dict[str, str]:
 
 
 WRONG_TOKENS = _wrong_tokens()
-
-
-@pytest.fixture
-def letter(catalog):
-    order = order_create(items=[("ABC", 1)])
-    services.order_process(order_id=order.id)
-    services.order_fail(order_id=order.id, stage="enrich", reason="x")
-    return dead_letter_archived(order_id=order.id)
 
 
 def _url(path: str, letter: DeadLetter) -> str:
