@@ -14,7 +14,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /build
 COPY requirements.txt .
-# Every pinned dependency ships a manylinux wheel for CPython 3.11 (psycopg2-binary,
+# Every pinned dependency ships a manylinux wheel for CPython 3.11 (psycopg[binary],
 # uvloop, httptools, watchfiles, ...), so no compiler is needed here. If one ever
 # needs compiling, install build-essential in THIS stage only.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt \

@@ -114,9 +114,9 @@ class Bench:
         print(f"[bench {time.monotonic() - self.t0:7.1f}s] {message}", flush=True)
 
     def db(self):
-        import psycopg2
+        import psycopg
 
-        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=self.args.name, connect_timeout=5)
+        conn = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname=self.args.name, connect_timeout=5)
         conn.autocommit = True
         return conn
 
@@ -124,7 +124,7 @@ class Bench:
         """One autocommit query on the driver's own connection (kept open: the bench polls a lot, and the
         shared server's connection slots are scarce). A lost or refused connection ('too many clients'
         while someone else's suite runs) is retried for up to 60 s before the run fails."""
-        import psycopg2
+        import psycopg
 
         deadline = time.monotonic() + 60
         while True:
@@ -134,7 +134,7 @@ class Bench:
                 with self._conn.cursor() as cur:
                     cur.execute(query, params)
                     return cur.fetchall() if cur.description else []
-            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            except (psycopg.OperationalError, psycopg.InterfaceError):
                 if self._conn is not None:
                     self._conn.close()
                 self._conn = None
@@ -234,13 +234,13 @@ class Bench:
                     channel = conn.channel()
 
     def truncate(self) -> None:
-        import psycopg2
+        import psycopg
 
         for attempt in range(5):
             try:
                 self.sql(f"TRUNCATE {', '.join(ORDER_TABLES)} CASCADE")
                 return
-            except psycopg2.Error:  # deadlock with a late relay batch: retry
+            except psycopg.Error:  # deadlock with a late relay batch: retry
                 if attempt == 4:
                     raise
                 time.sleep(1)
@@ -274,14 +274,14 @@ class Bench:
     def ensure_database_and_vhost(self, wait: float = 180.0) -> None:
         """Create the database and the vhost if missing. PostgreSQL or RabbitMQ down (someone's chaos run
         restarts them on this shared machine) is waited for, bounded, instead of failing the run."""
-        import psycopg2
+        import psycopg
 
         deadline = time.monotonic() + wait
         while True:
             try:
-                admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+                admin = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
                 break
-            except psycopg2.OperationalError as exc:
+            except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
                     raise
                 self.log(f"PostgreSQL not available ({str(exc).strip()[:80]}); retrying")
@@ -707,7 +707,7 @@ class Bench:
                 return None
 
         found = {"python": platform.python_version()}
-        for name in ("django", "djangorestframework", "celery", "kombu", "amqp", "uvicorn", "psycopg2-binary", "redis",
+        for name in ("django", "djangorestframework", "celery", "kombu", "amqp", "uvicorn", "psycopg", "psycopg-pool", "redis",
                      "channels", "channels-redis", "aiohttp", "psutil"):
             found[name] = dist(name)
         try:

@@ -1,9 +1,11 @@
-"""Celery worker hooks: /metrics on METRICS_PORT from the main process, and clean-up of the
-per-process metric files of pool children that exit (prometheus-client multiprocess mode)."""
+"""Celery worker hooks: /metrics on METRICS_PORT from the main process, clean-up of the per-process
+metric files of pool children that exit (prometheus-client multiprocess mode), and the database
+connection check after each task."""
 import os
 
-from celery.signals import worker_init, worker_process_shutdown
+from celery.signals import task_postrun, worker_init, worker_process_shutdown
 from django.conf import settings
+from django.db import close_old_connections
 
 from core.logging import get_logger
 
@@ -28,3 +30,12 @@ def mark_child_dead(pid=None, **kwargs) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@task_postrun.connect
+def drop_broken_connection(task=None, **kwargs) -> None:
+    if task is not None and getattr(task.request, "is_eager", False):
+        return  # run in the caller's process and transaction (tests): not ours to close
+    # With CELERY_DB_REUSE_MAX the fix-up keeps connections across tasks; like Django after a request,
+    # drop one that errored (a PostgreSQL restart) or outlived CONN_MAX_AGE, so the next task reconnects.
+    close_old_connections()

@@ -1,3 +1,5 @@
+from django.db import close_old_connections, connection
+
 from enrichment import provider
 from orders.models import Order, OrderEnrichment, OrderStatus
 from orders.services import order_duplicate_skip, order_enrichment_store
@@ -10,5 +12,8 @@ def order_enrich(*, order_id, attempt: int = 0) -> Order:
     if order.status != OrderStatus.PROCESSING or OrderEnrichment.objects.filter(order_id=order.id).exists():
         return order_duplicate_skip(order=order, stage="enrich")
     items = [provider.ProviderItem(sku=i.sku, qty=i.qty, unit_price=str(i.unit_price)) for i in order.items.all()]
+    if not connection.in_atomic_block:
+        # A pooled connection goes back to the pool for the call (a persistent one stays open).
+        close_old_connections()
     data = provider.enrich(customer_id=order.customer_id, items=items, attempt=attempt)
     return order_enrichment_store(order_id=order.id, data=data)

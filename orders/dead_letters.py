@@ -14,15 +14,15 @@ from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from kombu import Connection
 
 from core.exceptions import ApplicationError, ConflictError
 from core.logging import get_logger
 from orders import metrics
-from orders.models import DeadLetter, DeadLetterStatus, HistoryEvent, Order, OrderHistory, OrderStatus, Product
-from orders.services import _order_lock, _products_lock, _quantities, order_fail, order_history_append
+from orders.models import DeadLetter, DeadLetterStatus, HistoryEvent, Order, OrderHistory, OrderStatus
+from orders.services import StockShort, order_fail, order_history_append, order_lock, quantities, stock_reserve
 from orders_project import broker
 
 log = get_logger(__name__)
@@ -219,13 +219,10 @@ def _order_reopen(*, order: Order, stage: str) -> None:
     if stage == "process":
         order.status = OrderStatus.PENDING
     else:
-        wanted = _quantities(list(order.items.all()))
-        products = _products_lock(wanted)
-        short = [sku for sku, qty in sorted(wanted.items()) if sku not in products or products[sku].available < qty]
-        if short:
-            raise RedriveRefused(f"not enough stock to redrive order {order.id}: {', '.join(short)}")
-        for sku, qty in wanted.items():
-            Product.objects.filter(pk=products[sku].pk).update(reserved=F("reserved") + qty)
+        try:
+            stock_reserve(quantities(order.items.all()))
+        except StockShort as exc:
+            raise RedriveRefused(f"not enough stock to redrive order {order.id}: {exc}") from exc
         order.status = OrderStatus.PROCESSING
     order.failure_reason = ""
     order.save(update_fields=["status", "failure_reason", "updated_at"])
@@ -247,7 +244,7 @@ def dead_letter_redrive(*, dead_letter_id: int, actor: str) -> DeadLetter:
             raise RedriveRefused(f"dead letter {dead_letter.pk} is not a pipeline task message; discard it instead")
         if dead_letter.order_id is None:
             raise RedriveRefused(f"dead letter {dead_letter.pk} has no order")
-        order = _order_lock(dead_letter.order_id)
+        order = order_lock(dead_letter.order_id)
         _order_reopen(order=order, stage=stage.name)
         args, kwargs, embed = json.loads(dead_letter.body)
         task_id = str(uuid.uuid4())

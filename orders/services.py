@@ -78,21 +78,55 @@ def order_history_append(*, order: Order, stage: str, event: str, detail: dict |
 
 
 # ---------------------------------------------------------------------------
-# Named lock helpers (always lock order first, then products in sku order)
+# Locks and stock. The order row is locked first; product rows only by the stock writes, which run
+# last in their transaction: every order touches the same few hot product rows, so they stay locked
+# from the UPDATE to the commit and no longer (no SELECT ... FOR UPDATE before).
 # ---------------------------------------------------------------------------
-def _order_lock(order_id) -> Order:
+class StockShort(Exception):
+    """Some sku is unknown or has less available than wanted; nothing was reserved."""
+
+
+def order_lock(order_id) -> Order:
     return Order.objects.select_for_update().get(id=order_id)
 
 
-def _products_lock(skus: Iterable[str]) -> dict[str, Product]:
-    return {p.sku: p for p in Product.objects.select_for_update().filter(sku__in=sorted(set(skus))).order_by("sku")}
-
-
-def _quantities(items: Sequence[OrderItem]) -> Counter:
+def quantities(items: Iterable[OrderItem]) -> Counter:
     totals: Counter = Counter()
     for item in items:
         totals[item.sku] += item.qty
     return totals
+
+
+def stock_reserve(wanted: Counter) -> None:
+    """Reserve every sku's quantity, or none and raise StockShort. One conditional UPDATE per sku, in
+    sku order (no deadlock between orders); PostgreSQL re-checks the condition after a concurrent
+    writer commits, and the reserved <= stock constraint backs it."""
+    done, short = Counter(), []
+    for sku, qty in sorted(wanted.items()):
+        if Product.objects.filter(sku=sku, stock__gte=F("reserved") + qty).update(reserved=F("reserved") + qty):
+            done[sku] = qty
+        else:
+            short.append((sku, qty))
+    if short:
+        stock_release(done)
+        available = {p.sku: p.available for p in Product.objects.filter(sku__in=[sku for sku, _ in short])}
+        raise StockShort(
+            "; ".join(
+                f"unknown sku {sku}" if sku not in available else f"not enough stock for {sku} (wanted {qty}, available {available[sku]})"
+                for sku, qty in short
+            )
+        )
+
+
+def stock_release(reserved: Counter) -> None:
+    for sku, qty in sorted(reserved.items()):
+        Product.objects.filter(sku=sku).update(reserved=F("reserved") - qty)
+
+
+def stock_ship(reserved: Counter) -> None:
+    """Reserved units leave the stock (finalize)."""
+    for sku, qty in sorted(reserved.items()):
+        Product.objects.filter(sku=sku).update(stock=F("stock") - qty, reserved=F("reserved") - qty)
 
 
 def order_duplicate_skip(*, order: Order, stage: str) -> Order:
@@ -311,39 +345,36 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
 # ---------------------------------------------------------------------------
 def order_process(*, order_id) -> Order:
     """Mark processing and reserve stock; unknown sku or short stock ends the order failed."""
-    # transaction ensures reservation and the status change happen together or not at all.
-    with transaction.atomic():
-        order = _order_lock(order_id)
-        if order.status != OrderStatus.PENDING:
-            return order_duplicate_skip(order=order, stage="process")
-        items = list(order.items.all())
-        wanted = _quantities(items)
-        products = _products_lock(wanted)
-        problems = []
-        for sku, qty in sorted(wanted.items()):
-            product = products.get(sku)
-            if product is None:
-                problems.append(f"unknown sku {sku}")
-            elif product.available < qty:
-                problems.append(f"not enough stock for {sku} (wanted {qty}, available {product.available})")
-        if problems:
-            return _order_mark_failed(order, stage="process", reason="; ".join(problems), kind="business")
-        for sku, qty in wanted.items():
-            Product.objects.filter(pk=products[sku].pk).update(reserved=F("reserved") + qty)
-        for item in items:
-            item.unit_price = products[item.sku].price
-        OrderItem.objects.bulk_update(items, ["unit_price"])
-        order.total_amount = sum((i.unit_price * i.qty for i in items), Decimal("0")).quantize(CENT)
-        order.status = OrderStatus.PROCESSING
-        order.save(update_fields=["status", "total_amount", "updated_at"])
-        order_history_append(order=order, stage="process", event=HistoryEvent.COMPLETED, detail={"reserved": dict(wanted)})
-        return order
+    try:
+        # transaction ensures reservation and the status change happen together or not at all.
+        with transaction.atomic():
+            order = order_lock(order_id)
+            if order.status != OrderStatus.PENDING:
+                return order_duplicate_skip(order=order, stage="process")
+            items = list(order.items.all())
+            wanted = quantities(items)
+            prices = dict(Product.objects.filter(sku__in=wanted).values_list("sku", "price"))
+            unknown = sorted(set(wanted) - set(prices))
+            if unknown:
+                reason = "; ".join(f"unknown sku {sku}" for sku in unknown)
+                return _order_mark_failed(order, stage="process", reason=reason, kind="business")
+            for item in items:
+                item.unit_price = prices[item.sku]
+            OrderItem.objects.bulk_update(items, ["unit_price"])
+            order.total_amount = sum((i.unit_price * i.qty for i in items), Decimal("0")).quantize(CENT)
+            order.status = OrderStatus.PROCESSING
+            order.save(update_fields=["status", "total_amount", "updated_at"])
+            order_history_append(order=order, stage="process", event=HistoryEvent.COMPLETED, detail={"reserved": dict(wanted)})
+            stock_reserve(wanted)  # last: raises StockShort, which rolls all of the above back
+            return order
+    except StockShort as exc:
+        return order_fail(order_id=order_id, stage="process", reason=str(exc), kind="business")
 
 
 def order_enrichment_store(*, order_id, data: dict) -> Order:
     """Store the provider's answer once (the provider was called outside any lock)."""
     with transaction.atomic():
-        order = _order_lock(order_id)
+        order = order_lock(order_id)
         if order.status != OrderStatus.PROCESSING or OrderEnrichment.objects.filter(order=order).exists():
             return order_duplicate_skip(order=order, stage="enrich")
         OrderEnrichment.objects.create(order=order, data=data)
@@ -357,17 +388,13 @@ def order_finalize(*, order_id) -> Order:
     """Write the invoice, move the reserved stock, mark completed: once, whatever the redeliveries."""
     # transaction ensures invoice, stock movement and status commit together.
     with transaction.atomic():
-        order = _order_lock(order_id)
+        order = order_lock(order_id)
         if order.status != OrderStatus.PROCESSING:
             return order_duplicate_skip(order=order, stage="finalize")
         enrichment = OrderEnrichment.objects.filter(order=order).first()
         if enrichment is None:
             raise EnrichmentMissing(f"order {order.id} has no enrichment yet")
         items = list(order.items.all())
-        wanted = _quantities(items)
-        products = _products_lock(wanted)
-        for sku, qty in wanted.items():
-            Product.objects.filter(pk=products[sku].pk).update(stock=F("stock") - qty, reserved=F("reserved") - qty)
         subtotal = sum((i.unit_price * i.qty for i in items), Decimal("0")).quantize(CENT)
         discount_pct = Decimal(str(enrichment.data.get("discount_pct", 0)))
         discount = (subtotal * discount_pct / 100).quantize(CENT)
@@ -385,6 +412,7 @@ def order_finalize(*, order_id) -> Order:
         order_history_append(
             order=order, stage="finalize", event=HistoryEvent.COMPLETED, detail={"invoice": invoice.number, "total": str(invoice.total)}
         )
+        stock_ship(quantities(items))  # last: the hot product rows stay locked only until the commit
     from orders import metrics
 
     metrics.ORDERS_COMPLETED.labels(source=order.source).inc()
@@ -394,11 +422,7 @@ def order_finalize(*, order_id) -> Order:
 def _order_mark_failed(order: Order, *, stage: str, reason: str, kind: str, detail: dict | None = None) -> Order:
     """Inside a transaction holding the order lock: release any reservation, end failed."""
     if order.status == OrderStatus.PROCESSING:
-        wanted = _quantities(list(order.items.all()))
-        products = _products_lock(wanted)
-        for sku, qty in wanted.items():
-            if sku in products:
-                Product.objects.filter(pk=products[sku].pk).update(reserved=F("reserved") - qty)
+        stock_release(quantities(order.items.all()))
     order.status = OrderStatus.FAILED
     order.failure_reason = reason
     order.save(update_fields=["status", "failure_reason", "updated_at"])
@@ -413,7 +437,7 @@ def _order_mark_failed(order: Order, *, stage: str, reason: str, kind: str, deta
 def order_fail(*, order_id, stage: str, reason: str, kind: str = "error", detail: dict | None = None) -> Order:
     """End an order failed (a no-op on an order already terminal)."""
     with transaction.atomic():
-        order = _order_lock(order_id)
+        order = order_lock(order_id)
         if order.is_terminal:
             return order
         return _order_mark_failed(order, stage=stage, reason=reason, kind=kind, detail=detail)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import environ
+from psycopg_pool import ConnectionPool
 
 from orders_project import broker
 
@@ -81,14 +82,40 @@ TIME_ZONE = "UTC"
 # Database
 # =============================================================================
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/orders")}
-# Persistent connections only in Celery workers, whose pool children and threads reuse one connection task
-# after task. Under ASGI (uvicorn) every request runs in its own thread-sensitive context, so a persistent
-# connection is never reused and stays open until garbage collection: bench/ measured 84 connections from
-# one uvicorn process at 16 concurrent requests, then "too many clients". Django's docs (ticket #33497):
-# disable persistent connections under ASGI. The web then opens one per request and closes it after.
-_CELERY_WORKER = Path(sys.argv[0]).name == "celery"
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60 if _CELERY_WORKER else 0)
+# Under ASGI (uvicorn) every request runs in its own thread-sensitive context, so a persistent connection
+# is never reused (Django ticket #33497): bench/ measured 84 connections from one uvicorn process at 16
+# concurrent requests, then "too many clients". The web server therefore takes its connections from a
+# psycopg connection pool (Django 5.1+): a request borrows one and gives it back when it ends, and at most
+# DB_POOL_MAX_SIZE are open whatever the concurrency (a request waits up to DB_POOL_TIMEOUT for one).
+# So does a threads-pool worker (enrichment): its threads give the connection back during the provider
+# call, so in-flight enrichments are not bounded by PostgreSQL's max_connections. Prefork pool children
+# keep one persistent connection each instead (CELERY_DB_REUSE_MAX below).
+_PROGRAM = Path(sys.argv[0]).name
+_CELERY_WORKER = _PROGRAM == "celery"
+
+
+def _celery_pool(argv: list[str]) -> str:
+    for i, arg in enumerate(argv):
+        if arg in ("-P", "--pool") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--pool="):
+            return arg.partition("=")[2]
+    return "prefork"
+
+
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+_POOLED = _PROGRAM in ("uvicorn", "gunicorn", "daphne") or (_CELERY_WORKER and _celery_pool(sys.argv) == "threads")
+if env.bool("DB_POOL", default=_POOLED):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # pooling replaces persistent connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=12),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        # A connection broken by a PostgreSQL restart is replaced, not lent to a request.
+        "check": ConnectionPool.check_connection,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300 if _CELERY_WORKER else 0)
 # Fail fast (the API answers 503) instead of hanging when PostgreSQL is unreachable.
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=3)
 
@@ -96,13 +123,20 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_
 # Cache (GET /orders/{id}) and channel layer (live page) on Redis
 # =============================================================================
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# django-redis, not Django's RedisCache: Django's keeps its connection pool in the cache object, which
+# under ASGI is rebuilt for every request, so every request opened a new Redis connection (11 % of the
+# web's samples in bench/); django-redis keeps one pool per process. Values are JSON, never pickle.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="orders"),
         "TIMEOUT": env.int("ORDER_CACHE_TIMEOUT", default=300),
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "OPTIONS": {
+            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+        },
     }
 }
 CHANNEL_LAYERS = {
@@ -201,6 +235,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ACKS_ON_FAILURE = False
 # A hard time limit requeues; the queue's delivery limit bounds it (see README "Failure handling").
 CELERY_TASK_ACKS_ON_TIMEOUT = False
+# Celery's Django fix-up closes the database connection before and after every task unless this is set
+# (bench/: a PostgreSQL connect was 12-17 % of each task); core/worker_signals.py still drops a connection
+# that failed or outlived CONN_MAX_AGE after each task, as Django does after each request.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

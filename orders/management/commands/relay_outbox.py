@@ -1,5 +1,3 @@
-import select
-
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
@@ -31,13 +29,8 @@ class OutboxWakeup:
     def wait(self, timeout: float) -> bool:
         """Block until a notification or `timeout` seconds; True if notified."""
         try:
-            raw = self._connection()
-            if not raw.notifies:
-                select.select([raw], [], [], timeout)
-                raw.poll()
-            notified = bool(raw.notifies)
-            raw.notifies.clear()
-            return notified
+            # One notification is enough: the batch after it takes every row waiting, whoever notified.
+            return any(True for _ in self._connection().notifies(timeout=timeout, stop_after=1))
         except Exception as exc:  # the database went away: poll until it is back
             log.warning("outbox_listen_failed", error=f"{type(exc).__name__}: {exc}")
             self.close()
