@@ -3,11 +3,8 @@ the per-name run lock and registry of those processes, and a psutil sampler of C
 per process kind (a kind = one or more process trees)."""
 import atexit
 import fcntl
-import os
 import re
 import shlex
-import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,8 +12,10 @@ from pathlib import Path
 
 import psutil
 
+from core.procs import Proc, reap, spawn, stop_all, wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
-_STARTED: list["Proc"] = []
+_STARTED: list[Proc] = []
 _REGISTRY: Path | None = None  # "<pid> <create_time>" of every process group this run started
 _LOCK = None  # the open lock file: held until this process exits, however it exits
 
@@ -44,39 +43,14 @@ def lock_run(name: str, *, wait: float, log=print) -> None:
 
 
 def reap_leftovers(name: str, log=print) -> int:
-    """Kill the process groups an earlier run of this name started and left behind (its driver was
-    SIGKILLed, so neither atexit nor the SIGTERM handler ran): listed in /tmp/<name>.bench.pids with
-    their start time, so a recycled pid is never touched. Call with the run lock held."""
+    """Kill what an earlier run of this name started and left behind (its driver was SIGKILLed, so
+    neither atexit nor the SIGTERM handler ran): see core.procs.reap. Call with the run lock held."""
     global _REGISTRY
     _REGISTRY = Path(f"/tmp/{name}.bench.pids")
-    killed = 0
-    if _REGISTRY.exists():
-        for line in _REGISTRY.read_text().splitlines():
-            try:
-                pid, created = int(line.split()[0]), float(line.split()[1])
-                proc = psutil.Process(pid)
-                if abs(proc.create_time() - created) > 0.01:
-                    continue
-                os.killpg(pid, signal.SIGKILL)
-                killed += 1
-            except (ValueError, IndexError, psutil.Error, ProcessLookupError, PermissionError):
-                continue
-        if killed:
-            log(f"killed {killed} process group(s) left behind by an earlier run of {name!r}")
-            time.sleep(1)
-    _REGISTRY.write_text("")
+    killed = reap(_REGISTRY)
+    if killed:
+        log(f"killed {killed} process group(s) left behind by an earlier run of {name!r}")
     return killed
-
-
-def _register(pid: int) -> None:
-    if _REGISTRY is None:
-        return
-    try:
-        created = psutil.Process(pid).create_time()
-    except psutil.Error:
-        return
-    with open(_REGISTRY, "a") as handle:
-        handle.write(f"{pid} {created}\n")
 
 
 def procfile_commands(env: dict) -> dict[str, list[str]]:
@@ -96,87 +70,27 @@ def procfile_commands(env: dict) -> dict[str, list[str]]:
     return commands
 
 
-@dataclass
-class Proc:
-    name: str
-    kind: str
-    popen: subprocess.Popen
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            except ProcessLookupError:
-                pass
-        self.kill()  # leftovers of the group (pool children)
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 def start(name: str, kind: str, argv: list[str], env: dict, log_dir: Path) -> Proc:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{name}.log"
-    handle = open(log, "ab")
-    popen = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-    handle.close()
-    proc = Proc(name, kind, popen, log)
+    proc = spawn(name, argv, env=env, log=log_dir / f"{name}.log", kind=kind, registry=_REGISTRY)
     _STARTED.append(proc)
-    _register(popen.pid)
     return proc
-
-
-def stop_all() -> None:
-    for proc in reversed(_STARTED):
-        proc.stop(timeout=10)
-    _STARTED.clear()
 
 
 def stop(procs, grace: float = 15) -> None:
     """SIGTERM every group at once, SIGKILL what is still there after `grace` seconds."""
-    threads = [threading.Thread(target=p.stop, args=(grace,)) for p in procs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    procs = [p for p in procs if p is not None]
+    stop_all(procs, grace=grace)
     for p in procs:
         if p in _STARTED:
             _STARTED.remove(p)
 
 
-atexit.register(stop_all)
+def stop_started(grace: float = 10) -> None:
+    """Everything this run started and did not stop yet."""
+    stop(list(_STARTED), grace=grace)
 
 
-def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+atexit.register(stop_started)
 
 
 def wait_ready(procs, marker: str, timeout: float = 90) -> None:
@@ -186,7 +100,7 @@ def wait_ready(procs, marker: str, timeout: float = 90) -> None:
                 raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.output()[-3000:]}")
             return marker in p.output()
 
-        wait_for(ready, timeout=timeout, what=f"{proc.name} ready")
+        wait_until(ready, timeout=timeout, what=f"{proc.name} ready")
 
 
 def infra_pids() -> dict[str, list[int]]:

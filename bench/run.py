@@ -219,7 +219,7 @@ class Bench:
                     raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
             return all(self.consumers(q) >= n for q, n in queues.items())
 
-        procs.wait_for(ready, timeout=self.sizes.start_timeout, what=f"consumers on {queues}", interval=0.2)
+        procs.wait_until(ready, timeout=self.sizes.start_timeout, what=f"consumers on {queues}", interval=0.2)
 
     def purge(self) -> None:
         from bench.ceiling_celery import QUEUES
@@ -315,7 +315,7 @@ class Bench:
     def no_consumers(self) -> None:
         """Nobody else consumes this run's queues (a worker of a dead run would take its messages)."""
         try:
-            procs.wait_for(lambda: not any(self.consumers(q) for q in self.work_queues()), timeout=30,
+            procs.wait_until(lambda: not any(self.consumers(q) for q in self.work_queues()), timeout=30,
                            what="no consumers on the bench queues", interval=0.5)
         except TimeoutError:
             found = {q: self.consumers(q) for q in self.work_queues()}
@@ -343,7 +343,7 @@ class Bench:
                     return False
 
             try:
-                procs.wait_for(healthy, timeout=self.sizes.start_timeout, what=f"{proc.name} /healthz", interval=0.2)
+                procs.wait_until(healthy, timeout=self.sizes.start_timeout, what=f"{proc.name} /healthz", interval=0.2)
             except RuntimeError:
                 if "address already in use" not in proc.output().lower() or attempt == 2:
                     raise
@@ -441,7 +441,7 @@ class Bench:
     def wait_published(self) -> None:
         """Orders accepted while the relay catches up (fast path failed or relay-only publish)."""
         try:
-            procs.wait_for(
+            procs.wait_until(
                 lambda: self.sql("SELECT count(*) FROM orders_outboxmessage WHERE published_at IS NULL")[0][0] == 0,
                 timeout=min(60.0, self.sizes.phase_timeout), what="outbox empty", interval=0.2,
             )
@@ -496,7 +496,7 @@ class Bench:
         self.reset()
         accepted = self.fill(f"{label}-fill", port, orders)
         try:
-            procs.wait_for(lambda: self.queue_depth("enrichment") >= accepted, timeout=self.sizes.phase_timeout,
+            procs.wait_until(lambda: self.queue_depth("enrichment") >= accepted, timeout=self.sizes.phase_timeout,
                            what="backlog in the enrichment queue", interval=0.25)
         except TimeoutError:
             self.log("warning: the process stage did not move the whole backlog in time")
@@ -551,7 +551,7 @@ class Bench:
             for n in range(count):
                 ceiling_chain(n).apply_async(producer=producer)
         try:
-            procs.wait_for(lambda: self.queue_depth("bench.a") >= count, timeout=60, what="ceiling backlog", interval=0.2)
+            procs.wait_until(lambda: self.queue_depth("bench.a") >= count, timeout=60, what="ceiling backlog", interval=0.2)
         except TimeoutError:
             raise RuntimeError(f"bench.a holds {self.queue_depth('bench.a')} of the {count} chains published; "
                                f"consumers on it: {self.consumers('bench.a')}") from None
@@ -614,7 +614,7 @@ class Bench:
             for n in range(count):
                 producer.publish(body, routing_key="order.created", content_type="application/json", content_encoding="utf-8",
                                  headers={"task": "bench.flood", "id": f"flood-{n}"}, delivery_mode=2)
-        procs.wait_for(lambda: self.queue_depth("process") >= count, timeout=self.sizes.phase_timeout, what="backlog in the queue", interval=0.25)
+        procs.wait_until(lambda: self.queue_depth("process") >= count, timeout=self.sizes.phase_timeout, what="backlog in the queue", interval=0.25)
 
     # ----------------------------------------------------------------------- the run
     def run(self) -> dict:
@@ -903,7 +903,7 @@ def main(argv=None) -> int:
     try:
         results = bench.run()
     finally:
-        procs.stop_all()
+        procs.stop_started()
         bench.sampler.close()
         if bench._conn is not None:
             bench._conn.close()

@@ -10,7 +10,6 @@ import concurrent.futures
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from core.procs import Proc, spawn, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -97,38 +98,21 @@ class Supervisor:
 
     def __init__(self, cfg: Config):
         self.cfg, self.env, self.argv = cfg, system_env(cfg), commands(cfg)
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, Proc] = {}
         self.lock = threading.Lock()
 
     def start(self, kind: str) -> None:
-        logfile = open(self.cfg.workdir / f"{kind}.log", "ab")
+        proc = spawn(kind, self.argv[kind], env=self.env, log=self.cfg.workdir / f"{kind}.log", kind=kind)
         with self.lock:
-            self.procs[kind] = subprocess.Popen(
-                self.argv[kind], cwd=ROOT, env=self.env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self.procs[kind] = proc
 
     def kill9(self, kind: str) -> None:
         with self.lock:
             proc = self.procs[kind]
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
+        proc.kill9()
 
     def stop_all(self) -> None:
-        for kind, proc in list(self.procs.items()):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_all(list(self.procs.values()), grace=30)
 
 
 def manage(cfg: Config, *args: str) -> str:

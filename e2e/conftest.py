@@ -1,61 +1,19 @@
 """End-to-end fixtures: real Celery workers (subprocesses, the Procfile's commands) on the test
 vhost, against pytest-django's test database, and real HTTP through the live server."""
-import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import requests
 
 from conftest import subprocess_env
+from core.procs import Proc, reap, spawn, stop_all, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CELERY = str(Path(sys.executable).parent / "celery")
-
-
-def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def kill9(self) -> None:
-        """SIGKILL the whole process group (the worker and its pool children), like an OOM kill."""
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.popen.wait(timeout=10)
-
-    def stop(self, timeout: float = 20) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-            except ProcessLookupError:
-                pass
+REGISTRY: Path | None = None  # pids of the process groups this session started (see _reap_leftover_processes)
 
 
 @dataclass
@@ -66,23 +24,13 @@ class Processes:
     started: list = field(default_factory=list)
 
     def start(self, name: str, argv: list[str], *, ready: str | None = None, env: dict | None = None, timeout: float = 60) -> Proc:
-        ARTIFACTS.mkdir(exist_ok=True)
         log = ARTIFACTS / f"{name}-{uuid.uuid4().hex[:6]}.log"
-        handle = open(log, "wb")
-        popen = subprocess.Popen(
-            argv,
-            env=subprocess_env(**{**self.env_overrides, **(env or {})}),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parent.parent,
-            start_new_session=True,
-        )
-        proc = Proc(name, popen, log)
+        proc = spawn(name, argv, env=subprocess_env(**{**self.env_overrides, **(env or {})}), log=log, registry=REGISTRY)
         self.started.append(proc)
         if ready:
             def is_ready():
-                if popen.poll() is not None:
-                    raise AssertionError(f"{name} exited with {popen.returncode}:\n{proc.output()[-3000:]}")
+                if not proc.alive():
+                    raise AssertionError(f"{name} exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
                 return ready in proc.output()
 
             wait_until(is_ready, timeout=timeout, what=f"{name} to be ready")
@@ -111,19 +59,16 @@ class Processes:
         return self.start(name, [sys.executable, "manage.py", *args], ready=ready, env=env)
 
     def stop_all(self) -> None:
-        """SIGTERM everything at once, then wait: teardown takes the slowest stop, not the sum."""
-        running = [p for p in self.started if p.popen.poll() is None]
-        for proc in running:
-            try:
-                os.killpg(proc.popen.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 20
-        for proc in running:
-            try:
-                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill9()
+        stop_all(self.started, grace=20)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reap_leftover_processes(rabbitmq_vhost):
+    """Workers of an earlier run that was killed (no teardown) would consume this vhost's queues with
+    whatever code they loaded: kill them first."""
+    global REGISTRY
+    REGISTRY = Path(f"/tmp/{rabbitmq_vhost}.e2e.pids")
+    reap(REGISTRY)
 
 
 @pytest.fixture

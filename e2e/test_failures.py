@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings
 
 from conftest import queue_messages
-from e2e.conftest import wait_terminal, wait_until
+from core.procs import wait_until
+from e2e.conftest import wait_terminal
 from enrichment import controls
 from orders import services
 from orders.models import DeadLetter, Invoice, Order, OrderStatus, Product

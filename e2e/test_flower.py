@@ -2,7 +2,8 @@
 import pytest
 import requests
 
-from e2e.conftest import CELERY, free_port, wait_until
+from core.procs import wait_until
+from e2e.conftest import CELERY, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,8 @@ import pytest
 import requests
 from django.conf import settings
 
-from e2e.conftest import ARTIFACTS, wait_terminal, wait_until
+from core.procs import wait_until
+from e2e.conftest import ARTIFACTS, wait_terminal
 from orders.tests.factories import catalog_create
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,8 @@ import pytest
 import requests
 from django.conf import settings
 
-from e2e.conftest import free_port, start_web, wait_until
+from core.procs import wait_until
+from e2e.conftest import free_port, start_web
 from orders.models import Invoice, Order, Product
 from orders.tests.factories import catalog_create
 

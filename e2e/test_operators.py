@@ -9,7 +9,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from conftest import queue_messages
-from e2e.conftest import wait_terminal, wait_until
+from core.procs import wait_until
+from e2e.conftest import wait_terminal
 from enrichment import controls
 from orders.models import DeadLetter, DeadLetterStatus, Invoice, Product
 from orders.tests.factories import catalog_create

@@ -10,7 +10,7 @@ from django.conf import settings
 from kombu import Connection, Producer
 
 from conftest import queue_messages
-from e2e.conftest import wait_until
+from core.procs import wait_until
 from orders.dead_letters import dead_letter_archive
 from orders.models import Order, OrderHistory, OrderItem, OrderStatus
 from orders.tests.factories import catalog_create

@@ -63,6 +63,7 @@ def order_history_append(*, order: Order, stage: str, event: str, detail: dict |
     entry = OrderHistory.objects.create(order=order, stage=stage, event=event, detail=detail or {})
     events.order_changed_on_commit(
         order_id=order.id,
+        created=event == HistoryEvent.ACCEPTED,
         event={
             "order_id": str(order.id),
             "status": order.status,

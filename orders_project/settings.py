@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import environ
-from psycopg_pool import ConnectionPool
 
 from orders_project import broker
 
@@ -111,9 +110,7 @@ if env.bool("DB_POOL", default=_POOLED):
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=12),
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
-        # A connection broken by a PostgreSQL restart is replaced, not lent to a request.
-        "check": ConnectionPool.check_connection,
-    }
+    }  # with CONN_HEALTH_CHECKS, Django has the pool check a connection before lending it
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300 if _CELERY_WORKER else 0)
 # Fail fast (the API answers 503) instead of hanging when PostgreSQL is unreachable.

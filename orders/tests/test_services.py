@@ -81,6 +81,24 @@ def test_order_process_not_enough_stock_fails_with_reason(catalog):
     assert _stock("SCARCE") == (2, 0)
 
 
+def test_order_process_short_on_one_sku_reserves_none_of_the_others(catalog):
+    # given: ABC is available, SCARCE has 2 of the 3 wanted
+    order = order_create(items=[("ABC", 1), ("SCARCE", 3), ("XYZ", 2)])
+    # when
+    order = services.order_process(order_id=order.id)
+    # then: all or nothing
+    assert order.status == OrderStatus.FAILED
+    assert order.failure_reason == "not enough stock for SCARCE (wanted 3, available 2)"
+    assert [_stock(sku)[1] for sku in ("ABC", "SCARCE", "XYZ")] == [0, 0, 0]
+    assert ("process", HistoryEvent.COMPLETED) not in _events(order)
+
+
+def test_stock_reserve_names_every_short_sku_and_reserves_nothing(catalog):
+    with pytest.raises(services.StockShort, match=r"^unknown sku NOPE; not enough stock for SCARCE \(wanted 5, available 2\)$"):
+        services.stock_reserve(services.Counter({"ABC": 4, "NOPE": 1, "SCARCE": 5}))
+    assert _stock("ABC") == (1000, 0)
+
+
 def test_order_enrich_stores_provider_answer_once(catalog):
     order = order_create(items=[("ABC", 1)])
     services.order_process(order_id=order.id)

@@ -1,0 +1,114 @@
+"""Child processes of the end-to-end tests, the benchmark and the chaos run. Each command runs in its own
+process group, so a Celery worker and its pool children are signalled, and die, together; its output
+goes to a log file."""
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """The predicate's first truthy value; TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass(eq=False)
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+    kind: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.popen.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill9(self) -> None:
+        """SIGKILL the whole group (what is left of it), like an OOM kill."""
+        self.signal(signal.SIGKILL)
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop(self, timeout: float = 20) -> None:
+        stop_all([self], grace=timeout)
+
+
+def spawn(name: str, argv: list[str], *, env: dict, log: Path, kind: str = "", cwd: Path = ROOT, registry: Path | None = None) -> Proc:
+    """Start `argv` in a new process group; its pid and start time go to `registry`, if given."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as handle:
+        popen = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+    if registry is not None:
+        import psutil
+
+        try:
+            with open(registry, "a") as out:
+                out.write(f"{popen.pid} {psutil.Process(popen.pid).create_time()}\n")
+        except psutil.Error:
+            pass
+    return Proc(name, popen, log, kind)
+
+
+def reap(registry: Path) -> int:
+    """Kill the process groups listed in `registry` by an earlier run that was itself SIGKILLed (so it
+    could not stop them: workers left consuming the same queues). A pid counts only with the same start
+    time, so a recycled pid is never touched. Empties the registry; returns how many groups it killed."""
+    import psutil
+
+    killed = 0
+    if registry.exists():
+        for line in registry.read_text().splitlines():
+            try:
+                pid, created = int(line.split()[0]), float(line.split()[1])
+                if abs(psutil.Process(pid).create_time() - created) > 0.01:
+                    continue
+                os.killpg(pid, signal.SIGKILL)
+                killed += 1
+            except (ValueError, IndexError, psutil.Error, ProcessLookupError, PermissionError):
+                continue
+        if killed:
+            time.sleep(1)
+    registry.write_text("")
+    return killed
+
+
+def stop_all(procs: list[Proc], grace: float = 20) -> None:
+    """SIGTERM every group at once, wait at most `grace` seconds in all (the slowest stop, not the sum),
+    then SIGKILL what is left, pool children of a leader that exited included."""
+    running = [p for p in procs if p.alive()]
+    for proc in running:
+        proc.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in running:
+        try:
+            proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in procs:
+        proc.kill9()
