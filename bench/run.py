@@ -641,6 +641,14 @@ class Bench:
         self.web.append(web2)
         self.relay2 = self.start_relay(relay_only, name="relay-listen")
 
+        if self.args.only == "pipeline":
+            self.ceiling_run()
+            _, workers = self.pipeline_run("pipeline_drain", port, s.drain_orders, keep=True)
+            self.stop(workers)
+            procs.stop(self.web + [self.relay, self.relay2])
+            self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
+            return self.results
+
         # 1. API accept rate and p99, pipeline idle (no workers; queues purged between runs)
         if s.api_warmup:
             self.load("warmup-ceiling", "/bench/ceiling", port=port, concurrency=16, count=s.api_warmup)
@@ -880,8 +888,8 @@ def main(argv=None) -> int:
                         help="threads per enrichment process in the scale-out runs (default 16; 4 with --smoke, which measures "
                              "nothing and should not take 64 of the shared PostgreSQL's connection slots)")
     parser.add_argument("--size", action="append", default=[], help="override one size, e.g. drain_orders=1000 (recorded)")
-    parser.add_argument("--only", choices=["api", "ceiling"], default=None,
-                        help="only the API phase or only the bare-chain ceiling (quick comparisons); no report files")
+    parser.add_argument("--only", choices=["api", "ceiling", "pipeline"], default=None,
+                        help="only the API phase, the bare-chain ceiling, or the ceiling and the pipeline drain (quick comparisons); no report files")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every process (e.g. WEB_CONCURRENCY=2)")
     parser.add_argument("--lock-wait", type=float, default=900.0,
                         help="seconds to wait for another run of the same name to finish (one run per name at a time)")
