@@ -139,3 +139,30 @@ def write(r: dict, out: Path, stamp: str) -> list[Path]:
     paths[2].write_text(markdown(r))
     plot(r, paths[3])
     return paths
+
+
+def compare(before: dict, after: dict) -> str:
+    """Markdown table of two runs' figures side by side (value and ratio to the same run's ceiling)."""
+    def label(r: dict) -> str:
+        return f"{r.get('started_at', '')[:16].replace('T', ' ')} (git {r['versions'].get('git', '?')})"
+
+    lines = [
+        f"| figure | before: {label(before)} | ratio | after: {label(after)} | ratio | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, f in after["figures"].items():
+        b = before["figures"].get(key, {})
+        lines.append(
+            f"| {NAMES.get(key, key)} | {_fmt(b.get('value'))} {b.get('unit', '')} | {_fmt(b.get('ratio'))} "
+            f"| {_fmt(f['value'])} {f['unit']} | {_fmt(f['ratio'])} | {f['target']} |"
+        )
+    costs = [(k, before["cost"].get("pipeline_per_1000_orders", {}).get(k, {}), c) for k, c in after["cost"].get("pipeline_per_1000_orders", {}).items()]
+    lines += ["", "| CPU s per 1,000 orders (latency-0 drain) | before | after |", "|---|---|---|"]
+    lines += [f"| {k} | {_fmt(b.get('cpu_s_per_1000'))} | {_fmt(a['cpu_s_per_1000'])} |" for k, b, a in costs]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m bench.report BEFORE.json AFTER.json
+    import sys
+
+    print(compare(json.loads(Path(sys.argv[1]).read_text()), json.loads(Path(sys.argv[2]).read_text())), end="")

@@ -649,6 +649,15 @@ class Bench:
             self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
             return self.results
 
+        if self.args.only == "e2e":
+            self.reset()
+            workers = self.start_pipeline()
+            self.e2e("pipeline_e2e", port)
+            self.stop(workers)
+            procs.stop(self.web + [self.relay, self.relay2])
+            self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
+            return self.results
+
         # 1. API accept rate and p99, pipeline idle (no workers; queues purged between runs)
         if s.api_warmup:
             self.load("warmup-ceiling", "/bench/ceiling", port=port, concurrency=16, count=s.api_warmup)
@@ -888,8 +897,8 @@ def main(argv=None) -> int:
                         help="threads per enrichment process in the scale-out runs (default 16; 4 with --smoke, which measures "
                              "nothing and should not take 64 of the shared PostgreSQL's connection slots)")
     parser.add_argument("--size", action="append", default=[], help="override one size, e.g. drain_orders=1000 (recorded)")
-    parser.add_argument("--only", choices=["api", "ceiling", "pipeline"], default=None,
-                        help="only the API phase, the bare-chain ceiling, or the ceiling and the pipeline drain (quick comparisons); no report files")
+    parser.add_argument("--only", choices=["api", "ceiling", "pipeline", "e2e"], default=None,
+                        help="only the API phase, the bare-chain ceiling, the ceiling and the pipeline drain, or the end-to-end latency (quick comparisons); no report files")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every process (e.g. WEB_CONCURRENCY=2)")
     parser.add_argument("--lock-wait", type=float, default=900.0,
                         help="seconds to wait for another run of the same name to finish (one run per name at a time)")
