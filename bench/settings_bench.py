@@ -3,18 +3,9 @@
 Used by every process the bench starts, so the product endpoints and the ceiling are served by the
 same server with the same settings. orders_project/urls.py is untouched: this module points
 ROOT_URLCONF at bench/ceiling_app/urls.py, which adds one path and includes the product's URLs.
-
-BENCH_CELERY_DB_REUSE_MAX (unset by default: the product's settings as they are) sets Celery's
-CELERY_DB_REUSE_MAX for an A/B run: without it, Celery 5.7's Django fix-up closes the worker's
-PostgreSQL connection before and after every task (CONN_MAX_AGE notwithstanding).
 """
-import os
-
 from orders_project.settings import *  # noqa: F401,F403
 from orders_project.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench.ceiling_app"]
 ROOT_URLCONF = "bench.ceiling_app.urls"
-
-if os.environ.get("BENCH_CELERY_DB_REUSE_MAX"):
-    CELERY_DB_REUSE_MAX = int(os.environ["BENCH_CELERY_DB_REUSE_MAX"])
