@@ -34,6 +34,7 @@ log = get_logger(__name__)
 CENT = Decimal("0.01")
 # PostgreSQL NOTIFY channel: a commit that leaves an outbox row for the relay wakes it at once.
 OUTBOX_CHANNEL = "orders_outbox"
+FAST_PATH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
 
 
 class IdempotencyConflict(ConflictError):
@@ -226,8 +227,10 @@ def outbox_publish(*, message_id, fast_path: bool = False, order: Order | None =
             )
             if message is None:
                 return False
-            # The fast path does not wait on a broker outage: the relay retries the row.
-            options = {"retry": False} if fast_path else {}
+            # The fast path does not wait on a broker outage (the relay retries the row), but it does
+            # retry once at once: a pooled connection the broker closed while the process was idle
+            # (missed heartbeats) fails its first publish with "connection reset", and reconnects.
+            options = {"retry": True, "retry_policy": FAST_PATH_RETRY_POLICY} if fast_path else {}
             order_pipeline_signature(str(message.order_id)).apply_async(**options)
             message.published_at = timezone.now()
             message.publish_attempts = F("publish_attempts") + 1

@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -86,6 +87,19 @@ def test_relay_command_once_publishes_backlog(clean_queues):
     create_orders_while_broker_is_down(3)
     call_command("relay_outbox", "--once", "--grace", "0", "--heartbeat-file", "")
     assert len(queue_messages("process")) == 3
+
+
+def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(api_client, clean_queues, rabbitmq_vhost):
+    # given: the process's pooled broker connection, then closed by the broker (as on missed heartbeats)
+    post = lambda: api_client.post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, format="json")  # noqa: E731
+    first = post().json()["order_id"]
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    subprocess.run([rabbitmqctl, "close_all_connections", "-p", rabbitmq_vhost, "test: stale connection"], check=True, capture_output=True)
+    # when
+    second = post().json()["order_id"]
+    # then: published at once over a new connection, not left for the relay
+    assert published_order_ids(queue_messages("process")) == [first, second]
+    assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
 
 
 def test_fast_path_publishes_after_commit(api_client, clean_queues):
