@@ -1,24 +1,20 @@
 from django.db import close_old_connections, connection, transaction
 
 from enrichment import provider
-from orders.models import Order, OrderEnrichment, OrderStatus
-from orders.services import order_duplicate_skip, order_enrichment_store, order_lock
-
-
-def _enrich_due(order: Order) -> bool:
-    return order.status == OrderStatus.PROCESSING and not OrderEnrichment.objects.filter(order_id=order.id).exists()
+from orders.models import Order
+from orders.services import order_duplicate_skip, order_enrichment_due, order_enrichment_store, order_lock
 
 
 def order_enrich(*, order_id, attempt: int = 0) -> Order:
     """Ask the provider about the order and store its answer. The provider is called outside any
     transaction (no lock held over I/O); storing re-checks the state under the lock."""
     order = Order.objects.get(id=order_id)
-    if not _enrich_due(order):
+    if not order_enrichment_due(order):
         # Check again under the order's lock before skipping: a redrive publishes this message inside
         # its transaction, which may not have committed yet; the lock waits for it.
         with transaction.atomic():
             order = order_lock(order_id)
-            if not _enrich_due(order):
+            if not order_enrichment_due(order):
                 return order_duplicate_skip(order=order, stage="enrich")
     items = [provider.ProviderItem(sku=i.sku, qty=i.qty, unit_price=str(i.unit_price)) for i in order.items.all()]
     if not connection.in_atomic_block:

@@ -375,11 +375,16 @@ def order_process(*, order_id) -> Order:
         return order_fail(order_id=order_id, stage="process", reason=str(exc), kind="business")
 
 
+def order_enrichment_due(order: Order) -> bool:
+    """Processing and not enriched yet: the only state in which the enrich stage does anything."""
+    return order.status == OrderStatus.PROCESSING and not OrderEnrichment.objects.filter(order_id=order.id).exists()
+
+
 def order_enrichment_store(*, order_id, data: dict) -> Order:
     """Store the provider's answer once (the provider was called outside any lock)."""
     with transaction.atomic():
         order = order_lock(order_id)
-        if order.status != OrderStatus.PROCESSING or OrderEnrichment.objects.filter(order=order).exists():
+        if not order_enrichment_due(order):
             return order_duplicate_skip(order=order, stage="enrich")
         OrderEnrichment.objects.create(order=order, data=data)
         order_history_append(
