@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from core.procs import Proc, reap, spawn, stop_all, wait_until
+from core.procs import Proc, reap, spawn, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 _STARTED: list[Proc] = []
@@ -91,16 +91,6 @@ def stop_started(grace: float = 10) -> None:
 
 
 atexit.register(stop_started)
-
-
-def wait_ready(procs, marker: str, timeout: float = 90) -> None:
-    for proc in procs:
-        def ready(p=proc):
-            if not p.alive():
-                raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.output()[-3000:]}")
-            return marker in p.output()
-
-        wait_until(ready, timeout=timeout, what=f"{proc.name} ready")
 
 
 def infra_pids() -> dict[str, list[int]]:

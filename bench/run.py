@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from bench import procs
+from core.procs import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -219,7 +220,7 @@ class Bench:
                     raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
             return all(self.consumers(q) >= n for q, n in queues.items())
 
-        procs.wait_until(ready, timeout=self.sizes.start_timeout, what=f"consumers on {queues}", interval=0.2)
+        wait_until(ready, timeout=self.sizes.start_timeout, what=f"consumers on {queues}", interval=0.2)
 
     def purge(self) -> None:
         from bench.ceiling_celery import QUEUES
@@ -315,7 +316,7 @@ class Bench:
     def no_consumers(self) -> None:
         """Nobody else consumes this run's queues (a worker of a dead run would take its messages)."""
         try:
-            procs.wait_until(lambda: not any(self.consumers(q) for q in self.work_queues()), timeout=30,
+            wait_until(lambda: not any(self.consumers(q) for q in self.work_queues()), timeout=30,
                            what="no consumers on the bench queues", interval=0.5)
         except TimeoutError:
             found = {q: self.consumers(q) for q in self.work_queues()}
@@ -343,7 +344,7 @@ class Bench:
                     return False
 
             try:
-                procs.wait_until(healthy, timeout=self.sizes.start_timeout, what=f"{proc.name} /healthz", interval=0.2)
+                wait_until(healthy, timeout=self.sizes.start_timeout, what=f"{proc.name} /healthz", interval=0.2)
             except RuntimeError:
                 if "address already in use" not in proc.output().lower() or attempt == 2:
                     raise
@@ -441,7 +442,7 @@ class Bench:
     def wait_published(self) -> None:
         """Orders accepted while the relay catches up (fast path failed or relay-only publish)."""
         try:
-            procs.wait_until(
+            wait_until(
                 lambda: self.sql("SELECT count(*) FROM orders_outboxmessage WHERE published_at IS NULL")[0][0] == 0,
                 timeout=min(60.0, self.sizes.phase_timeout), what="outbox empty", interval=0.2,
             )
@@ -496,7 +497,7 @@ class Bench:
         self.reset()
         accepted = self.fill(f"{label}-fill", port, orders)
         try:
-            procs.wait_until(lambda: self.queue_depth("enrichment") >= accepted, timeout=self.sizes.phase_timeout,
+            wait_until(lambda: self.queue_depth("enrichment") >= accepted, timeout=self.sizes.phase_timeout,
                            what="backlog in the enrichment queue", interval=0.25)
         except TimeoutError:
             self.log("warning: the process stage did not move the whole backlog in time")
@@ -551,7 +552,7 @@ class Bench:
             for n in range(count):
                 ceiling_chain(n).apply_async(producer=producer)
         try:
-            procs.wait_until(lambda: self.queue_depth("bench.a") >= count, timeout=60, what="ceiling backlog", interval=0.2)
+            wait_until(lambda: self.queue_depth("bench.a") >= count, timeout=60, what="ceiling backlog", interval=0.2)
         except TimeoutError:
             raise RuntimeError(f"bench.a holds {self.queue_depth('bench.a')} of the {count} chains published; "
                                f"consumers on it: {self.consumers('bench.a')}") from None
@@ -614,7 +615,7 @@ class Bench:
             for n in range(count):
                 producer.publish(body, routing_key="order.created", content_type="application/json", content_encoding="utf-8",
                                  headers={"task": "bench.flood", "id": f"flood-{n}"}, delivery_mode=2)
-        procs.wait_until(lambda: self.queue_depth("process") >= count, timeout=self.sizes.phase_timeout, what="backlog in the queue", interval=0.25)
+        wait_until(lambda: self.queue_depth("process") >= count, timeout=self.sizes.phase_timeout, what="backlog in the queue", interval=0.25)
 
     # ----------------------------------------------------------------------- the run
     def run(self) -> dict:
@@ -629,8 +630,7 @@ class Bench:
                 self.sampler.track(kind, pid)
         if self.args.only == "ceiling":
             self.ceiling_run()
-            self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
-            return self.results
+            return self.finish()
         web, port = self.start_web()
         self.web = [web]
         self.relay = self.start_relay()
@@ -645,18 +645,14 @@ class Bench:
             self.ceiling_run()
             _, workers = self.pipeline_run("pipeline_drain", port, s.drain_orders, keep=True)
             self.stop(workers)
-            procs.stop(self.web + [self.relay, self.relay2])
-            self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
-            return self.results
+            return self.finish()
 
         if self.args.only == "e2e":
             self.reset()
             workers = self.start_pipeline()
             self.e2e("pipeline_e2e", port)
             self.stop(workers)
-            procs.stop(self.web + [self.relay, self.relay2])
-            self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
-            return self.results
+            return self.finish()
 
         # 1. API accept rate and p99, pipeline idle (no workers; queues purged between runs)
         if s.api_warmup:
@@ -671,9 +667,7 @@ class Bench:
             self.load(f"api-orders-relay-only-c{c}", "/orders", port=port2, concurrency=c, seconds=s.api_seconds)
 
         if self.args.only == "api":
-            procs.stop(self.web + [self.relay, self.relay2])
-            self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
-            return self.results
+            return self.finish()
 
         # 2. decoupling: POST p99 idle, then with the backlog waiting in the queues
         self.reset()
@@ -708,11 +702,14 @@ class Bench:
             self.enrichment_run(f"scale_out_{k}", port, s.scale_orders, enrichment_processes=k,
                                 enrichment_concurrency=self.args.scale_concurrency)
         self.stop(workers)
+        self.results["figures"] = figures(self.results, s)
+        return self.finish()
 
+    def finish(self) -> dict:
+        """Stop the web servers and relays this run started; record when and how long."""
         procs.stop(self.web + [self.relay, self.relay2])
         self.results["finished_at"] = datetime.now(timezone.utc).isoformat()
         self.results["duration_s"] = round(time.monotonic() - self.t0, 1)
-        self.results["figures"] = figures(self.results, s)
         return self.results
 
     # ----------------------------------------------------------------------- record

@@ -24,6 +24,17 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
         time.sleep(interval)
 
 
+def wait_ready(procs: list["Proc"], marker: str, *, timeout: float) -> None:
+    """Wait until each process has printed `marker`; one that exits first fails the wait with its output."""
+    for proc in procs:
+        def ready(p=proc):
+            if not p.alive():
+                raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.output()[-3000:]}")
+            return marker in p.output()
+
+        wait_until(ready, timeout=timeout, what=f"{proc.name} ready")
+
+
 @dataclass(eq=False)
 class Proc:
     name: str

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import subprocess_env
-from core.procs import Proc, reap, spawn, stop_all, wait_until
+from core.procs import Proc, reap, spawn, stop_all, wait_ready, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CELERY = str(Path(sys.executable).parent / "celery")
@@ -28,12 +28,7 @@ class Processes:
         proc = spawn(name, argv, env=subprocess_env(**{**self.env_overrides, **(env or {})}), log=log, registry=REGISTRY)
         self.started.append(proc)
         if ready:
-            def is_ready():
-                if not proc.alive():
-                    raise AssertionError(f"{name} exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
-                return ready in proc.output()
-
-            wait_until(is_ready, timeout=timeout, what=f"{name} to be ready")
+            wait_ready([proc], ready, timeout=timeout)
         return proc
 
     def worker(self, queue: str, *, pool: str = "prefork", concurrency: int = 2, env: dict | None = None, wait: bool = True) -> Proc:
@@ -50,9 +45,7 @@ class Processes:
             "enrichment": self.worker("enrichment", pool="threads", concurrency=8, wait=False, env=env),
             "finalize": self.worker("finalize", wait=False, env=env),
         }
-        for proc in procs.values():
-            wait_until(lambda p=proc: " ready." in p.output() or p.popen.poll() is not None, timeout=60, what=f"{proc.name} ready")
-            assert proc.popen.poll() is None, proc.output()[-3000:]
+        wait_ready(list(procs.values()), " ready.", timeout=60)
         return procs
 
     def manage(self, name: str, *args: str, ready: str | None = None, env: dict | None = None) -> Proc:
