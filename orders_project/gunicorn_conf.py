@@ -1,0 +1,20 @@
+"""gunicorn settings for the REST API (the Procfile's `web`): synchronous DRF views on a WSGI server
+with several worker processes (bench/README.md measured it against uvicorn and gthread)."""
+import os
+
+bind = f"{os.environ.get('WEB_HOST', '0.0.0.0')}:{os.environ.get('WEB_PORT', '8000')}"
+# 2 x cores + 1 (gunicorn's advice); containers set WEB_CONCURRENCY to their CPU limit's share.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+worker_class = "sync"
+# A request never takes this long (the database and pool time out first); a stuck worker is replaced.
+timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT", "20"))
+keepalive = int(os.environ.get("WEB_KEEPALIVE", "5"))
+# Recycle workers now and then (bounded memory growth), staggered so they never restart together.
+max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
+# Request line and header bounds (gunicorn's own limits; the body is bounded by Django).
+limit_request_line = 8190
+limit_request_fields = 100
+accesslog = None  # one JSON line per order comes from the app; a line per request is the proxy's job
+errorlog = "-"
