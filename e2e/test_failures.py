@@ -183,7 +183,7 @@ def test_same_message_published_twice_to_two_workers_takes_effect_once(processes
     result = services.order_create(customer_id="dup", source="api", items=[services.ItemIn("ABC", 2)], request_hash="x")
     order_id = str(result.order.id)
     processes.pipeline()
-    processes.pipeline()
+    processes.pipeline(relay=False)
     # when: the same task message (same task id) published twice, plus a relay-style republish
     for _ in range(2):
         services.order_pipeline_signature(order_id).apply_async(task_id=f"dup-{order_id}")
@@ -228,7 +228,7 @@ def test_random_provider_failures_under_load_end_every_order_terminal(processes,
 def test_broker_outage_at_post_time_is_covered_by_the_outbox(processes, http):
     # given
     catalog_create()
-    processes.pipeline()
+    processes.pipeline(relay=False)
     relay = processes.manage("relay", "relay_outbox", "--grace", "1", "--heartbeat-file", "", ready="loop_started")
     # when: RabbitMQ stops while an order is posted
     subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True, timeout=60)

@@ -2,8 +2,11 @@
 and otherwise does a small amount of work in one transaction: redelivery never doubles an effect.
 See README "Pipeline" for the flow.
 """
+import contextlib
 import functools
+import json
 import socket
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -65,18 +68,18 @@ def order_history_append(*, order: Order, stage: str, event: str, detail: dict |
     events.order_changed_on_commit(
         order_id=order.id,
         created=event == HistoryEvent.ACCEPTED,
-        event={
-            "order_id": str(order.id),
-            "status": order.status,
-            "stage": stage,
-            "event": event,
-            "detail": detail or {},
-            "failure_reason": order.failure_reason,
-            "source": order.source,
-            "at": entry.created_at.isoformat(),
-        },
+        event=_event(order, stage=stage, event=event, detail=detail or {}, at=entry.created_at),
     )
     return entry
+
+
+def order_history_append_many(entries: Sequence[tuple[Order, str, str, dict]]) -> None:
+    """Several history entries (order, stage, event, detail) in one INSERT, each announced after commit."""
+    rows = OrderHistory.objects.bulk_create(
+        [OrderHistory(order=order, stage=stage, event=event, detail=detail) for order, stage, event, detail in entries]
+    )
+    for (order, stage, event, detail), row in zip(entries, rows):
+        events.order_changed_on_commit(order_id=order.id, event=_event(order, stage=stage, event=event, detail=detail, at=row.created_at))
 
 
 # ---------------------------------------------------------------------------
@@ -125,12 +128,6 @@ def stock_release(reserved: Counter) -> None:
         Product.objects.filter(sku=sku).update(reserved=F("reserved") - qty)
 
 
-def stock_ship(reserved: Counter) -> None:
-    """Reserved units leave the stock (finalize)."""
-    for sku, qty in sorted(reserved.items()):
-        Product.objects.filter(sku=sku).update(stock=F("stock") - qty, reserved=F("reserved") - qty)
-
-
 def order_duplicate_skip(*, order: Order, stage: str) -> Order:
     """Record that a redelivered or replayed stage found its work done, and change nothing."""
     order_history_append(order=order, stage=stage, event=HistoryEvent.DUPLICATE_SKIPPED, detail={"status": order.status})
@@ -153,6 +150,34 @@ def _order_for_key(*, key: str, request_hash: str) -> Order | None:
     return stored.order
 
 
+# One statement, so one round trip and one durable commit (autocommit): the order, its items, its
+# idempotency key (if any), the outbox row and the `accepted` history entry, then NOTIFY, which
+# PostgreSQL delivers at commit to the relay's LISTEN. A reused key violates the key's primary key and
+# the whole statement rolls back (handled by the caller); a racing twin waits for the first's commit.
+_ORDER_CREATE_SQL = f"""
+WITH o AS (
+    INSERT INTO {Order._meta.db_table} (id, customer_id, source, status, total_amount, failure_reason, created_at, updated_at)
+    VALUES (%(id)s, %(customer_id)s, %(source)s, 'pending', NULL, '', %(now)s, %(now)s)
+    RETURNING id
+), i AS (
+    INSERT INTO {OrderItem._meta.db_table} (order_id, sku, qty, unit_price)
+    SELECT o.id, t.sku, t.qty, NULL
+    FROM o, unnest(%(skus)s::varchar[], %(qtys)s::int[]) WITH ORDINALITY AS t(sku, qty, n)
+    ORDER BY t.n
+), k AS (
+    INSERT INTO {IdempotencyKey._meta.db_table} (key, order_id, request_hash, created_at)
+    SELECT %(key)s, o.id, %(request_hash)s, %(now)s FROM o WHERE %(key)s::varchar IS NOT NULL
+), m AS (
+    INSERT INTO {OutboxMessage._meta.db_table} (id, order_id, kind, payload, created_at, published_at, publish_attempts, last_error)
+    SELECT %(outbox_id)s, o.id, 'order.created', '{{}}', %(now)s, NULL, 0, '' FROM o
+), h AS (
+    INSERT INTO {OrderHistory._meta.db_table} (order_id, stage, event, detail, created_at)
+    SELECT o.id, 'api', 'accepted', %(detail)s, %(now)s FROM o
+)
+SELECT pg_notify(%(channel)s, '') FROM o WHERE %(notify)s
+"""
+
+
 def order_create(
     *,
     customer_id: str,
@@ -161,31 +186,36 @@ def order_create(
     idempotency_key: str | None = None,
     request_hash: str = "",
 ) -> OrderCreateResult:
-    """Accept an order: the order, its items, its idempotency key and an outbox row commit together
-    (durable transaction), and the chain is published only after that commit: inline by this process
-    (OUTBOX_PUBLISH_INLINE, the default) or by the relay, which the commit wakes at once (NOTIFY).
-    If the process dies between commit and publish, the relay publishes the outbox row later; nothing
+    """Accept an order: the order, its items, its idempotency key, an outbox row and the history entry
+    commit together in one statement, and the commit wakes the relay (NOTIFY), which publishes the chain
+    in batches. With OUTBOX_PUBLISH_INLINE this process publishes it after the commit too (the relay is
+    then the safety net). If the process dies after the commit, the relay publishes the row: nothing
     accepted is lost.
     """
+    order = Order(id=uuid.uuid4(), customer_id=customer_id, source=source, status=OrderStatus.PENDING, created_at=timezone.now())
+    order.updated_at = order.created_at
+    outbox_id = uuid.uuid4()
+    detail = {"items": len(items), "source": source}
     try:
-        # transaction ensures an order is never visible without its items, key and outbox row.
-        with transaction.atomic(durable=True):
-            order = Order.objects.create(customer_id=customer_id, source=source)
-            OrderItem.objects.bulk_create([OrderItem(order=order, sku=i.sku, qty=i.qty) for i in items])
-            if idempotency_key:
-                # The key is the primary key: a replay fails here at once (handled below, no lookup
-                # before the insert on the common path); a racing twin blocks, then fails on commit order.
-                IdempotencyKey.objects.create(key=idempotency_key, order=order, request_hash=request_hash)
-            message = OutboxMessage.objects.create(order=order, kind="order.created")
-            order_history_append(
-                order=order, stage="api", event=HistoryEvent.ACCEPTED, detail={"items": len(items), "source": source}
+        # One statement in autocommit is its own durable transaction (no BEGIN/COMMIT round trips);
+        # inside a caller's transaction (tests) a savepoint keeps a key conflict from breaking it.
+        with _statement_transaction(), connection.cursor() as cursor:
+            cursor.execute(
+                _ORDER_CREATE_SQL,
+                {
+                    "id": order.id, "customer_id": customer_id, "source": source, "now": order.created_at,
+                    "skus": [i.sku for i in items], "qtys": [i.qty for i in items],
+                    "key": idempotency_key, "request_hash": request_hash, "outbox_id": outbox_id,
+                    "detail": json.dumps(detail), "channel": OUTBOX_CHANNEL,
+                    # Inline, the relay leaves young rows to this process: waking it would find nothing.
+                    "notify": not settings.OUTBOX_PUBLISH_INLINE,
+                },
+            )
+            events.order_changed_on_commit(
+                order_id=order.id, created=True, event=_event(order, stage="api", event=HistoryEvent.ACCEPTED, detail=detail, at=order.created_at)
             )
             if settings.OUTBOX_PUBLISH_INLINE:
-                transaction.on_commit(functools.partial(outbox_publish, message_id=message.id, fast_path=True, order=order))
-            else:
-                # Delivered by PostgreSQL at commit only: the relay wakes up and publishes in batches.
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_notify(%s, '')", [OUTBOX_CHANNEL])
+                transaction.on_commit(functools.partial(outbox_publish, message_id=outbox_id, fast_path=True, order=order))
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -198,6 +228,24 @@ def order_create(
 
     metrics.ORDERS_ACCEPTED.labels(source=source).inc()
     return OrderCreateResult(order=order, created=True)
+
+
+def _statement_transaction():
+    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+
+
+def _event(order: Order, *, stage: str, event: str, detail: dict, at) -> dict:
+    """What the live page gets for one history entry."""
+    return {
+        "order_id": str(order.id),
+        "status": order.status,
+        "stage": stage,
+        "event": event,
+        "detail": detail,
+        "failure_reason": order.failure_reason,
+        "source": order.source,
+        "at": at.isoformat(),
+    }
 
 
 def order_pipeline_signature(order_id: str):
@@ -334,8 +382,7 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
             OutboxMessage.objects.filter(id__in=ids).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
             )
-            for row in rows:
-                order_history_append(order=row.order, stage="outbox", event=HistoryEvent.PUBLISHED, detail={"via": "relay"})
+            order_history_append_many([(row.order, "outbox", HistoryEvent.PUBLISHED, {"via": "relay"}) for row in rows])
             return len(rows)
     except Exception as exc:
         if not ids:
@@ -347,81 +394,223 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
+# The stages' SQL: each stage is one short transaction of few round trips (BEGIN, one read under the
+# order's row lock, one write statement, COMMIT); the enrich stage's store is a single statement.
+# Product rows are locked in sku order by every writer (no deadlock between orders) and only by the
+# write statement, which is the last before the commit: the hot rows stay locked for one round trip.
+_T = {
+    "order": Order._meta.db_table,
+    "item": OrderItem._meta.db_table,
+    "product": Product._meta.db_table,
+    "history": OrderHistory._meta.db_table,
+    "enrichment": OrderEnrichment._meta.db_table,
+    "invoice": Invoice._meta.db_table,
+}
+_STOCK_LOCKED = """
+    want AS (SELECT * FROM unnest(%(skus)s::varchar[], %(qtys)s::int[]) AS w(sku, qty)),
+    locked AS (
+        SELECT p.id, w.qty, p.stock >= p.reserved + w.qty AS enough
+        FROM {product} p JOIN want w ON w.sku = p.sku ORDER BY p.sku FOR UPDATE OF p
+    )""".format(**_T)
+_PROCESS_READ_SQL = """
+SELECT o.status, o.source, o.failure_reason, i.id, i.sku, i.qty, p.price
+FROM {order} o LEFT JOIN {item} i ON i.order_id = o.id LEFT JOIN {product} p ON p.sku = i.sku
+WHERE o.id = %s ORDER BY i.id FOR UPDATE OF o""".format(**_T)
+_PROCESS_WRITE_SQL = """
+WITH u AS (
+    UPDATE {order} SET status = 'processing', total_amount = %(total)s, updated_at = %(now)s WHERE id = %(id)s
+), it AS (
+    UPDATE {item} AS i SET unit_price = v.price
+    FROM unnest(%(item_ids)s::bigint[], %(prices)s::numeric[]) AS v(id, price) WHERE i.id = v.id
+), h AS (
+    INSERT INTO {history} (order_id, stage, event, detail, created_at)
+    VALUES (%(id)s, 'process', 'completed', %(detail)s::jsonb, %(now)s)
+), {stock},
+    ok AS (SELECT count(*) FILTER (WHERE enough) = %(n)s AS ok FROM locked),
+    r AS (
+        UPDATE {product} p SET reserved = p.reserved + locked.qty
+        FROM locked, ok WHERE ok.ok AND p.id = locked.id RETURNING p.id
+    )
+SELECT (SELECT ok FROM ok), (SELECT count(*) FROM r)""".format(stock=_STOCK_LOCKED.strip(), **_T)
+_ENRICH_READ_SQL = """
+SELECT o.status, o.source, o.failure_reason, o.customer_id,
+       EXISTS (SELECT 1 FROM {enrichment} e WHERE e.order_id = o.id), i.sku, i.qty, i.unit_price
+FROM {order} o LEFT JOIN {item} i ON i.order_id = o.id WHERE o.id = %s ORDER BY i.id""".format(**_T)
+_ENRICH_STORE_SQL = """
+WITH o AS (
+    SELECT id, status, source, failure_reason FROM {order} WHERE id = %(id)s FOR UPDATE
+), e AS (
+    INSERT INTO {enrichment} (order_id, data, created_at)
+    SELECT id, %(data)s::jsonb, %(now)s FROM o WHERE status = 'processing'
+    ON CONFLICT (order_id) DO NOTHING RETURNING order_id
+), h AS (
+    INSERT INTO {history} (order_id, stage, event, detail, created_at)
+    SELECT order_id, 'enrich', 'completed', %(detail)s::jsonb, %(now)s FROM e
+)
+SELECT o.status, o.source, o.failure_reason, (SELECT count(*) FROM e) FROM o""".format(**_T)
+_FINALIZE_READ_SQL = """
+SELECT o.status, o.source, o.failure_reason, e.data, i.sku, i.qty, i.unit_price
+FROM {order} o LEFT JOIN {enrichment} e ON e.order_id = o.id LEFT JOIN {item} i ON i.order_id = o.id
+WHERE o.id = %s ORDER BY i.id FOR UPDATE OF o""".format(**_T)
+_FINALIZE_WRITE_SQL = """
+WITH inv AS (
+    INSERT INTO {invoice} (order_id, number, subtotal, discount, total, lines, created_at)
+    VALUES (%(id)s, %(number)s, %(subtotal)s, %(discount)s, %(total)s, %(lines)s::jsonb, %(now)s)
+), u AS (
+    UPDATE {order} SET status = 'completed', total_amount = %(total)s, updated_at = %(now)s WHERE id = %(id)s
+), h AS (
+    INSERT INTO {history} (order_id, stage, event, detail, created_at)
+    VALUES (%(id)s, 'finalize', 'completed', %(detail)s::jsonb, %(now)s)
+), {stock}
+UPDATE {product} p SET stock = p.stock - locked.qty, reserved = p.reserved - locked.qty
+FROM locked WHERE p.id = locked.id""".format(stock=_STOCK_LOCKED.strip(), **_T)
+
+
+def _order_row(order_id, status: str, source: str, failure_reason: str) -> Order:
+    """The order as a stage's read returned it (enough to guard, fail or announce it)."""
+    order = Order(id=uuid.UUID(str(order_id)), status=status, source=source, failure_reason=failure_reason)
+    order._state.adding = False  # a stored row: save(update_fields=...) updates it
+    return order
+
+
+def _announce(order: Order, *, stage: str, event: str, detail: dict, at) -> None:
+    events.order_changed_on_commit(order_id=order.id, event=_event(order, stage=stage, event=event, detail=detail, at=at))
+
+
 def order_process(*, order_id) -> Order:
     """Mark processing and reserve stock; unknown sku or short stock ends the order failed."""
     try:
         # transaction ensures reservation and the status change happen together or not at all.
-        with transaction.atomic():
-            order = order_lock(order_id)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_PROCESS_READ_SQL, [order_id])
+            rows = cursor.fetchall()
+            if not rows:
+                raise Order.DoesNotExist(f"order {order_id} does not exist")
+            order = _order_row(order_id, *rows[0][:3])
             if order.status != OrderStatus.PENDING:
                 return order_duplicate_skip(order=order, stage="process")
-            items = list(order.items.all())
-            wanted = quantities(items)
-            prices = dict(Product.objects.filter(sku__in=wanted).values_list("sku", "price"))
-            unknown = sorted(set(wanted) - set(prices))
+            items = [(item_id, sku, qty, price) for _, _, _, item_id, sku, qty, price in rows if item_id is not None]
+            unknown = sorted({sku for _, sku, _, price in items if price is None})
             if unknown:
                 reason = "; ".join(f"unknown sku {sku}" for sku in unknown)
                 return _order_mark_failed(order, stage="process", reason=reason, kind="business")
-            for item in items:
-                item.unit_price = prices[item.sku]
-            OrderItem.objects.bulk_update(items, ["unit_price"])
-            order.total_amount = sum((i.unit_price * i.qty for i in items), Decimal("0")).quantize(CENT)
+            wanted = Counter()
+            for _, sku, qty, _ in items:
+                wanted[sku] += qty
+            skus = sorted(wanted)
+            now = timezone.now()
+            detail = {"reserved": dict(wanted)}
+            order.total_amount = sum((price * qty for _, _, qty, price in items), Decimal("0")).quantize(CENT)
+            cursor.execute(
+                _PROCESS_WRITE_SQL,
+                {
+                    "id": order.id, "total": order.total_amount, "now": now, "detail": json.dumps(detail),
+                    "item_ids": [i[0] for i in items], "prices": [i[3] for i in items],
+                    "skus": skus, "qtys": [wanted[sku] for sku in skus], "n": len(skus),
+                },
+            )
+            enough, _ = cursor.fetchone()
+            if not enough:
+                raise StockShort()  # rolls all of the above back; the reason is worked out below
             order.status = OrderStatus.PROCESSING
-            order.save(update_fields=["status", "total_amount", "updated_at"])
-            order_history_append(order=order, stage="process", event=HistoryEvent.COMPLETED, detail={"reserved": dict(wanted)})
-            stock_reserve(wanted)  # last: raises StockShort, which rolls all of the above back
+            _announce(order, stage="process", event=HistoryEvent.COMPLETED, detail=detail, at=now)
             return order
-    except StockShort as exc:
-        return order_fail(order_id=order_id, stage="process", reason=str(exc), kind="business")
+    except StockShort:
+        return order_fail(order_id=order_id, stage="process", reason=_stock_short_reason(order_id), kind="business")
 
 
-def order_enrichment_due(order: Order) -> bool:
-    """Processing and not enriched yet: the only state in which the enrich stage does anything."""
-    return order.status == OrderStatus.PROCESSING and not OrderEnrichment.objects.filter(order_id=order.id).exists()
+def _stock_short_reason(order_id) -> str:
+    wanted = quantities(OrderItem.objects.filter(order_id=order_id))
+    available = {p.sku: p.available for p in Product.objects.filter(sku__in=wanted)}
+    short = [(sku, qty) for sku, qty in sorted(wanted.items()) if available.get(sku, 0) < qty]
+    return "; ".join(
+        f"unknown sku {sku}" if sku not in available else f"not enough stock for {sku} (wanted {qty}, available {available[sku]})"
+        for sku, qty in short
+    ) or "not enough stock"
+
+
+@dataclass(frozen=True)
+class EnrichmentDue:
+    """What the enrich stage needs to call the provider; `due` is False when there is nothing to do."""
+
+    order: Order
+    due: bool
+    customer_id: str
+    items: list  # (sku, qty, unit_price)
+
+
+def order_enrichment_read(*, order_id) -> EnrichmentDue:
+    """One read, no lock: the order's state, whether it is enriched already, and its items."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ENRICH_READ_SQL, [order_id])
+        rows = cursor.fetchall()
+    if not rows:
+        raise Order.DoesNotExist(f"order {order_id} does not exist")
+    status, source, failure_reason, customer_id, enriched = rows[0][:5]
+    order = _order_row(order_id, status, source, failure_reason)
+    items = [(sku, qty, price) for *_, sku, qty, price in rows if sku is not None]
+    return EnrichmentDue(order=order, due=status == OrderStatus.PROCESSING and not enriched, customer_id=customer_id, items=items)
 
 
 def order_enrichment_store(*, order_id, data: dict) -> Order:
-    """Store the provider's answer once (the provider was called outside any lock)."""
-    with transaction.atomic():
-        order = order_lock(order_id)
-        if not order_enrichment_due(order):
-            return order_duplicate_skip(order=order, stage="enrich")
-        OrderEnrichment.objects.create(order=order, data=data)
-        order_history_append(
-            order=order, stage="enrich", event=HistoryEvent.COMPLETED, detail={"customer_score": data.get("customer_score")}
+    """Store the provider's answer once (the provider was called outside any lock). One statement:
+    it takes the order's lock (waiting for a redrive's or a failure's commit), stores the enrichment
+    and its history entry only while the order is processing and not enriched yet."""
+    now = timezone.now()
+    detail = {"customer_score": data.get("customer_score")}
+    with _statement_transaction(), connection.cursor() as cursor:
+        cursor.execute(
+            _ENRICH_STORE_SQL, {"id": order_id, "data": json.dumps(data), "detail": json.dumps(detail), "now": now}
         )
+        row = cursor.fetchone()
+        if row is None:
+            raise Order.DoesNotExist(f"order {order_id} does not exist")
+        order = _order_row(order_id, *row[:3])
+        if not row[3]:
+            return order_duplicate_skip(order=order, stage="enrich")
+        _announce(order, stage="enrich", event=HistoryEvent.COMPLETED, detail=detail, at=now)
         return order
 
 
 def order_finalize(*, order_id) -> Order:
     """Write the invoice, move the reserved stock, mark completed: once, whatever the redeliveries."""
     # transaction ensures invoice, stock movement and status commit together.
-    with transaction.atomic():
-        order = order_lock(order_id)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_FINALIZE_READ_SQL, [order_id])
+        rows = cursor.fetchall()
+        if not rows:
+            raise Order.DoesNotExist(f"order {order_id} does not exist")
+        order = _order_row(order_id, *rows[0][:3])
         if order.status != OrderStatus.PROCESSING:
             return order_duplicate_skip(order=order, stage="finalize")
-        enrichment = OrderEnrichment.objects.filter(order=order).first()
-        if enrichment is None:
+        data = rows[0][3]
+        if data is None:
             raise EnrichmentMissing(f"order {order.id} has no enrichment yet")
-        items = list(order.items.all())
-        subtotal = sum((i.unit_price * i.qty for i in items), Decimal("0")).quantize(CENT)
-        discount_pct = Decimal(str(enrichment.data.get("discount_pct", 0)))
+        if isinstance(data, str):
+            data = json.loads(data)
+        items = [(sku, qty, price) for *_, sku, qty, price in rows if sku is not None]
+        subtotal = sum((price * qty for _, qty, price in items), Decimal("0")).quantize(CENT)
+        discount_pct = Decimal(str(data.get("discount_pct", 0)))
         discount = (subtotal * discount_pct / 100).quantize(CENT)
-        invoice = Invoice.objects.create(
-            order=order,
-            number=f"INV-{timezone.now():%Y%m%d}-{order.id.hex[:12].upper()}",
-            subtotal=subtotal,
-            discount=discount,
-            total=subtotal - discount,
-            lines=[{"sku": i.sku, "qty": i.qty, "unit_price": str(i.unit_price)} for i in items],
+        total = subtotal - discount
+        now = timezone.now()
+        number = f"INV-{now:%Y%m%d}-{order.id.hex[:12].upper()}"
+        wanted = Counter()
+        for sku, qty, _ in items:
+            wanted[sku] += qty
+        skus = sorted(wanted)
+        detail = {"invoice": number, "total": str(total)}
+        cursor.execute(
+            _FINALIZE_WRITE_SQL,
+            {
+                "id": order.id, "number": number, "subtotal": subtotal, "discount": discount, "total": total,
+                "lines": json.dumps([{"sku": sku, "qty": qty, "unit_price": str(price)} for sku, qty, price in items]),
+                "now": now, "detail": json.dumps(detail), "skus": skus, "qtys": [wanted[sku] for sku in skus],
+            },
         )
-        order.total_amount = invoice.total
         order.status = OrderStatus.COMPLETED
-        order.save(update_fields=["status", "total_amount", "updated_at"])
-        order_history_append(
-            order=order, stage="finalize", event=HistoryEvent.COMPLETED, detail={"invoice": invoice.number, "total": str(invoice.total)}
-        )
-        stock_ship(quantities(items))  # last: the hot product rows stay locked only until the commit
+        order.total_amount = total
+        _announce(order, stage="finalize", event=HistoryEvent.COMPLETED, detail=detail, at=now)
     from orders import metrics
 
     metrics.ORDERS_COMPLETED.labels(source=order.source).inc()

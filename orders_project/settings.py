@@ -102,9 +102,14 @@ def _celery_pool(argv: list[str]) -> str:
     return "prefork"
 
 
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-_POOLED = _PROGRAM in ("uvicorn", "gunicorn", "daphne") or (_CELERY_WORKER and _celery_pool(sys.argv) == "threads")
-if env.bool("DB_POOL", default=_POOLED):
+# A reused connection is checked (one `SELECT 1`) before a request or task uses it, so a PostgreSQL restart
+# costs no request an error; DB_CONN_HEALTH_CHECKS=False saves that round trip (bench/README.md).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
+# Threads share a process: uvicorn/daphne (ASGI) and the threads-pool worker take connections from a pool.
+# One-request-at-a-time processes (gunicorn's sync workers, prefork children) keep one persistent connection.
+_THREADED = _PROGRAM in ("uvicorn", "daphne") or (_CELERY_WORKER and _celery_pool(sys.argv) == "threads")
+_PERSISTENT = _PROGRAM == "gunicorn" or _CELERY_WORKER
+if env.bool("DB_POOL", default=_THREADED):
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # pooling replaces persistent connections
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
@@ -112,7 +117,7 @@ if env.bool("DB_POOL", default=_POOLED):
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }  # with CONN_HEALTH_CHECKS, Django has the pool check a connection before lending it
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300 if _CELERY_WORKER else 0)
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300 if _PERSISTENT else 0)
 # Fail fast (the API answers 503) instead of hanging when PostgreSQL is unreachable.
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=3)
 
@@ -138,9 +143,11 @@ CACHES = {
 }
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py's 5 s read timeout equals channels-redis' blocking pop: an idle socket would die at 5 s.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": env.str("CHANNELS_PREFIX", default="asgi")},
+        # Redis pub/sub: a group send is one PUBLISH (the list-based layer costs a few round trips and a
+        # Lua script per group per event); the live page's events are best-effort anyway (it catches up
+        # from the API after a gap), which is what pub/sub offers.
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": env.str("CHANNELS_PREFIX", default="asgi")},
     }
 }
 LIVE_FEED_ANONYMOUS = env.bool("LIVE_FEED_ANONYMOUS", default=True)
@@ -194,10 +201,11 @@ QUEUE_DELIVERY_LIMIT = env.int("QUEUE_DELIVERY_LIMIT", default=3)
 OUTBOX_GRACE_SECONDS = env.float("OUTBOX_GRACE_SECONDS", default=5.0)
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
 OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=1.0)
-# Where the chain is published once the order commits: inline, by the web process right after the commit
-# (default), or only by the relay, which the commit wakes at once with NOTIFY and which publishes in batches
-# with pipelined confirms. bench/README.md measures both.
-OUTBOX_PUBLISH_INLINE = env.bool("OUTBOX_PUBLISH_INLINE", default=True)
+# Where the chain is published once the order commits: by the relay (default), which the commit wakes at
+# once with NOTIFY and which publishes in batches with pipelined confirms, or also inline, by the web
+# process right after the commit (a second transaction and a broker round trip on the request).
+# bench/README.md measures both.
+OUTBOX_PUBLISH_INLINE = env.bool("OUTBOX_PUBLISH_INLINE", default=False)
 
 # =============================================================================
 # Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html)
