@@ -38,14 +38,19 @@ class Processes:
         ]
         return self.start(f"worker-{queue}", argv, ready=" ready." if wait else None, env=env)
 
-    def pipeline(self, *, env: dict | None = None) -> dict[str, Proc]:
-        """The three workers as the run command starts them (enrichment on threads)."""
+    def pipeline(self, *, env: dict | None = None, relay: bool = True) -> dict[str, Proc]:
+        """The three workers as the run command starts them (enrichment on threads) and, unless the
+        test starts its own, the relay that publishes accepted orders (OUTBOX_PUBLISH_INLINE off)."""
         procs = {
             "process": self.worker("process", wait=False, env=env),
             "enrichment": self.worker("enrichment", pool="threads", concurrency=8, wait=False, env=env),
             "finalize": self.worker("finalize", wait=False, env=env),
         }
-        wait_ready(list(procs.values()), " ready.", timeout=60)
+        if relay:
+            procs["relay"] = self.manage("relay", "relay_outbox", "--heartbeat-file", "", env=env)
+        wait_ready([p for name, p in procs.items() if name != "relay"], " ready.", timeout=60)
+        if relay:
+            wait_ready([procs["relay"]], "loop_started", timeout=60)
         return procs
 
     def manage(self, name: str, *args: str, ready: str | None = None, env: dict | None = None) -> Proc:
