@@ -211,9 +211,8 @@ def order_create(
                     "notify": not settings.OUTBOX_PUBLISH_INLINE,
                 },
             )
-            events.order_changed_on_commit(
-                order_id=order.id, created=True, event=_event(order, stage="api", event=HistoryEvent.ACCEPTED, detail=detail, at=order.created_at)
-            )
+            # No live event from here: the publisher announces `accepted` with `published` (no Redis
+            # work on the request).
             if settings.OUTBOX_PUBLISH_INLINE:
                 transaction.on_commit(functools.partial(outbox_publish, message_id=outbox_id, fast_path=True, order=order))
     except IntegrityError:
@@ -228,6 +227,15 @@ def order_create(
 
     metrics.ORDERS_ACCEPTED.labels(source=source).inc()
     return OrderCreateResult(order=order, created=True)
+
+
+def _announce_accepted(order: Order) -> None:
+    """The live page's `accepted` event, sent by whoever publishes the order (after its commit)."""
+    pending = Order(id=order.id, status=OrderStatus.PENDING, source=order.source, failure_reason="")
+    events.order_changed_on_commit(
+        order_id=order.id, created=True,
+        event=_event(pending, stage="api", event=HistoryEvent.ACCEPTED, detail={"source": order.source}, at=order.created_at),
+    )
 
 
 def _statement_transaction():
@@ -288,6 +296,7 @@ def outbox_publish(*, message_id, fast_path: bool = False, order: Order | None =
             order_history_append(
                 order=order, stage="outbox", event=HistoryEvent.PUBLISHED, detail={"via": "api" if fast_path else "relay"}
             )
+            _announce_accepted(order)
             return True
     except Exception as exc:
         _outbox_record_failure([message_id], exc)
@@ -383,6 +392,8 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
             )
             order_history_append_many([(row.order, "outbox", HistoryEvent.PUBLISHED, {"via": "relay"}) for row in rows])
+            for row in rows:
+                _announce_accepted(row.order)
             return len(rows)
     except Exception as exc:
         if not ids:

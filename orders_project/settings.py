@@ -102,9 +102,11 @@ def _celery_pool(argv: list[str]) -> str:
     return "prefork"
 
 
-# A reused connection is checked (one `SELECT 1`) before a request or task uses it, so a PostgreSQL restart
-# costs no request an error; DB_CONN_HEALTH_CHECKS=False saves that round trip (bench/README.md).
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
+# Off (Django's default): checking a reused connection costs a `SELECT 1` round trip on every request and
+# task (13 % of the web's samples, bench/README.md). After a PostgreSQL restart each process's first use of
+# its dead connection fails instead (a 503 the client retries, or a task retried as transient) and Django
+# drops the connection, so the next one reconnects.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=False)
 # Threads share a process: uvicorn/daphne (ASGI) and the threads-pool worker take connections from a pool.
 # One-request-at-a-time processes (gunicorn's sync workers, prefork children) keep one persistent connection.
 _THREADED = _PROGRAM in ("uvicorn", "daphne") or (_CELERY_WORKER and _celery_pool(sys.argv) == "threads")

@@ -22,7 +22,7 @@ for n in range({count}):
 
 def create_orders_while_broker_is_down(count: int) -> None:
     """Orders committed by a process whose publish fails (broker unreachable): the outbox keeps them."""
-    env = subprocess_env(CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//")
+    env = subprocess_env(CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//", OUTBOX_PUBLISH_INLINE="True")
     subprocess.run([sys.executable, "-c", CREATE_ORDERS.format(count=count)], env=env, check=True, timeout=120)
 
 
@@ -89,7 +89,29 @@ def test_relay_command_once_publishes_backlog(clean_queues):
     assert len(queue_messages("process")) == 3
 
 
-def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(api_client, clean_queues, rabbitmq_vhost):
+def test_post_publishes_nothing_itself_by_default_and_its_commit_wakes_the_relay(api_client, clean_queues):
+    # given: the relay's LISTEN connection
+    from orders.management.commands.relay_outbox import OutboxWakeup
+    from orders.services import OUTBOX_CHANNEL
+
+    wakeup = OutboxWakeup(OUTBOX_CHANNEL)
+    try:
+        assert wakeup.wait(0.05) is False
+        # when
+        response = api_client.post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, format="json")
+        # then: committed with its outbox row, nothing published on the request, the relay woken
+        assert response.status_code == 202
+        assert queue_messages("process") == []
+        assert OutboxMessage.objects.get().published_at is None
+        assert wakeup.wait(5) is True
+        assert outbox_relay_batch(grace_seconds=0, batch_size=10) == 1
+        assert published_order_ids(queue_messages("process")) == [response.json()["order_id"]]
+    finally:
+        wakeup.close()
+
+
+def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(api_client, clean_queues, rabbitmq_vhost, settings):
+    settings.OUTBOX_PUBLISH_INLINE = True
     # given: the process's pooled broker connection, then closed by the broker (as on missed heartbeats)
     post = lambda: api_client.post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, format="json")  # noqa: E731
     first = post().json()["order_id"]
@@ -102,7 +124,8 @@ def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(api_c
     assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
 
 
-def test_fast_path_publishes_after_commit(api_client, clean_queues):
+def test_fast_path_publishes_after_commit(api_client, clean_queues, settings):
+    settings.OUTBOX_PUBLISH_INLINE = True
     response = api_client.post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, format="json")
     assert response.status_code == 202
     assert published_order_ids(queue_messages("process")) == [response.json()["order_id"]]
