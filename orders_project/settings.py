@@ -3,10 +3,13 @@
 Defaults point at the local services (PostgreSQL, RabbitMQ, Redis on 127.0.0.1) so the README's
 run command needs no .env; production sets DJANGO_DEBUG=False and a real DJANGO_SECRET_KEY.
 """
+import re
 import sys
+import warnings
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from orders_project import broker
 
@@ -43,6 +46,8 @@ MIDDLEWARE = [
     # First: probes and scrapers reach /healthz, /readyz and /metrics by pod IP, whatever ALLOWED_HOSTS says.
     "core.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, browsable API, docs, live page) from the WSGI web itself: one image, no sidecar.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -73,6 +78,19 @@ ASGI_APPLICATION = "orders_project.asgi.application"
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The image runs collectstatic at build time with DJANGO_STATIC_MANIFEST=true (Dockerfile): hashed,
+# pre-compressed files that WhiteNoise serves from STATIC_ROOT with far-future cache headers. Everywhere
+# else (make run, tests, DEBUG) nothing is collected: plain storage, and WhiteNoise finds the files in the
+# apps' static/ directories when each process starts (STATIC_ROOT does not exist there).
+STATIC_MANIFEST = env.bool("DJANGO_STATIC_MANIFEST", default=False)
+if STATIC_MANIFEST:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+else:
+    WHITENOISE_USE_FINDERS = True
+    warnings.filterwarnings("ignore", message=f"No directory at: {re.escape(str(STATIC_ROOT))}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -153,6 +171,12 @@ CHANNEL_LAYERS = {
     }
 }
 LIVE_FEED_ANONYMOUS = env.bool("LIVE_FEED_ANONYMOUS", default=True)
+# Empty: the live page opens its socket on its own origin (`/ws/orders`, routed to the live process by
+# the proxy or Ingress). A port: the page opens ws(s)://<its host>:<port>/ws/orders instead (the live
+# process published on its own port, as `make run` and docker compose do).
+LIVE_WS_PORT = env.str("LIVE_WS_PORT", default="")
+if LIVE_WS_PORT and not (LIVE_WS_PORT.isdigit() and 0 < int(LIVE_WS_PORT) < 65536):
+    raise ImproperlyConfigured(f"LIVE_WS_PORT must be empty or a port number, not {LIVE_WS_PORT!r}")
 
 # =============================================================================
 # API

@@ -180,6 +180,30 @@ async def test_socket_without_allowed_origin_is_refused():
     await communicator.disconnect()
 
 
+@pytest.mark.parametrize(
+    "origin,allowed",
+    [
+        (b"http://testserver:8000", True),  # the page from web (:8000), the socket on live (:8001): LIVE_WS_PORT
+        (b"https://testserver", True),
+        (b"http://evil.example:8001", False),  # the live port itself proves nothing about the host
+    ],
+)
+@run_async
+async def test_origin_check_compares_hosts_not_ports(origin, allowed):
+    # given: a socket to the live process's own port, opened by a page on another port or scheme
+    headers = [(b"origin", origin), (b"host", b"testserver:8001")]
+    communicator = WebsocketCommunicator(application, "/ws/orders", headers=headers)
+    # when
+    ok, _ = await communicator.connect(timeout=TIMEOUT)
+    # then: an allowed host is let in whatever its port; another host is refused on any port
+    assert ok is allowed
+    if ok:
+        assert await send_and_receive(communicator, {"type": "ping"}) == {"type": "pong"}
+        await finish(communicator)
+    else:
+        await communicator.disconnect()
+
+
 @run_async
 async def test_trailing_slash_path_is_routed():
     communicator = WebsocketCommunicator(application, "/ws/orders/", headers=ORIGIN)

@@ -530,16 +530,23 @@
     els.connRetry.hidden = state !== "reconnecting" && state !== "offline";
   }
 
+  /** Same origin by default (a proxy routes /ws/ to the live process); with a port (data-ws-port,
+   * LIVE_WS_PORT) the live process on this page's host at that port. */
+  function socketUrl() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const host = cfg.wsPort ? `${location.hostname}:${cfg.wsPort}` : location.host;
+    return `${scheme}://${host}${cfg.wsPath}`;
+  }
+
   function connect() {
     clearTimeout(reconnectTimer);
     clearInterval(countdownTimer);
     reconnectTimer = countdownTimer = null;
     if (socket) return;
     setConn(opens ? "reconnecting" : "connecting", opens ? "Reconnecting…" : "Connecting…");
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
     let ws;
     try {
-      ws = new WebSocket(`${scheme}://${location.host}${cfg.wsPath}`);
+      ws = new WebSocket(socketUrl());
     } catch (error) {
       scheduleReconnect();
       return;
