@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
-# One image for every process of the order pipeline (see Procfile): web (uvicorn),
-# the three Celery workers, the outbox relay, the dead-letter archiver and flower.
+# One image for every process of the order pipeline (see Procfile): web (gunicorn: REST API,
+# admin, docs, live page HTML), live (uvicorn: the live page's WebSocket), the three Celery
+# workers, the outbox relay, the dead-letter archiver and flower.
 # Only the command differs between them (docker-compose.yml, k8s/base/*.yaml).
 
 ############################
@@ -33,6 +34,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_DEBUG=False \
     LOG_FORMAT=json \
     WEB_PORT=8000 \
+    LIVE_PORT=8001 \
+    DJANGO_STATIC_MANIFEST=true \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 
 # Fixed numeric UID/GID so Kubernetes can verify runAsNonRoot (it cannot resolve names).
@@ -49,27 +52,31 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
 # Application code stays owned by root (read-only for the app user).
 COPY . .
 
-# Static files are collected at build time. The settings must import without a reachable
-# database/broker; the values below are build-time dummies, never used at runtime.
+# Static files are collected at build time (DJANGO_STATIC_MANIFEST: hashed and gzipped, served by
+# WhiteNoise from web with far-future cache headers). The settings must import without a reachable
+# database/broker; the values below are build-time dummies, never used at runtime. Metrics are
+# single-process here (`env -u`: prometheus_client goes multiprocess whenever the variable exists,
+# even empty, and the gauges created at import would need /tmp/prometheus, created below, empty).
 RUN DJANGO_SECRET_KEY=collectstatic-dummy-not-a-secret \
     SECRET_TOKEN=collectstatic-dummy-not-a-secret \
     DATABASE_URL=postgres://build:build@127.0.0.1:5432/build \
     CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// \
     REDIS_URL=redis://127.0.0.1:6379/0 \
-    python manage.py collectstatic --noinput \
+    env -u PROMETHEUS_MULTIPROC_DIR python manage.py collectstatic --noinput \
     && mkdir -p /tmp/prometheus \
     && chown app:app /tmp/prometheus
 
 USER 10001:10001
 
-# 8000 web (incl. /metrics), 5555 flower, 9100 worker metrics (METRICS_PORT)
-EXPOSE 8000 5555 9100
+# 8000 web (incl. /metrics), 8001 live (WebSocket /ws/orders), 5555 flower, 9100 worker metrics (METRICS_PORT)
+EXPOSE 8000 8001 5555 9100
 
 # No curl in slim: use the interpreter. urlopen raises (exit 1) on connection errors and non-2xx.
-# Only meaningful for the web command; compose overrides it for the other services.
+# Only meaningful for the web command; compose overrides it for the other services (live: :8001).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
-# The Procfile `web` line; `sh -c` for the ${VAR:-default} expansion, `exec` so uvicorn is PID 1
-# and receives SIGTERM directly (graceful shutdown).
-CMD ["sh", "-c", "exec uvicorn orders_project.asgi:application --host 0.0.0.0 --port ${WEB_PORT:-8000} --workers ${WEB_CONCURRENCY:-1} --timeout-graceful-shutdown 20"]
+# The Procfile `web` line; `sh -c` for the ${VAR:-default} expansion, `exec` so gunicorn's master
+# is PID 1 and receives SIGTERM directly (graceful shutdown: workers finish their requests within
+# graceful_timeout, 20 s). Workers: WEB_CONCURRENCY (orders_project/gunicorn_conf.py).
+CMD ["sh", "-c", "exec gunicorn orders_project.wsgi:application --config python:orders_project.gunicorn_conf --bind 0.0.0.0:${WEB_PORT:-8000}"]

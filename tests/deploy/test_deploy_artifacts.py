@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import os
 import re
 import shlex
 import shutil
@@ -37,6 +38,7 @@ APP_IMAGE = "order-pipeline"
 # Procfile key -> compose service / Kubernetes Deployment name
 PROCESS_NAMES = {
     "web": "web",
+    "live": "live",
     "worker_process": "worker-process",
     "worker_enrichment": "worker-enrichment",
     "worker_finalize": "worker-finalize",
@@ -267,10 +269,64 @@ def test_dockerfile_cmd_is_procfile_web():
     assert cmds, "no CMD in the final stage"
     cmd = json.loads(cmds[-1])  # exec (JSON) form: signals reach the server
     tokens = normalize(cmd)
-    assert tokens[:2] == ["uvicorn", "orders_project.asgi:application"], tokens
+    assert tokens[:2] == ["gunicorn", "orders_project.wsgi:application"], tokens
     assert tokens == normalize(procfile()["web"]), (tokens, normalize(procfile()["web"]))
     if cmd[0] in ("sh", "/bin/sh"):
-        assert cmd[2].startswith("exec "), "use `sh -c 'exec ...'` so uvicorn is PID 1 and gets SIGTERM"
+        assert cmd[2].startswith("exec "), "use `sh -c 'exec ...'` so gunicorn is PID 1 and gets SIGTERM"
+
+
+def test_dockerfile_exposes_web_and_live():
+    exposed = {port for args in _final_stage_args("EXPOSE") for port in args.split()}
+    assert {"8000", "8001"} <= exposed, exposed
+
+
+def dockerfile_env() -> dict[str, str]:
+    env = {}
+    for args in _final_stage_args("ENV"):
+        env.update(dict(pair.split("=", 1) for pair in shlex.split(args)))
+    return env
+
+
+def test_dockerfile_collectstatic_builds_what_whitenoise_serves(tmp_path):
+    """The image's collectstatic step with the image's settings (manifest storage, build-time dummies),
+    then the page through the WSGI app: hashed, compressed, cached for good. A static file the manifest
+    storage cannot post-process (a missing source map, say) fails here, not in `docker build`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "SECRET_"))}
+    env.update(dockerfile_env())
+    assert env.get("DJANGO_STATIC_MANIFEST") == "true", "the image must collect for the manifest storage"
+    build_run = next(a for a in _final_stage_args("RUN") if "collectstatic" in a)
+    words = shlex.split(build_run.split("python manage.py collectstatic")[0])  # VAR=value ... [env -u VAR]
+    while words:
+        word = words.pop(0)
+        if "=" in word:
+            env.update([word.split("=", 1)])
+        elif word == "-u":
+            env.pop(words.pop(0), None)
+    (tmp_path / "image_settings.py").write_text(
+        f"from {env['DJANGO_SETTINGS_MODULE']} import *  # noqa\nSTATIC_ROOT = {str(tmp_path / 'static')!r}\n"
+    )
+    env.update(DJANGO_SETTINGS_MODULE="image_settings", PYTHONPATH=f"{tmp_path}:{ROOT}")
+    collect = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert collect.returncode == 0, collect.stdout + collect.stderr
+    serve = subprocess.run([sys.executable, "-c", IMAGE_STATIC_CHECK], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert serve.returncode == 0, serve.stdout + serve.stderr
+    src, status, cache_control, encoding = serve.stdout.split()[-4:]
+    assert re.fullmatch(r"/static/orders/live\.[0-9a-f]{12}\.js", src), src
+    assert (status, encoding) == ("200", "gzip")
+    assert "immutable" in cache_control and "max-age=315360000" in cache_control
+
+
+IMAGE_STATIC_CHECK = """
+import re, django
+django.setup()
+from django.test import Client
+client = Client()
+page = client.get("/", HTTP_HOST="localhost").content.decode()
+src = re.search(r'src="(/static/orders/live[^"]+)"', page).group(1)
+response = client.get(src, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="gzip")
+print(src, response.status_code, response["Cache-Control"].replace(" ", ""), response.get("Content-Encoding"))
+"""
 
 
 def test_dockerfile_healthcheck_uses_python_urllib():
@@ -389,9 +445,21 @@ def test_compose_worker_healthcheck_pings_own_node(service, node):
     assert svc["environment"]["METRICS_PORT"] == "9100"
 
 
+def test_compose_page_opens_its_socket_on_the_published_live_port():
+    """No proxy in compose: web tells the page (LIVE_WS_PORT) the host port `live` is published on."""
+    services = compose()["services"]
+    (live_port,) = services["live"]["ports"]
+    host_port, container_port = live_port.rsplit(":", 1)
+    assert services["web"]["environment"]["LIVE_WS_PORT"] == host_port
+    assert container_port == "8001" and "<$LIVE_PORT>" in option(normalize(compose_command("live")), "--port")
+    # uvicorn takes WEB_CONCURRENCY (.env, sized for web's gunicorn) as its --workers default
+    assert services["live"]["environment"]["WEB_CONCURRENCY"] == "1"
+
+
 def test_compose_web_flower_heartbeat_healthchecks():
     services = compose()["services"]
     assert "http://127.0.0.1:8000/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8001/healthz" in " ".join(services["live"]["healthcheck"]["test"])
     assert "http://127.0.0.1:5555/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
     for name in HEARTBEAT_PROCESSES:
         assert services[name]["healthcheck"]["test"] == ["CMD", *HEARTBEAT_PROBE]
@@ -616,7 +684,9 @@ def test_k8s_app_env_complete(directory):
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
 def test_k8s_prometheus_multiproc_dir_exists_where_used(directory):
     """prometheus_client fails on a missing PROMETHEUS_MULTIPROC_DIR; /tmp is an emptyDir that
-    hides the image's /tmp/prometheus, so each app container mounts one or disables it ("")."""
+    hides the image's /tmp/prometheus, so each app container mounts one where it points. An empty value
+    does not turn multiprocess mode off (prometheus_client only asks whether the variable exists): the
+    files would go to the working directory, on the read-only root filesystem."""
     pods = {**workloads(directory), **objects(directory, "Job")}
     for name, obj in pods.items():
         if not is_app(obj):
@@ -624,9 +694,11 @@ def test_k8s_prometheus_multiproc_dir_exists_where_used(directory):
         spec = pod_spec(obj)
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for container in spec.get("initContainers", []) + spec["containers"]:
-            directory_value = container_env(directory, container).get("PROMETHEUS_MULTIPROC_DIR")
-            if not directory_value:
+            env = container_env(directory, container)
+            if "PROMETHEUS_MULTIPROC_DIR" not in env:
                 continue
+            directory_value = env["PROMETHEUS_MULTIPROC_DIR"]
+            assert directory_value, f"{name}/{container['name']}: an empty PROMETHEUS_MULTIPROC_DIR means the working directory"
             mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
             assert directory_value in mounts, f"{name}/{container['name']}: no volume on {directory_value}"
             assert "emptyDir" in volumes[mounts[directory_value]], f"{name}/{container['name']}: not an emptyDir"
@@ -716,25 +788,159 @@ def test_k8s_web_and_flower(directory):
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
-def test_k8s_pdb_and_hpa_target_web(directory):
-    web = objects(directory, "Deployment")["web"]
-    pod_labels = web["spec"]["template"]["metadata"]["labels"]
+def test_k8s_live_probes_its_own_port(directory):
+    live = main_container(objects(directory, "Deployment")["live"])
+    port = int(option(normalize(procfile()["live"]), "--port").replace("<$LIVE_PORT>", "8001"))
+    ready, alive = live["readinessProbe"]["httpGet"], live["livenessProbe"]["httpGet"]
+    assert ready["path"] == "/readyz" and alive["path"] == "/healthz"
+    assert named_port(live, ready["port"]) == named_port(live, alive["port"]) == port
+    allowed = container_env(directory, live)["DJANGO_ALLOWED_HOSTS"].split(",")
+    for probe in (ready, alive):
+        hosts = [h["value"] for h in probe.get("httpHeaders", []) if h["name"].lower() == "host"]
+        assert hosts and hosts[0] in allowed, "probe Host header must be in DJANGO_ALLOWED_HOSTS"
+
+
+def gunicorn_default(name: str) -> int:
+    """A default of orders_project/gunicorn_conf.py, e.g. WEB_GRACEFUL_TIMEOUT -> 20."""
+    text = (ROOT / "orders_project" / "gunicorn_conf.py").read_text()
+    return int(re.search(rf'"{name}", "(\d+)"', text).group(1))
+
+
+def prestop_seconds(container: dict) -> float:
+    command = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    return float(command[1]) if command[:1] == ["sleep"] else 0.0
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_termination_grace_covers_graceful_shutdown(directory):
+    """SIGKILL must not cut the servers' drain short: preStop + graceful timeout <= grace period, and
+    not far above it either (a rollout waits that long for a stuck pod)."""
+    deployments = objects(directory, "Deployment")
+    web, live = main_container(deployments["web"]), main_container(deployments["live"])
+    web_env = container_env(directory, web)
+    drains = {
+        "web": prestop_seconds(web) + int(web_env.get("WEB_GRACEFUL_TIMEOUT") or gunicorn_default("WEB_GRACEFUL_TIMEOUT")),
+        "live": prestop_seconds(live) + int(option(normalize(live["command"]), "--timeout-graceful-shutdown")),
+    }
+    for name, drain in drains.items():
+        grace = pod_spec(deployments[name])["terminationGracePeriodSeconds"]
+        assert drain < grace <= drain + 15, f"{name}: terminationGracePeriodSeconds {grace} for a {drain:g} s drain"
+
+
+def cpu_cores(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if str(quantity).endswith("m") else float(quantity)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_web_concurrency_fits_the_cpu_limit(directory):
+    deployments = objects(directory, "Deployment")
+    web = main_container(deployments["web"])
+    cores = cpu_cores(web["resources"]["limits"]["cpu"])
+    workers = int(container_env(directory, web)["WEB_CONCURRENCY"])
+    assert workers == int(2 * cores + 1), f"web: {workers} gunicorn workers for a {cores:g}-CPU limit (2 x CPU + 1)"
+    # uvicorn takes WEB_CONCURRENCY as its --workers default: live pins one process per pod
+    assert container_env(directory, main_container(deployments["live"]))["WEB_CONCURRENCY"] == "1"
+
+
+def ingress_backend(rule: dict, request_path: str) -> dict:
+    """The backend Kubernetes picks for a path: the longest matching path (Prefix matches whole
+    path elements: /ws/ matches /ws/orders, not /wsx)."""
+    def matches(path: dict) -> bool:
+        if path["pathType"] == "Exact":
+            return request_path == path["path"]
+        prefix = [e for e in path["path"].split("/") if e]
+        return [e for e in request_path.split("/") if e][: len(prefix)] == prefix
+
+    candidates = [p for p in rule["http"]["paths"] if matches(p)]
+    assert candidates, f"no Ingress path matches {request_path}"
+    return max(candidates, key=lambda p: (len(p["path"].rstrip("/")), p["pathType"] == "Exact"))["backend"]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+@pytest.mark.parametrize(
+    "request_path,process",
+    [
+        ("/ws/orders", "live"),
+        ("/ws/orders/", "live"),
+        ("/", "web"),
+        ("/orders", "web"),
+        ("/orders/3f1c", "web"),
+        ("/static/orders/live.js", "web"),
+        ("/admin/", "web"),
+        ("/healthz", "web"),
+        ("/wsx", "web"),
+    ],
+)
+def test_ingress_routes_the_socket_to_live_and_the_rest_to_web(directory, request_path, process):
+    """One host: /ws/ reaches the Procfile's `live` (uvicorn), everything else its `web` (gunicorn),
+    through a Service whose port leads to the port that process listens on."""
+    ingresses = objects(directory, "Ingress")
+    assert len(ingresses) == 1, list(ingresses)
+    ingress = next(iter(ingresses.values()))
+    assert ingress["spec"].get("ingressClassName") == "nginx"
+    rules = ingress["spec"]["rules"]
+    assert len(rules) == 1 and rules[0].get("host"), "one host for the page, the API and the socket"
+    backend = ingress_backend(rules[0], request_path)["service"]
+    service = objects(directory, "Service")[backend["name"]]
+    port = next(p for p in service["spec"]["ports"] if p.get("name") == backend["port"].get("name") or p["port"] == backend["port"].get("number"))
+    deployment = next(
+        d for d in objects(directory, "Deployment").values()
+        if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    )
+    container = main_container(deployment)
+    assert normalize(container["command"]) == normalize(procfile()[process]), f"{request_path} reaches {deployment['metadata']['name']}"
+    listen = {"web": "8000", "live": "8001"}[process]
+    command = " ".join(normalize(procfile()[process]))
+    assert listen in procfile()[process], command
+    assert named_port(container, port.get("targetPort", port["port"])) == int(listen)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_ingress_host_is_allowed_and_the_socket_same_origin(directory):
+    ingress = next(iter(objects(directory, "Ingress").values()))
+    host = ingress["spec"]["rules"][0]["host"]
+    annotations = ingress["metadata"].get("annotations", {})
+    # ingress-nginx closes a socket idle for proxy-read-timeout (default 60 s)
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 300
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 300
+    deployments = objects(directory, "Deployment")
+    for name in ("web", "live"):
+        env = container_env(directory, main_container(deployments[name]))
+        # web serves the page under that Host; live checks the page's Origin against the same list
+        assert host in env["DJANGO_ALLOWED_HOSTS"].split(","), f"{name}: {host} not in DJANGO_ALLOWED_HOSTS"
+        # behind the Ingress the page opens its socket on its own origin
+        assert not env.get("LIVE_WS_PORT"), f"{name}: LIVE_WS_PORT must stay empty behind the Ingress"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+@pytest.mark.parametrize("name", ["web", "live"])
+def test_k8s_pdb_and_hpa_target_web_and_live(directory, name):
+    deployment = objects(directory, "Deployment")[name]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     pdbs = objects(directory, "PodDisruptionBudget")
-    assert pdbs, "no PodDisruptionBudget"
-    for pdb in pdbs.values():
-        assert pdb["apiVersion"] == "policy/v1"
-        selector = pdb["spec"]["selector"]["matchLabels"]
-        assert selector.items() <= pod_labels.items(), "PDB does not select the web pods"
-        assert selector.items() <= web["spec"]["selector"]["matchLabels"].items()
+    assert name in pdbs, f"no PodDisruptionBudget for {name}"
+    pdb = pdbs[name]
+    assert pdb["apiVersion"] == "policy/v1"
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items(), f"PDB does not select the {name} pods"
+    assert selector.items() <= deployment["spec"]["selector"]["matchLabels"].items()
     hpas = objects(directory, "HorizontalPodAutoscaler")
-    assert "web" in hpas
-    hpa = hpas["web"]
+    assert name in hpas
+    hpa = hpas[name]
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
     assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
-    assert "replicas" not in web["spec"], "the HPA owns web's replica count; drop spec.replicas"
-    container = main_container(web)
+    assert "replicas" not in deployment["spec"], f"the HPA owns {name}'s replica count; drop spec.replicas"
+    container = main_container(deployment)
     assert "cpu" in container["resources"]["requests"], "CPU utilization HPA needs a CPU request"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_every_pdb_selects_a_deployment(directory):
+    deployments = objects(directory, "Deployment").values()
+    for name, pdb in objects(directory, "PodDisruptionBudget").items():
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert any(selector.items() <= d["spec"]["template"]["metadata"]["labels"].items() for d in deployments), name
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
