@@ -84,7 +84,8 @@ def commands(cfg: Config) -> dict[str, list[str]]:
     celery = [str(BIN / "celery"), "-A", "orders_project", "worker", "-l", "INFO", "--without-gossip", "--without-mingle"]
     manage = [sys.executable, "manage.py"]
     return {
-        "web": [str(BIN / "uvicorn"), "orders_project.asgi:application", "--host", "127.0.0.1", "--port", str(cfg.port)],
+        # The Procfile's web (gunicorn). Its `live` (the WebSocket) is not started: the run only drives HTTP.
+        "web": [str(BIN / "gunicorn"), "orders_project.wsgi:application", "--config", "python:orders_project.gunicorn_conf", "--bind", f"127.0.0.1:{cfg.port}"],
         "worker_process": celery + ["-Q", "process", "-n", "process-chaos@%h", "-c", "2"],
         "worker_enrichment": celery + ["-Q", "enrichment", "-n", "enrichment-chaos@%h", "-P", "threads", "-c", "16"],
         "worker_finalize": celery + ["-Q", "finalize", "-n", "finalize-chaos@%h", "-c", "2"],

@@ -123,9 +123,37 @@ def free_port() -> int:
 
 
 UVICORN = str(Path(sys.executable).parent / "uvicorn")
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+
+
+def wait_healthy(proc: Proc, port: int, *, timeout: float = 60) -> None:
+    """Until GET /healthz on the port answers 200; a process that exits first fails the wait with its output."""
+
+    def healthy():
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.output()[-3000:]}")
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_until(healthy, timeout=timeout, interval=0.2, what=f"{proc.name} to answer /healthz on :{port}")
 
 
 def start_web(processes: Processes, port: int, *, env: dict | None = None) -> Proc:
-    """The Procfile's web command on a given port."""
+    """The Procfile's web command (gunicorn sync workers, orders_project/gunicorn_conf.py) on a given
+    port; ready once /healthz answers. Two workers unless `env` says otherwise (the default, 2 x cores
+    + 1, only costs start-up CPU here)."""
+    argv = [GUNICORN, "orders_project.wsgi:application", "--config", "python:orders_project.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
+    proc = processes.start("web", argv, env={"WEB_CONCURRENCY": "2", **(env or {})})
+    wait_healthy(proc, port)
+    return proc
+
+
+def start_live(processes: Processes, port: int, *, env: dict | None = None) -> Proc:
+    """The Procfile's live command (uvicorn: the ASGI app, WebSocket /ws/orders, HTTP too) on a given
+    port; ready once /healthz answers. One process (uvicorn would take WEB_CONCURRENCY as --workers)."""
     argv = [UVICORN, "orders_project.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--timeout-graceful-shutdown", "20"]
-    return processes.start("web", argv, ready="Application startup complete", env=env)
+    proc = processes.start("live", argv, env={"WEB_CONCURRENCY": "1", **(env or {})})
+    wait_healthy(proc, port)
+    return proc

@@ -9,6 +9,8 @@ export SECRET_TOKEN=${SECRET_TOKEN:-dev-token}
 export DJANGO_SECRET_KEY=${DJANGO_SECRET_KEY:-dev-only-not-for-production}
 export LOG_FORMAT=${LOG_FORMAT:-console}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/orders}
+# No proxy in front: the page served by web (:8000) opens its socket on the live process's port.
+export LIVE_WS_PORT=${LIVE_WS_PORT:-${LIVE_PORT:-8001}}
 export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/prometheus}
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 db=$(python -c "import os,urllib.parse as u; print(u.urlparse(os.environ['DATABASE_URL']).path.lstrip('/'))")
@@ -17,5 +19,6 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db
 python manage.py migrate --noinput
 python manage.py seed_catalog
 python manage.py declare_topology
-echo "API on http://localhost:8000  (token: \$SECRET_TOKEN=$SECRET_TOKEN)  Flower on http://localhost:5555"
+echo "API, admin, docs and the live page on http://localhost:${WEB_PORT:-8000}/  (token: \$SECRET_TOKEN=$SECRET_TOKEN)"
+echo "Live page's WebSocket on ws://localhost:${LIVE_PORT:-8001}/ws/orders  Flower on http://localhost:${FLOWER_PORT:-5555}"
 exec honcho start -f Procfile
