@@ -6,11 +6,16 @@ its CPU is measured apart (resource.getrusage of this process, in the JSON it pr
 Closed loop (--concurrency): C connections each send the next request as soon as the last answered.
 Open loop (--rate): one request every 1/R s whatever the answers (bounded in-flight), the way users
 arrive. Both stop at --duration seconds or --count requests, whichever comes first. Each request is
-a valid order (1-3 items of the catalog, a fresh X-Idempotency-Key). Prints one JSON object.
+a valid order (1-3 distinct items, a fresh X-Idempotency-Key) from one of two catalogs (--catalog):
+`hot` (default) picks them uniformly from the demo catalog's 5 ordinary SKUs, so every order hits the same
+few product rows (a flash sale); `zipf` picks them from the 1,000 SKUs Z0000..Z0999 (seeded by
+bench/run.py), rank k with probability proportional to 1/k^s (--zipf-s, default 1.1; Z0000 most popular).
+Prints one JSON object; every answer that is not 2xx and every connection error or timeout is counted.
 """
 import argparse
 import asyncio
 import json
+import math
 import random
 import resource
 import sys
@@ -20,12 +25,49 @@ import uuid
 import aiohttp
 
 SKUS = ("ABC", "XYZ", "Notebook", "Pen", "Mug")
+ZIPF_SKUS = 1000
 MAX_IN_FLIGHT = 512
 
 
-def order_body(rng: random.Random, n: int) -> bytes:
-    items = [{"sku": sku, "qty": rng.randint(1, 3)} for sku in rng.sample(SKUS, rng.randint(1, 3))]
+def zipf_sku(n: int) -> str:
+    return f"Z{n:04d}"
+
+
+class Catalog:
+    """Which SKUs an order's 1-3 distinct items come from: `hot` (uniform over SKUS) or `zipf`."""
+
+    def __init__(self, kind: str = "hot", *, skus: int = ZIPF_SKUS, s: float = 1.1):
+        self.kind = kind
+        if kind == "hot":
+            self.skus = list(SKUS)
+            self.cum = None
+        elif kind == "zipf":
+            self.skus = [zipf_sku(k) for k in range(skus)]
+            total, self.cum = 0.0, []
+            for rank in range(1, skus + 1):
+                total += 1.0 / rank**s
+                self.cum.append(total)
+        else:
+            raise ValueError(f"unknown catalog {kind!r}")
+
+    def pick(self, rng: random.Random, count: int) -> list[str]:
+        if self.cum is None:
+            return rng.sample(self.skus, count)
+        chosen: list[str] = []
+        while len(chosen) < count:
+            sku = rng.choices(self.skus, cum_weights=self.cum)[0]
+            if sku not in chosen:
+                chosen.append(sku)
+        return chosen
+
+
+def order_body(rng: random.Random, n: int, catalog: Catalog | None = None) -> bytes:
+    skus = (catalog or HOT).pick(rng, rng.randint(1, 3))
+    items = [{"sku": sku, "qty": rng.randint(1, 3)} for sku in skus]
     return json.dumps({"customer_id": f"bench-{n}", "source": "api", "items": items}).encode()
+
+
+HOT = Catalog("hot")
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -39,6 +81,7 @@ class Run:
     def __init__(self, args):
         self.args = args
         self.rng = random.Random(args.seed)
+        self.catalog = Catalog(args.catalog, skus=args.zipf_skus, s=args.zipf_s)
         self.latencies: list[float] = []
         self.statuses: dict[str, int] = {}
         self.errors: dict[str, int] = {}
@@ -50,7 +93,7 @@ class Run:
         return self.sent < self.args.count and time.monotonic() < self.deadline
 
     async def one(self, session: aiohttp.ClientSession, n: int) -> None:
-        body = order_body(self.rng, n)
+        body = order_body(self.rng, n, self.catalog)
         headers = {"X-Idempotency-Key": uuid.uuid4().hex}
         started = time.perf_counter()
         try:
@@ -112,6 +155,8 @@ class Run:
             with open(self.args.ids_file, "w") as handle:
                 handle.write("\n".join(i for i in self.ids if i))
         cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        non_2xx = sum(count for status, count in self.statuses.items() if not status.startswith("2"))
+        connection_errors = sum(self.errors.values())
         return {
             "mode": "open" if self.args.rate else "closed",
             "concurrency": self.args.concurrency,
@@ -120,6 +165,10 @@ class Run:
             "accepted": len(lat),
             "statuses": self.statuses,
             "errors": self.errors,
+            "catalog": self.args.catalog,
+            "non_2xx": non_2xx,
+            "connection_errors": connection_errors,
+            "errors_total": non_2xx + connection_errors,
             "wall_s": round(wall, 3),
             "accept_rate": round(len(lat) / wall, 2) if wall else 0.0,
             "p50_ms": ms(percentile(lat, 50)),
@@ -142,9 +191,14 @@ def parse(argv=None):
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--ids-file", default="")
+    parser.add_argument("--catalog", choices=["hot", "zipf"], default="hot")
+    parser.add_argument("--zipf-s", type=float, default=1.1)
+    parser.add_argument("--zipf-skus", type=int, default=ZIPF_SKUS)
     args = parser.parse_args(argv)
     if bool(args.concurrency) == bool(args.rate):
         parser.error("give exactly one of --concurrency and --rate")
+    if args.rate:  # the schedule: request k at k/rate s, for k/rate < duration
+        args.count = min(args.count, max(1, math.ceil(args.rate * args.duration - 1e-9)))
     return args
 
 

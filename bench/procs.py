@@ -15,6 +15,7 @@ import psutil
 from core.procs import Proc, reap, spawn, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
+PROCFILE = ROOT / "Procfile"  # bench.run --procfile PATH measures another one (e.g. another worker topology)
 _STARTED: list[Proc] = []
 _REGISTRY: Path | None = None  # "<pid> <create_time>" of every process group this run started
 _LOCK = None  # the open lock file: held until this process exits, however it exits
@@ -53,10 +54,12 @@ def reap_leftovers(name: str, log=print) -> int:
     return killed
 
 
-def procfile_commands(env: dict) -> dict[str, list[str]]:
-    """The Procfile's commands with ${VAR:-default} expanded from `env`, bound to loopback."""
+def procfile_commands(env: dict, procfile: Path | None = None) -> dict[str, list[str]]:
+    """The Procfile's commands with ${VAR:-default} expanded from `env`, bound to loopback: every
+    0.0.0.0 in an argument (`--host 0.0.0.0`, `--bind 0.0.0.0:8000`, `--bind=0.0.0.0:8000`) becomes
+    127.0.0.1."""
     commands = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
+    for line in (procfile or PROCFILE).read_text().splitlines():
         if not line.strip() or line.lstrip().startswith("#") or ":" not in line:
             continue
         name, command = line.split(":", 1)
@@ -66,8 +69,96 @@ def procfile_commands(env: dict) -> dict[str, list[str]]:
             return env.get(var) or default
 
         command = re.sub(r"\$\{(\w+)(:-([^}]*))?\}", expand, command)
-        commands[name.strip()] = [arg if arg != "0.0.0.0" else "127.0.0.1" for arg in shlex.split(command)]
+        commands[name.strip()] = [arg.replace("0.0.0.0", "127.0.0.1") for arg in shlex.split(command)]
     return commands
+
+
+def option(argv: list[str], *names: str) -> str | None:
+    """The value of the first of `names` in argv (`-Q x`, `--queues x`, `--queues=x`), None if absent."""
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if name.startswith("--") and arg.startswith(name + "="):
+                return arg.partition("=")[2]
+            if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):  # -Qprocess, -c4
+                return arg[len(name):]
+    return None
+
+
+def set_option(argv: list[str], names: tuple[str, ...], value: str) -> list[str]:
+    """argv with the option `names` (every spelling of it) set to `value`: replaced where it is, else
+    appended as `names[0] value`."""
+    out, skip, found = [], False, False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        matched = False
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                out += [arg, value]
+                skip = matched = True
+            elif name.startswith("--") and arg.startswith(name + "="):
+                out.append(f"{name}={value}")
+                matched = True
+            elif not name.startswith("--") and arg.startswith(name) and len(arg) > len(name) and not arg.startswith("--"):
+                out += [name, value]
+                matched = True
+            if matched:
+                break
+        found = found or matched
+        if not matched:
+            out.append(arg)
+    return out if found else [*out, names[0], value]
+
+
+QUEUES_OPT = ("-Q", "--queues")
+POOL_OPT = ("-P", "--pool")
+CONCURRENCY_OPT = ("-c", "--concurrency")
+THREAD_POOLS = ("threads", "gevent", "eventlet")
+
+
+@dataclass
+class WorkerSpec:
+    """One Celery worker of the Procfile (every entry whose name starts with `worker`)."""
+
+    name: str
+    argv: list[str]
+    queues: list[str]
+    pool: str
+    concurrency: int
+
+    def with_queues(self, queues: list[str]) -> "WorkerSpec":
+        return WorkerSpec(self.name, set_option(self.argv, QUEUES_OPT, ",".join(queues)), list(queues), self.pool, self.concurrency)
+
+    def with_concurrency(self, concurrency: int) -> "WorkerSpec":
+        return WorkerSpec(self.name, set_option(self.argv, CONCURRENCY_OPT, str(concurrency)), list(self.queues), self.pool, concurrency)
+
+
+def worker_spec(name: str, argv: list[str]) -> WorkerSpec:
+    import os
+
+    queues = [q for q in (option(argv, *QUEUES_OPT) or "celery").split(",") if q]
+    pool = option(argv, *POOL_OPT) or "prefork"
+    concurrency = option(argv, *CONCURRENCY_OPT)
+    return WorkerSpec(name, list(argv), queues, pool, int(concurrency) if concurrency else (os.cpu_count() or 1))
+
+
+def procfile_workers(env: dict, procfile: Path | None = None) -> list[WorkerSpec]:
+    """Every Celery worker of the Procfile, in order: its argv (expanded from `env`), -Q list, pool, concurrency."""
+    return [worker_spec(name, argv) for name, argv in procfile_commands(env, procfile).items() if name.startswith("worker")]
+
+
+def serve_on(argv: list[str], host: str, port: int) -> list[str]:
+    """A web server's command listening on host:port: gunicorn's `--bind`/`-b`, uvicorn's `--host`/`--port`
+    (whichever the command uses; `--bind` is added if it names neither)."""
+    argv = list(argv)
+    if option(argv, "--bind", "-b") is not None:
+        return set_option(argv, ("--bind", "-b"), f"{host}:{port}")
+    if option(argv, "--port") is not None or option(argv, "--host") is not None:
+        return set_option(set_option(argv, ("--host",), host), ("--port",), str(port))
+    return [*argv, "--bind", f"{host}:{port}"]
 
 
 def start(name: str, kind: str, argv: list[str], env: dict, log_dir: Path) -> Proc:
@@ -175,9 +266,17 @@ class Sampler:
             result = {kind: {"cpu_s": round(cpu.get(kind, 0.0), 3), "peak_rss_mb": round(self._peak.get(kind, 0.0) / 2**20, 1)} for kind in self.roots}
         return result
 
-    def forget(self, kind: str) -> None:
+    def forget(self, kind: str, pids: list[int] | None = None) -> None:
+        """Stop sampling `kind` (only the trees of `pids`, if given; the kind goes when it has none left)."""
         with self._lock:
-            self.roots.pop(kind, None)
+            if pids is None:
+                self.roots.pop(kind, None)
+                return
+            left = [pid for pid in self.roots.get(kind, []) if pid not in pids]
+            if left:
+                self.roots[kind] = left
+            else:
+                self.roots.pop(kind, None)
 
     def close(self) -> None:
         self._stop.set()

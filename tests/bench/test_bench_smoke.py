@@ -4,7 +4,7 @@ the targets live in the bench (bench/README.md), not in the tests.
 
 Isolation: the run uses its own database and RabbitMQ vhost (`orders_bench_smoke`, created by the run),
 Redis db 12 with its own key prefixes, and writes into pytest's tmp_path; it shares nothing with
-pytest-django's test database. It starts real processes (uvicorn, Celery workers, the relay), each in its
+pytest-django's test database. It starts real processes (gunicorn, Celery workers, the relay, the archiver), each in its
 own process group, and kills them when it ends. Two suites running at once on the machine (two checkouts,
 or a CI copy) would share that database and vhost: the run takes a machine-wide lock per name, so the
 second smoke run waits for the first (hence the longer timeout) instead of truncating its tables.
@@ -19,11 +19,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every figure of a full run; the A/B publish figures carry the other setting's name as a suffix.
 FIGURES = {
-    "api_accept_rate_c16", "api_accept_rate_c64", "api_p99_c16", "pipeline_throughput", "enrichment_io_vs_latency0",
-    "enrichment_io_vs_chain", "decoupling_p99", "e2e_latency_p50", "e2e_latency_p99", "cost_worker_cpu_per_1000",
-    "scale_out_1", "scale_out_2", "scale_out_4",
+    "api_accept_rate_c16", "api_accept_rate_c64", "api_accept_rate_c16_same_server", "api_accept_rate_c64_same_server",
+    "api_p99_c16", "api_errors_c16", "api_errors_c64", "pipeline_throughput", "pipeline_throughput_zipf",
+    "enrichment_io_vs_latency0", "enrichment_io_vs_chain", "decoupling_p99", "e2e_latency_p50", "e2e_latency_p99",
+    "sustained_max_rate", "sustained_p50_at_50", "sustained_p99_at_50", "sustained_cpu_per_order_at_50",
+    "cost_worker_cpu_per_1000", "scale_out_1", "scale_out_2", "scale_out_4",
 }
+AB_FIGURES = {"api_accept_rate_c16", "api_accept_rate_c64", "api_p99_c16", "api_errors_c64", "e2e_latency_p50", "e2e_latency_p99"}
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 LOCK_WAIT = 420  # another suite's smoke run of the same name may hold the lock this long
@@ -50,29 +54,62 @@ def test_smoke_run_writes_json_with_every_figure_numeric(smoke_run):
     assert len(stamped) == 1
     results = json.loads((smoke_run / "latest.json").read_text())
     assert json.loads(stamped[0].read_text()) == results
-    assert FIGURES <= set(results["figures"])
-    for name in FIGURES:
-        figure = results["figures"][name]
+    publish = results["publish"]
+    assert publish["default"] in ("inline", "relay only") and publish["ab"] != publish["default"]
+    expected = FIGURES | {f"{name}_{publish['ab_key']}" for name in AB_FIGURES}
+    assert expected <= set(results["figures"]), expected - set(results["figures"])
+    for name, figure in results["figures"].items():
         assert numeric(figure["value"]), (name, figure)
         assert numeric(figure["ceiling"]), (name, figure)
-        assert numeric(figure["ratio"]), (name, figure)
+        assert numeric(figure["ratio"]) or figure["ceiling"] == 0, (name, figure)  # an error count next to a ceiling of 0
+        assert figure["target"] and (figure["met"] is None or isinstance(figure["met"], bool)), (name, figure)
     assert results["settings"]["smoke"] is True
     assert results["settings"]["database"] == results["settings"]["vhost"] == "orders_bench_smoke"
     machine, versions = results["machine"], results["versions"]
     assert machine["cores"] >= 1 and machine["memory_gb"] > 0 and machine["cpu_model"]
-    for key in ("python", "django", "celery", "kombu", "rabbitmq", "postgresql"):
+    for key in ("python", "django", "celery", "kombu", "rabbitmq", "postgresql", "gunicorn"):
         assert versions[key], key
     for label, run in results["load_runs"].items():
         assert numeric(run["generator_cpu_s"]) and numeric(run["generator_cores"]), label
-    cost = results["cost"]["pipeline_per_1000_orders"]
-    for kind in ("web", "relay", "worker_process", "worker_enrichment", "worker_finalize"):
-        assert numeric(cost[kind]["cpu_s_per_1000"]) and numeric(cost[kind]["peak_rss_mb"]), kind
+        for key in ("non_2xx", "connection_errors", "errors_total"):
+            assert isinstance(run[key], int), (label, key)
+    workers = list(results["settings"]["procfile_workers"])
+    assert workers and all(name.startswith("worker") for name in workers)
+    assert set(results["settings"]["ceiling_workers"]) <= set(workers)
+    for drain in ("pipeline_per_1000_orders", "pipeline_zipf_per_1000_orders"):
+        cost = results["cost"][drain]
+        for kind in ("web", "relay", *workers):
+            assert numeric(cost[kind]["cpu_s_per_1000"]) and numeric(cost[kind]["peak_rss_mb"]), (drain, kind)
+    assert results["phases"]["pipeline_drain_zipf"]["catalog"] == "zipf"
+
+
+def test_smoke_run_measures_every_sustained_step(smoke_run):
+    results = json.loads((smoke_run / "latest.json").read_text())
+    phase = results["phases"]["sustained"]
+    workers = list(results["settings"]["procfile_workers"])
+    steps = phase["steps"]
+    assert [s["rate"] for s in steps] == results["settings"]["sizes"]["sustained_rates"]
+    for step in steps:
+        assert not step.get("skipped"), step
+        for key in ("offered", "sent", "accepted", "completed", "failed", "errors", "non_2xx", "connection_errors"):
+            assert isinstance(step[key], int), (step["rate"], key)
+        for key in ("post_p50_ms", "post_p99_ms", "p50_ms", "p99_ms", "max_ms", "cpu_ms_per_order_total", "cpu_ms_per_order_own"):
+            assert numeric(step[key]), (step["rate"], key)
+        assert step["completed"] > 0 and isinstance(step["ok"], bool)
+        per_kind = step["cpu_ms_per_order"]
+        for kind in ("web", "relay", "archiver", *workers):
+            assert numeric(per_kind[kind]), (step["rate"], kind)
+        assert any(kind.endswith("(shared)") for kind in per_kind)
+        assert abs(sum(per_kind.values()) - step["cpu_ms_per_order_total"]) < 0.01 * len(per_kind)
+    assert numeric(phase["max_rate_p99_ok"])
 
 
 def test_smoke_run_writes_markdown_table_and_png(smoke_run):
     table = (smoke_run / "latest.md").read_text()
     assert "| figure | value | ceiling (same run) | ratio | target | met |" in table
-    for label in ("API accept rate, c=16", "Pipeline throughput", "Decoupling", "End-to-end p99", "Scale-out, 4"):
-        assert label in table
+    for label in ("API accept rate, c=16", "API errors, c=64", "Pipeline drain, latency 0, hot catalog", "1,000 SKUs (Zipf)",
+                  "Decoupling", "End-to-end p99", "Sustained: highest rate", "Sustained: CPU per completed order", "Scale-out, 4",
+                  "| offered/s | offered | sent |", "| process kind | 10/s | 20/s |", "| **total** |", "connection errors"):
+        assert label in table, label
     png = (smoke_run / "latest.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
