@@ -129,7 +129,7 @@ def plot(r: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     f = r["figures"]
-    fig, axes = plt.subplots(3, 2, figsize=(13, 13))
+    fig, axes = plt.subplots(3, 2, figsize=(15, 13))
     fig.suptitle(f"Order pipeline benchmark {r.get('started_at', '')[:19]} — {r['machine']['cores']} cores"
                  f"{' (smoke)' if r['settings'].get('smoke') else ''}")
 
