@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import socket
+import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -317,56 +318,104 @@ class PublishNotConfirmed(Exception):
     """The broker nacked a message of the batch, or did not confirm it in time."""
 
 
-def _chains_publish_confirmed(order_ids: Sequence[str], *, timeout: float) -> None:
-    """Publish one chain per order on one channel and wait once for all the broker's confirms
-    (pipelined publisher confirms), instead of one round trip per message. Raises if any is
-    nacked or unconfirmed: the caller's transaction then rolls back and the rows stay unsent."""
-    import time
+def _chain_publish(signature, *, producer) -> None:
+    """Publish a chain's first task, the rest embedded, through `producer`. Celery's chain.apply_async
+    takes a `producer` argument but does not pass it on (chain.run drops it): the message would go out
+    on a pooled producer, confirmed one by one, and never on this channel. So the chain is prepared as
+    chain.run does and its first task published with the producer."""
+    from celery.canvas import _prepare_chain_from_options
 
-    from orders_project.celery import app
+    tasks, _ = signature.prepare_steps((), {}, signature.tasks, None, None, None, signature.app, None, None, None)
+    first = tasks.pop()
+    first.apply_async(producer=producer, retry=False, **_prepare_chain_from_options({}, tasks, False))
 
-    with app.connection_for_write(transport_options={"confirm_publish": False}) as conn:
-        conn.ensure_connection(max_retries=1)
-        channel = conn.channel()
-        channel.confirm_select()
-        state = {"published": 0, "upto": 0, "acked": set(), "nacked": False}
 
-        def on_ack(tag, multiple):
-            if multiple:
-                state["upto"] = max(state["upto"], tag)
-            else:
-                state["acked"].add(tag)
+class _ConfirmedPublisher:
+    """One broker connection and confirm-mode channel kept across relay batches (opening them cost more
+    than a batch of one), publishing a batch and waiting once for all its confirms (pipelined publisher
+    confirms). Any error drops the connection; the next batch opens a new one."""
 
-        def on_nack(tag, multiple):
-            state["nacked"] = True
+    def __init__(self):
+        self.conn = None
+        self.channel = None
+        self.producer = None
+        self.published = 0  # delivery tags of this channel handed out so far
+        self.upto = 0  # every tag <= upto is confirmed (multiple acks)
+        self.acked: set[int] = set()
+        self.nacked: set[int] = set()
 
-        channel.events["basic_ack"].add(on_ack)
-        channel.events["basic_nack"].add(on_nack)
-        plain_publish = channel.basic_publish
+    def _open(self):
+        from orders_project.celery import app as current_app
 
-        def counted_publish(*args, **kwargs):
-            state["published"] += 1
-            return plain_publish(*args, **kwargs)
+        self.conn = current_app.connection_for_write(transport_options={"confirm_publish": False})
+        self.conn.ensure_connection(max_retries=1)
+        self.channel = self.conn.channel()
+        self.channel.confirm_select()
+        self.published, self.upto, self.acked, self.nacked = 0, 0, set(), set()
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+        self.producer = current_app.amqp.Producer(self.channel, auto_declare=False)
 
-        channel.basic_publish = counted_publish
-        producer = app.amqp.Producer(channel, auto_declare=False)
-        for order_id in order_ids:
-            order_pipeline_signature(order_id).apply_async(producer=producer, retry=False)
+    def _on_ack(self, tag, multiple):
+        if multiple:
+            self.upto = max(self.upto, tag)
+            self.acked = {t for t in self.acked if t > tag}
+        else:
+            self.acked.add(tag)
 
-        def unconfirmed() -> int:
-            return sum(1 for tag in range(state["upto"] + 1, state["published"] + 1) if tag not in state["acked"])
+    def _on_nack(self, tag, multiple):
+        self.nacked.add(tag)
 
-        deadline = time.monotonic() + timeout
-        while unconfirmed() and not state["nacked"]:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise PublishNotConfirmed(f"{unconfirmed()} of {state['published']} messages unconfirmed after {timeout}s")
+    def close(self) -> None:
+        if self.conn is not None:
             try:
-                conn.drain_events(timeout=remaining)
-            except socket.timeout:
-                continue
-        if state["nacked"]:
-            raise PublishNotConfirmed("the broker nacked a message of the batch")
+                self.conn.release()
+            except Exception:
+                pass
+        self.conn = self.channel = self.producer = None
+
+    def publish(self, order_ids: Sequence[str], *, timeout: float) -> None:
+        import time
+
+        try:
+            if self.conn is None:
+                self._open()
+            first = self.published + 1
+            for order_id in order_ids:
+                _chain_publish(order_pipeline_signature(order_id), producer=self.producer)
+                self.published += 1
+            tags = range(first, self.published + 1)
+
+            def unconfirmed() -> int:
+                return sum(1 for tag in tags if tag > self.upto and tag not in self.acked)
+
+            deadline = time.monotonic() + timeout
+            while unconfirmed() and not self.nacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PublishNotConfirmed(f"{unconfirmed()} of {len(tags)} messages unconfirmed after {timeout}s")
+                try:
+                    self.conn.drain_events(timeout=remaining)
+                except socket.timeout:
+                    continue
+            if self.nacked:
+                raise PublishNotConfirmed("the broker nacked a message of the batch")
+            self.acked.difference_update(tags)
+        except Exception:
+            self.close()
+            raise
+
+
+_publishers = threading.local()  # a channel is not thread-safe: one publisher per thread
+
+
+def _chains_publish_confirmed(order_ids: Sequence[str], *, timeout: float) -> None:
+    """Publish one chain per order and wait for the broker's confirms of all of them. Raises if any is
+    nacked or unconfirmed: the caller's transaction then rolls back and the rows stay unsent."""
+    publisher = getattr(_publishers, "publisher", None)
+    if publisher is None:
+        publisher = _publishers.publisher = _ConfirmedPublisher()
+    publisher.publish(order_ids, timeout=timeout)
 
 
 def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float = 10.0) -> int:

@@ -49,6 +49,26 @@ def test_unpublished_row_is_published_by_the_relay_exactly_once(clean_queues):
     assert row.published_at is not None
 
 
+def test_relay_publishes_a_batch_on_its_own_confirm_channel_kept_between_batches(clean_queues):
+    # given: a backlog of two batches
+    from orders import services
+
+    create_orders_while_broker_is_down(5)
+    publisher = services._publishers.__dict__.pop("publisher", None)
+    if publisher is not None:
+        publisher.close()
+    # when
+    first = outbox_relay_batch(grace_seconds=0, batch_size=3)
+    publisher = services._publishers.publisher
+    channel = publisher.channel
+    second = outbox_relay_batch(grace_seconds=0, batch_size=3)
+    # then: every message went out on the relay's channel (not a pooled producer) and was confirmed
+    assert (first, second) == (3, 2)
+    assert publisher.channel is channel and publisher.published == 5
+    assert publisher.acked == set() and not publisher.nacked
+    assert len(queue_messages("process")) == 5
+
+
 def test_relay_leaves_rows_inside_the_grace_period(clean_queues):
     create_orders_while_broker_is_down(1)
     assert outbox_relay_batch(grace_seconds=3600, batch_size=10) == 0
