@@ -2,7 +2,9 @@
 page as `{"type": "order.event", "event": {...}}`.
 
 Client → server frames are small JSON objects:
-    {"type": "subscribe", "order_id": "<uuid>"}    also join that order's group
+    {"type": "subscribe", "order_id": "<uuid>"}    also join that order's group (events are published
+                                                   to the live group, which every socket is in; the
+                                                   order's group is for a sender that targets one order)
     {"type": "unsubscribe", "order_id": "<uuid>"}  leave it
     {"type": "ping"}                               answered by {"type": "pong"}
 Anything else gets `{"type": "error", "message": ...}` and the socket stays open; a frame over

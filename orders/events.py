@@ -78,8 +78,9 @@ class _Broadcaster:
         if layer is None:
             return
         try:
+            # Every socket is in the live group, so one PUBLISH reaches every page; a per-order send as well
+            # would only be a duplicate (the consumer drops those) at the cost of a second round trip.
             await layer.group_send(LIVE_GROUP, message)
-            await layer.group_send(order_group(message["event"]["order_id"]), message)
         except Exception as exc:
             log.warning("order_broadcast_failed", order_id=message["event"].get("order_id"), error=str(exc))
 

@@ -18,3 +18,6 @@ limit_request_line = 8190
 limit_request_fields = 100
 accesslog = None  # one JSON line per order comes from the app; a line per request is the proxy's job
 errorlog = "-"
+# gunicorn 27 opens a control socket in ~/.gunicorn, shared by every gunicorn on the host (and read-only
+# in the image): not used here.
+control_socket_disable = True

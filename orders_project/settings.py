@@ -270,8 +270,12 @@ CELERY_TASK_ACKS_ON_TIMEOUT = False
 # (bench/: a PostgreSQL connect was 12-17 % of each task); core/worker_signals.py still drops a connection
 # that failed or outlived CONN_MAX_AGE after each task, as Django does after each request.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
-CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
-CELERY_WORKER_SEND_TASK_EVENTS = True
+# Messages reserved per worker slot (acks late: a reserved message is redelivered if the worker dies). With
+# 1, every task waits a broker round trip for its next message (bench/README.md).
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=4)
+# Task events cost publishes per task; Flower turns them on while it runs (its --enable-events default),
+# or set WORKER_TASK_EVENTS=true. Worker heartbeats (Flower's worker list) are sent either way.
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("WORKER_TASK_EVENTS", default=False)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
