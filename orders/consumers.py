@@ -37,6 +37,7 @@ PUBLIC_DETAIL_KEYS = frozenset({"attempt", "next_delay_s", "error", "reason", "k
 # An order's events reach a socket through `orders.live` and through its own group when subscribed:
 # the last event keys sent are remembered so the page gets each event once.
 RECENT_EVENTS = 512
+MAX_EVENTS_PER_MESSAGE = 2000  # a relay batch is OUTBOX_BATCH_SIZE orders x 2 events
 
 
 def public_event(event: dict, *, staff: bool) -> dict:
@@ -132,6 +133,13 @@ class OrderFeedConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "error", "message": message})
 
     # -- channel layer → client ---------------------------------------------------------------------
+    async def order_events(self, message):
+        """Several orders' events in one message (the relay announces its batch at once)."""
+        events = message.get("events")
+        if isinstance(events, list):
+            for event in events[:MAX_EVENTS_PER_MESSAGE]:
+                await self.order_event({"event": event})
+
     async def order_event(self, message):
         event = message.get("event")
         if not isinstance(event, dict):

@@ -46,6 +46,27 @@ def order_changed(*, order_id, event: dict, created: bool = False) -> None:
     _broadcaster().send({"type": "order.event", "event": event})
 
 
+def orders_changed_on_commit(changes: list[tuple]) -> None:
+    """Many orders' changes at once (the relay's batch): `(order_id, event, created)` each."""
+    transaction.on_commit(functools.partial(orders_changed, changes=list(changes)))
+
+
+def orders_changed(*, changes: list[tuple]) -> None:
+    """One pipelined INCR for the batch's cache versions and one live-page message for all its events.
+    Never raises."""
+    keys = [cache.make_and_validate_key(order_cache_version_key(order_id)) for order_id, _, created in changes if not created]
+    if keys:
+        try:
+            pipe = get_redis_connection("default").pipeline(transaction=False)
+            for key in keys:
+                pipe.incr(key)
+            pipe.execute()
+        except Exception as exc:
+            log.warning("order_cache_invalidate_failed", orders=len(keys), error=str(exc))
+    if changes:
+        _broadcaster().send({"type": "order.events", "events": [event for _, event, _ in changes]})
+
+
 class _Broadcaster:
     """Hands live-page events to one long-lived event loop in a daemon thread: the caller (a request
     or a worker task) does not wait for Redis, and the channel layer keeps its connection instead of
@@ -77,12 +98,14 @@ class _Broadcaster:
         layer = self.current_layer()
         if layer is None:
             return
+        if message["type"] == "order.events" and not message["events"]:
+            return
         try:
             # Every socket is in the live group, so one PUBLISH reaches every page; a per-order send as well
             # would only be a duplicate (the consumer drops those) at the cost of a second round trip.
             await layer.group_send(LIVE_GROUP, message)
         except Exception as exc:
-            log.warning("order_broadcast_failed", order_id=message["event"].get("order_id"), error=str(exc))
+            log.warning("order_broadcast_failed", order_id=message.get("event", {}).get("order_id"), error=str(exc))
 
 
 _broadcasters: dict[int, _Broadcaster] = {}

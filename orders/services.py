@@ -79,8 +79,12 @@ def order_history_append_many(entries: Sequence[tuple[Order, str, str, dict]]) -
     rows = OrderHistory.objects.bulk_create(
         [OrderHistory(order=order, stage=stage, event=event, detail=detail) for order, stage, event, detail in entries]
     )
-    for (order, stage, event, detail), row in zip(entries, rows):
-        events.order_changed_on_commit(order_id=order.id, event=_event(order, stage=stage, event=event, detail=detail, at=row.created_at))
+    events.orders_changed_on_commit(
+        [
+            (order.id, _event(order, stage=stage, event=event, detail=detail, at=row.created_at), False)
+            for (order, stage, event, detail), row in zip(entries, rows)
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -230,13 +234,15 @@ def order_create(
     return OrderCreateResult(order=order, created=True)
 
 
-def _announce_accepted(order: Order) -> None:
+def _accepted_change(order: Order) -> tuple:
     """The live page's `accepted` event, sent by whoever publishes the order (after its commit)."""
     pending = Order(id=order.id, status=OrderStatus.PENDING, source=order.source, failure_reason="")
-    events.order_changed_on_commit(
-        order_id=order.id, created=True,
-        event=_event(pending, stage="api", event=HistoryEvent.ACCEPTED, detail={"source": order.source}, at=order.created_at),
-    )
+    event = _event(pending, stage="api", event=HistoryEvent.ACCEPTED, detail={"source": order.source}, at=order.created_at)
+    return (order.id, event, True)
+
+
+def _announce_accepted(order: Order) -> None:
+    events.orders_changed_on_commit([_accepted_change(order)])
 
 
 def _statement_transaction():
@@ -440,9 +446,9 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
             OutboxMessage.objects.filter(id__in=ids).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
             )
+            # The live page hears of each order here, `accepted` and `published` in one message for the batch.
+            events.orders_changed_on_commit([_accepted_change(row.order) for row in rows])
             order_history_append_many([(row.order, "outbox", HistoryEvent.PUBLISHED, {"via": "relay"}) for row in rows])
-            for row in rows:
-                _announce_accepted(row.order)
             return len(rows)
     except Exception as exc:
         if not ids:

@@ -121,6 +121,20 @@ async def test_connected_socket_receives_live_group_events():
     await finish(communicator)
 
 
+@run_async
+async def test_a_batch_message_reaches_the_socket_as_one_frame_per_event():
+    # given
+    communicator = await connected()
+    first, second = uuid.uuid4(), uuid.uuid4()
+    # when: the relay's batch (several orders' events in one message)
+    await get_channel_layer().group_send(events.LIVE_GROUP, {"type": "order.events", "events": [event_for(first), event_for(second)]})
+    # then
+    frames = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(2)]
+    assert [f["event"]["order_id"] for f in frames] == [str(first), str(second)]
+    assert all(f["type"] == "order.event" for f in frames)
+    await finish(communicator)
+
+
 def test_order_changed_reaches_the_socket_through_the_real_layer():
     """The services' broadcaster (sync, async_to_sync inside) and the consumer agree on the message shape."""
     order_id = uuid.uuid4()
