@@ -47,11 +47,15 @@ class Processes:
             "finalize": self.worker("finalize", wait=False, env=env),
         }
         if relay:
-            procs["relay"] = self.manage("relay", "relay_outbox", "--heartbeat-file", "", env=env)
+            procs["relay"] = self.relay(env=env, wait=False)
         wait_ready([p for name, p in procs.items() if name != "relay"], " ready.", timeout=60)
         if relay:
             wait_ready([procs["relay"]], "loop_started", timeout=60)
         return procs
+
+    def relay(self, *, env: dict | None = None, wait: bool = True) -> Proc:
+        """The relay, which publishes accepted orders (the default publisher)."""
+        return self.manage("relay", "relay_outbox", "--heartbeat-file", "", ready="loop_started" if wait else None, env=env)
 
     def manage(self, name: str, *args: str, ready: str | None = None, env: dict | None = None) -> Proc:
         return self.start(name, [sys.executable, "manage.py", *args], ready=ready, env=env)

@@ -100,6 +100,7 @@ def test_hanging_provider_hits_soft_time_limit_retries_then_dead_letters(process
     processes.worker("process")
     processes.worker("finalize")
     processes.worker("enrichment", concurrency=2, env={"ENRICHMENT_SOFT_TIME_LIMIT": "0.5", "ENRICHMENT_PROVIDER_TIMEOUT": "30"})
+    processes.relay()
     # when
     order_id = http.post_order([("HANG", 1)])
     order = wait_terminal(http, order_id, timeout=90)
@@ -116,6 +117,7 @@ def test_message_that_kills_every_worker_is_dead_lettered_by_the_delivery_limit(
     processes.worker("process")
     processes.worker("finalize")
     processes.worker("enrichment", concurrency=1)
+    processes.relay()
     # when
     order_id = http.post_order([("CRASH", 1)])
     letters = wait_until(lambda: queue_depth("orders.dlq") >= 1 and dlq(), timeout=90, what="delivery-limit dead letter")
@@ -163,6 +165,7 @@ def test_worker_killed_mid_task_redelivers_and_completes_exactly_once(processes,
     processes.worker("process")
     processes.worker("finalize")
     slow = processes.worker("enrichment", pool="threads", concurrency=4, env={"ENRICHMENT_LATENCY_MS": "5000"})
+    processes.relay()
     order_id = http.post_order([("ABC", 3)])
     wait_until(lambda: "enrichment.enrich" in slow.output() and "received" in slow.output(), timeout=30, what="task taken")
     # when: SIGKILL while it holds the task, then a fresh worker
