@@ -299,6 +299,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "amqp": {"level": "WARNING"},
         "kombu": {"level": "WARNING"},
+        # Celery's "Task ... succeeded in ..." line per task: the stage's own `stage_finished` line carries the
+        # same (task id, stage, outcome, duration) with the order id; failures and retries still log.
+        "celery.app.trace": {"level": env.str("CELERY_TRACE_LOG_LEVEL", default="WARNING")},
         # uvicorn configures its loggers before Django loads; these route them through ours.
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
