@@ -30,30 +30,23 @@ def order_cache_key(order_id, version: int) -> str:
     return f"order:{order_id}:{version}"
 
 
-def order_changed_on_commit(*, order_id, event: dict, created: bool = False) -> None:
-    transaction.on_commit(functools.partial(order_changed, order_id=order_id, event=event, created=created))
+def order_changed_on_commit(*, order_id, event: dict) -> None:
+    orders_changed_on_commit([(order_id, event, False)])
 
 
-def order_changed(*, order_id, event: dict, created: bool = False) -> None:
-    """Move readers to a fresh cache key and tell the live page. Never raises. A `created` order has
-    nothing cached yet (an unknown id is never cached), so its key stays."""
-    if not created:
-        try:
-            # One INCR (a missing key counts from 0), not add + incr: two fewer round trips per change.
-            get_redis_connection("default").incr(cache.make_and_validate_key(order_cache_version_key(order_id)))
-        except Exception as exc:  # a cache outage must not fail a committed transition
-            log.warning("order_cache_invalidate_failed", order_id=str(order_id), error=str(exc))
-    _broadcaster().send({"type": "order.event", "event": event})
+def order_changed(*, order_id, event: dict) -> None:
+    orders_changed(changes=[(order_id, event, False)])
 
 
 def orders_changed_on_commit(changes: list[tuple]) -> None:
-    """Many orders' changes at once (the relay's batch): `(order_id, event, created)` each."""
+    """After commit, `orders_changed` for `(order_id, event, created)` changes (one, or a relay's batch)."""
     transaction.on_commit(functools.partial(orders_changed, changes=list(changes)))
 
 
 def orders_changed(*, changes: list[tuple]) -> None:
-    """One pipelined INCR for the batch's cache versions and one live-page message for all its events.
-    Never raises."""
+    """Move readers to fresh cache keys (one pipelined INCR; a missing key counts from 0) and tell the
+    live page (one message for all the events). Never raises. A `created` order has nothing cached yet
+    (an unknown id is never cached), so its key stays."""
     keys = [cache.make_and_validate_key(order_cache_version_key(order_id)) for order_id, _, created in changes if not created]
     if keys:
         try:
@@ -61,7 +54,7 @@ def orders_changed(*, changes: list[tuple]) -> None:
             for key in keys:
                 pipe.incr(key)
             pipe.execute()
-        except Exception as exc:
+        except Exception as exc:  # a cache outage must not fail a committed transition
             log.warning("order_cache_invalidate_failed", orders=len(keys), error=str(exc))
     if changes:
         _broadcaster().send({"type": "order.events", "events": [event for _, event, _ in changes]})
@@ -98,14 +91,12 @@ class _Broadcaster:
         layer = self.current_layer()
         if layer is None:
             return
-        if message["type"] == "order.events" and not message["events"]:
-            return
         try:
             # Every socket is in the live group, so one PUBLISH reaches every page; a per-order send as well
             # would only be a duplicate (the consumer drops those) at the cost of a second round trip.
             await layer.group_send(LIVE_GROUP, message)
         except Exception as exc:
-            log.warning("order_broadcast_failed", order_id=message.get("event", {}).get("order_id"), error=str(exc))
+            log.warning("order_broadcast_failed", events=len(message["events"]), error=str(exc))
 
 
 _broadcasters: dict[int, _Broadcaster] = {}

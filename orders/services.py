@@ -66,23 +66,23 @@ class OrderCreateResult:
 # ---------------------------------------------------------------------------
 def order_history_append(*, order: Order, stage: str, event: str, detail: dict | None = None) -> OrderHistory:
     entry = OrderHistory.objects.create(order=order, stage=stage, event=event, detail=detail or {})
-    events.order_changed_on_commit(
-        order_id=order.id,
-        created=event == HistoryEvent.ACCEPTED,
-        event=_event(order, stage=stage, event=event, detail=detail or {}, at=entry.created_at),
-    )
+    _announce(order, stage=stage, event=event, detail=detail or {}, at=entry.created_at)
     return entry
 
 
-def order_history_append_many(entries: Sequence[tuple[Order, str, str, dict]]) -> None:
-    """Several history entries (order, stage, event, detail) in one INSERT, each announced after commit."""
+def order_history_append_many(entries: Sequence[tuple[Order, str, str, dict]], *, also_announce: Sequence[tuple] = ()) -> None:
+    """Several history entries (order, stage, event, detail) in one INSERT, announced after commit in one
+    message together with `also_announce` (changes written elsewhere)."""
     rows = OrderHistory.objects.bulk_create(
         [OrderHistory(order=order, stage=stage, event=event, detail=detail) for order, stage, event, detail in entries]
     )
     events.orders_changed_on_commit(
         [
-            (order.id, _event(order, stage=stage, event=event, detail=detail, at=row.created_at), False)
-            for (order, stage, event, detail), row in zip(entries, rows)
+            *also_announce,
+            *(
+                (order.id, _event(order, stage=stage, event=event, detail=detail, at=row.created_at), False)
+                for (order, stage, event, detail), row in zip(entries, rows)
+            ),
         ]
     )
 
@@ -101,10 +101,20 @@ def order_lock(order_id) -> Order:
 
 
 def quantities(items: Iterable[OrderItem]) -> Counter:
+    return _sku_totals((item.sku, item.qty) for item in items)
+
+
+def _sku_totals(pairs: Iterable[tuple[str, int]]) -> Counter:
     totals: Counter = Counter()
-    for item in items:
-        totals[item.sku] += item.qty
+    for sku, qty in pairs:
+        totals[sku] += qty
     return totals
+
+
+def _stock_params(wanted: Counter) -> dict:
+    """The stock statements' arrays, in sku order (the order every writer locks product rows in)."""
+    skus = sorted(wanted)
+    return {"skus": skus, "qtys": [wanted[sku] for sku in skus]}
 
 
 def stock_reserve(wanted: Counter) -> None:
@@ -447,8 +457,10 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
             )
             # The live page hears of each order here, `accepted` and `published` in one message for the batch.
-            events.orders_changed_on_commit([_accepted_change(row.order) for row in rows])
-            order_history_append_many([(row.order, "outbox", HistoryEvent.PUBLISHED, {"via": "relay"}) for row in rows])
+            order_history_append_many(
+                [(row.order, "outbox", HistoryEvent.PUBLISHED, {"via": "relay"}) for row in rows],
+                also_announce=[_accepted_change(row.order) for row in rows],
+            )
             return len(rows)
     except Exception as exc:
         if not ids:
@@ -499,8 +511,7 @@ WITH u AS (
     )
 SELECT (SELECT ok FROM ok), (SELECT count(*) FROM r)""".format(stock=_STOCK_LOCKED.strip(), **_T)
 _ENRICH_READ_SQL = """
-SELECT o.status, o.source, o.failure_reason, o.customer_id,
-       EXISTS (SELECT 1 FROM {enrichment} e WHERE e.order_id = o.id), i.sku, i.qty, i.unit_price
+SELECT o.status, o.customer_id, EXISTS (SELECT 1 FROM {enrichment} e WHERE e.order_id = o.id), i.sku, i.qty, i.unit_price
 FROM {order} o LEFT JOIN {item} i ON i.order_id = o.id WHERE o.id = %s ORDER BY i.id""".format(**_T)
 _ENRICH_STORE_SQL = """
 WITH o AS (
@@ -560,10 +571,7 @@ def order_process(*, order_id) -> Order:
             if unknown:
                 reason = "; ".join(f"unknown sku {sku}" for sku in unknown)
                 return _order_mark_failed(order, stage="process", reason=reason, kind="business")
-            wanted = Counter()
-            for _, sku, qty, _ in items:
-                wanted[sku] += qty
-            skus = sorted(wanted)
+            wanted = _sku_totals((sku, qty) for _, sku, qty, _ in items)
             now = timezone.now()
             detail = {"reserved": dict(wanted)}
             order.total_amount = sum((price * qty for _, _, qty, price in items), Decimal("0")).quantize(CENT)
@@ -572,7 +580,7 @@ def order_process(*, order_id) -> Order:
                 {
                     "id": order.id, "total": order.total_amount, "now": now, "detail": json.dumps(detail),
                     "item_ids": [i[0] for i in items], "prices": [i[3] for i in items],
-                    "skus": skus, "qtys": [wanted[sku] for sku in skus], "n": len(skus),
+                    **_stock_params(wanted), "n": len(wanted),
                 },
             )
             enough, _ = cursor.fetchone()
@@ -599,7 +607,6 @@ def _stock_short_reason(order_id) -> str:
 class EnrichmentDue:
     """What the enrich stage needs to call the provider; `due` is False when there is nothing to do."""
 
-    order: Order
     due: bool
     customer_id: str
     items: list  # (sku, qty, unit_price)
@@ -612,10 +619,9 @@ def order_enrichment_read(*, order_id) -> EnrichmentDue:
         rows = cursor.fetchall()
     if not rows:
         raise Order.DoesNotExist(f"order {order_id} does not exist")
-    status, source, failure_reason, customer_id, enriched = rows[0][:5]
-    order = _order_row(order_id, status, source, failure_reason)
+    status, customer_id, enriched = rows[0][:3]
     items = [(sku, qty, price) for *_, sku, qty, price in rows if sku is not None]
-    return EnrichmentDue(order=order, due=status == OrderStatus.PROCESSING and not enriched, customer_id=customer_id, items=items)
+    return EnrichmentDue(due=status == OrderStatus.PROCESSING and not enriched, customer_id=customer_id, items=items)
 
 
 def order_enrichment_store(*, order_id, data: dict) -> Order:
@@ -661,17 +667,13 @@ def order_finalize(*, order_id) -> Order:
         total = subtotal - discount
         now = timezone.now()
         number = f"INV-{now:%Y%m%d}-{order.id.hex[:12].upper()}"
-        wanted = Counter()
-        for sku, qty, _ in items:
-            wanted[sku] += qty
-        skus = sorted(wanted)
         detail = {"invoice": number, "total": str(total)}
         cursor.execute(
             _FINALIZE_WRITE_SQL,
             {
                 "id": order.id, "number": number, "subtotal": subtotal, "discount": discount, "total": total,
                 "lines": json.dumps([{"sku": sku, "qty": qty, "unit_price": str(price)} for sku, qty, price in items]),
-                "now": now, "detail": json.dumps(detail), "skus": skus, "qtys": [wanted[sku] for sku in skus],
+                "now": now, "detail": json.dumps(detail), **_stock_params(_sku_totals((sku, qty) for sku, qty, _ in items)),
             },
         )
         order.status = OrderStatus.COMPLETED

@@ -149,7 +149,7 @@ def test_order_changed_reaches_the_socket_through_the_real_layer():
         assert frame["type"] == "order.event"
         assert frame["event"]["order_id"] == str(order_id)
         assert frame["event"]["status"] == "completed"
-        # the same event also went to the order's own group; the socket is not subscribed to it
+        # and only once
         assert await communicator.receive_nothing(timeout=0.3)
         await finish(communicator)
 
