@@ -17,7 +17,7 @@ DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="bench-ceiling-fast")
 SECRET_TOKEN = env.str("SECRET_TOKEN")
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "rest_framework", "bench.ceiling_app"]
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "rest_framework", "rest_framework_api_key", "clients", "bench.ceiling_app"]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "bench.ceiling_app.urls_fast"
 DATABASES = {"default": env.db("DATABASE_URL")}
@@ -27,7 +27,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.BearerTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["clients.auth.BearerKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -66,7 +66,8 @@ def screenshot(page, name: str) -> None:
 
 def start_web(processes, port: int):
     argv = [UVICORN, "orders_project.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    return processes.start("web", argv, ready="Application startup complete")
+    # The demo's anonymous live page (what `make run` serves).
+    return processes.start("web", argv, ready="Application startup complete", env={"LIVE_FEED_ANONYMOUS": "True"})
 
 
 def post_order(base_url: str, sku: str, qty: int = 1) -> str:

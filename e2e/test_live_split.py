@@ -19,8 +19,9 @@ def test_page_from_web_follows_orders_over_the_live_processs_socket(processes):
     catalog_create()
     processes.pipeline()
     web_port, live_port = free_port(), free_port()
-    live = start_live(processes, live_port)
-    web = start_web(processes, web_port, env={"LIVE_WS_PORT": str(live_port)})
+    demo = {"LIVE_FEED_ANONYMOUS": "True"}  # the anonymous page `make run` serves
+    live = start_live(processes, live_port, env=demo)
+    web = start_web(processes, web_port, env={"LIVE_WS_PORT": str(live_port), **demo})
     base = f"http://localhost:{web_port}"
 
     with chromium_page(base) as page:
@@ -45,7 +46,7 @@ def test_page_from_web_follows_orders_over_the_live_processs_socket(processes):
             # when: live restarts on its port while web stays up
             live.stop()
             page.wait_for_selector('#conn[data-state="reconnecting"]', timeout=UI_TIMEOUT_MS)
-            start_live(processes, live_port)
+            start_live(processes, live_port, env=demo)
             # then: the page reconnects to it by itself and follows the next order
             page.wait_for_selector('#conn[data-state="live"]', timeout=30_000)
             after = post_order(base, "XYZ", 1)

@@ -4,6 +4,7 @@ import re
 import uuid
 from datetime import datetime, timezone as dt_timezone
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
@@ -17,14 +18,15 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import HasApiToken
+from clients.auth import ClientPrincipal, IsClientOrStaff, client_scope
+from clients.models import DEFAULT_CLIENT_ID
 from core.exceptions import ApplicationError
 from orders import selectors, services
+from orders.pagination import OrderCursorPagination
 from orders.models import OrderSource, OrderStatus
 
 SKU_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
@@ -35,9 +37,9 @@ NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """Documents core.auth.BearerTokenAuthentication as the `bearerAuth` security scheme."""
+    """Documents clients.auth.BearerKeyAuthentication as the `bearerAuth` security scheme."""
 
-    target_class = "core.auth.BearerTokenAuthentication"
+    target_class = "clients.auth.BearerKeyAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):
@@ -91,6 +93,15 @@ def blank_or(schema: dict) -> dict:
     return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
 
 
+PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "cursor", {"type": "string"}, OpenApiParameter.QUERY, description="Opaque: take it from `next` or `previous`; a tampered cursor is a 404"
+    ),
+    OpenApiParameter("page_size", blank_or({"type": "integer", "minimum": 1}), OpenApiParameter.QUERY, description="Orders a page (capped)"),
+]
+
+
+# Staff lists (dead letters) still page by number.
 PAGE = OpenApiParameter(
     "page", blank_or({"type": "integer", "minimum": 1}), OpenApiParameter.QUERY, description="Page number (50 a page); past the last page is a 404"
 )
@@ -109,6 +120,18 @@ def paginated(name: str, serializer: serializers.Serializer):
     )
 
 
+def cursor_paginated(name: str, serializer: serializers.Serializer):
+    """The page DRF's CursorPagination returns: no count, links to the next and previous pages."""
+    return inline_serializer(
+        name,
+        {
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer,
+        },
+    )
+
+
 class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
     code = serializers.CharField()
@@ -117,16 +140,31 @@ class ErrorSerializer(serializers.Serializer):
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid input; `extra.fields` has per-field errors"),
-    401: OpenApiResponse(ErrorSerializer, description="Missing or wrong bearer token"),
+    401: OpenApiResponse(ErrorSerializer, description="Missing or wrong bearer key"),
     403: OpenApiResponse(ErrorSerializer, description="Not allowed"),
     404: OpenApiResponse(ErrorSerializer, description="Not found"),
     415: OpenApiResponse(ErrorSerializer, description="Only application/json bodies are accepted"),
+    429: OpenApiResponse(ErrorSerializer, description="Too many requests; `Retry-After` says when to retry"),
     503: OpenApiResponse(ErrorSerializer, description="A backing service is down; retry with the same key"),
 }
 
 
-# Read endpoints are open, but a request that sends a wrong bearer token is still refused (401).
-READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 503)}
+READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 403, 429, 503)}
+
+
+class CanReadOrders(IsClientOrStaff):
+    """A client key or staff; the demo's anonymous live page (LIVE_FEED_ANONYMOUS) may also read."""
+
+    def has_permission(self, request, view):
+        if super().has_permission(request, view):
+            return True
+        return request.method in ("GET", "HEAD", "OPTIONS") and settings.LIVE_FEED_ANONYMOUS and not request.user.is_authenticated
+
+
+def order_reader(request) -> selectors.Reader:
+    if isinstance(request.user, ClientPrincipal):
+        return selectors.client_reader(request.user.client_id)
+    return selectors.STAFF if request.user.is_staff else selectors.DEMO
 
 
 class OrderListCreateApi(APIView):
@@ -171,12 +209,20 @@ class OrderListCreateApi(APIView):
     class ListItemSerializer(serializers.Serializer):
         order_id = serializers.UUIDField(source="id")
         status = serializers.CharField()
-        customer_id = serializers.CharField()
+        customer_id = serializers.SerializerMethodField()
         source = serializers.CharField()
         total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
-        failure_reason = serializers.CharField()
+        failure_reason = serializers.SerializerMethodField()
         created_at = serializers.DateTimeField()
         updated_at = serializers.DateTimeField()
+
+        def get_customer_id(self, order) -> str:
+            return "" if self.context["reader"].demo else order.customer_id
+
+        def get_failure_reason(self, order) -> str:
+            if self.context["reader"].staff:
+                return order.failure_reason
+            return selectors.public_failure_reason(failure_reason=order.failure_reason, failure_kind=order.failure_kind)
 
     FILTER_PARAMETERS = [
         OpenApiParameter("status", blank_or({"type": "string", "enum": OrderStatus.values}), OpenApiParameter.QUERY),
@@ -184,11 +230,11 @@ class OrderListCreateApi(APIView):
         OpenApiParameter(
             "updated_since", blank_or({"type": "string", "format": "date-time"}), OpenApiParameter.QUERY, description="Changed after (ISO 8601)"
         ),
-        PAGE,
+        *PAGE_PARAMETERS,
     ]
 
     def get_permissions(self):
-        return [HasApiToken()] if self.request.method == "POST" else [AllowAny()]
+        return [IsClientOrStaff()] if self.request.method == "POST" else [CanReadOrders()]
 
     @extend_schema(
         operation_id="orders_create",
@@ -212,6 +258,8 @@ class OrderListCreateApi(APIView):
         if key is not None and not (1 <= len(key) <= 255):
             raise ApplicationError("X-Idempotency-Key must be 1..255 characters.", extra={"fields": {"X-Idempotency-Key": ["Invalid length."]}})
         result = services.order_create(
+            # Staff (a session, e.g. the browsable API) create orders as the built-in client.
+            client_id=client_scope(request) or DEFAULT_CLIENT_ID,
             customer_id=data["customer_id"],
             source=data["source"],
             items=[services.ItemIn(sku=i["sku"], qty=i["qty"]) for i in data["items"]],
@@ -228,21 +276,22 @@ class OrderListCreateApi(APIView):
         operation_id="orders_list",
         parameters=FILTER_PARAMETERS,
         responses={
-            200: paginated("PaginatedOrderSummaryList", ListItemSerializer(many=True)),
-            404: OpenApiResponse(ErrorSerializer, description="No such page"),
+            200: cursor_paginated("CursorPaginatedOrderSummaryList", ListItemSerializer(many=True)),
+            404: OpenApiResponse(ErrorSerializer, description="Invalid cursor"),
             **READ_ERRORS,
         },
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(selectors.order_list(**filters.validated_data), request, view=self)
-        return paginator.get_paginated_response(self.ListItemSerializer(page, many=True).data)
+        paginator = OrderCursorPagination(by_updated="updated_since" in filters.validated_data)
+        reader = order_reader(request)
+        page = paginator.paginate_queryset(selectors.order_list(reader=reader, **filters.validated_data), request, view=self)
+        return paginator.get_paginated_response(self.ListItemSerializer(page, many=True, context={"reader": reader}).data)
 
 
 class OrderDetailApi(APIView):
-    permission_classes = [AllowAny]
+    permission_classes = [CanReadOrders]
 
     @extend_schema(
         operation_id="orders_retrieve",
@@ -265,9 +314,8 @@ class OrderDetailApi(APIView):
                     "history": serializers.ListField(child=serializers.DictField()),
                 },
             ),
-            404: OpenApiResponse(ErrorSerializer, description="No such order"),
-            401: ERRORS[401],
-            503: ERRORS[503],
+            404: OpenApiResponse(ErrorSerializer, description="No such order (or another client's)"),
+            **{code: ERRORS[code] for code in (401, 403, 429, 503)},
         },
     )
     def get(self, request, order_id: str):
@@ -275,7 +323,8 @@ class OrderDetailApi(APIView):
             uuid.UUID(order_id)
         except ValueError:
             raise NotFound("Order not found.")
-        data = selectors.order_detail(order_id=order_id)
+        # Another client's order is a 404, as if it did not exist: ids are not confirmed to outsiders.
+        data = selectors.order_detail(order_id=order_id, reader=order_reader(request))
         if data is None:
             raise NotFound("Order not found.")
         return Response(data)
@@ -293,7 +342,7 @@ class ProductListApi(APIView):
         reserved = serializers.IntegerField()
         available = serializers.IntegerField()
 
-    @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True), 401: ERRORS[401], 503: ERRORS[503]})
+    @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True), **{code: ERRORS[code] for code in (401, 429, 503)}})
     def get(self, request):
         return Response(self.OutputSerializer(selectors.product_list(), many=True).data)
 

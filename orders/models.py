@@ -53,16 +53,28 @@ class Product(models.Model):
 
 class Order(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The API client that created it: the only client that may read it (staff read all).
+    client = models.ForeignKey("clients.ApiClient", related_name="orders", on_delete=models.PROTECT, db_index=False)
     customer_id = models.CharField(max_length=64, db_index=True)
     source = models.CharField(max_length=10, choices=OrderSource.choices, default=OrderSource.API)
     status = models.CharField(max_length=12, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
     total_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     failure_reason = models.TextField(blank=True, default="")
+    # business (the client's to read: unknown sku, no stock), or error, permanent, retries_exhausted,
+    # dead_letter (the reason may carry exception text: staff only).
+    failure_kind = models.CharField(max_length=20, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
+        # What GET /orders pages through (cursor pagination: newest first, or by updated_at for
+        # `updated_since`), for one client and for staff; the client's index also serves its FK.
+        indexes = [
+            models.Index(fields=["client", "-created_at"], name="order_client_created_idx"),
+            models.Index(fields=["client", "updated_at"], name="order_client_updated_idx"),
+            models.Index(fields=["-created_at"], name="order_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return str(self.id)
@@ -103,10 +115,16 @@ class Invoice(models.Model):
 
 
 class IdempotencyKey(models.Model):
-    key = models.CharField(max_length=255, primary_key=True)
-    order = models.OneToOneField(Order, related_name="idempotency_key", on_delete=models.CASCADE)
+    """An X-Idempotency-Key, scoped to the client that sent it (two clients may use the same key)."""
+
+    order = models.OneToOneField(Order, related_name="idempotency_key", on_delete=models.CASCADE, primary_key=True)
+    client = models.ForeignKey("clients.ApiClient", related_name="+", on_delete=models.CASCADE, db_index=False)
+    key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_per_client")]
 
 
 class OutboxMessage(models.Model):

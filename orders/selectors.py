@@ -1,5 +1,9 @@
 """Reads. `order_detail` is what GET /orders/{id} returns, cached in Redis under a versioned key
-that every committed change bumps (orders/events.py), so a reader never sees a stale order."""
+that every committed change bumps (orders/events.py), so a reader never sees a stale order.
+
+Every order read names its `Reader`: an API client (its own orders), staff (every order, every detail)
+or the anonymous live page of the demo (every order, no customer data)."""
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.cache import cache
@@ -7,13 +11,32 @@ from django.db.models import Prefetch, QuerySet
 
 from core.logging import get_logger
 from orders import events
-from orders.models import Order, OrderHistory, Product
+from orders.models import HistoryEvent, Order, OrderHistory, Product
 
 log = get_logger(__name__)
 
 
-def order_list(*, status: str | None = None, source: str | None = None, updated_since: datetime | None = None) -> QuerySet[Order]:
+@dataclass(frozen=True)
+class Reader:
+    client_id: int | None  # None: every client's orders
+    staff: bool = False  # staff-only detail: operators' names, exception text, internal ids
+    demo: bool = False  # the anonymous live page (LIVE_FEED_ANONYMOUS): no customer id, enrichment, invoice
+
+
+STAFF = Reader(client_id=None, staff=True)
+DEMO = Reader(client_id=None, demo=True)
+
+
+def client_reader(client_id: int) -> Reader:
+    return Reader(client_id=client_id)
+
+
+def order_list(
+    *, reader: Reader, status: str | None = None, source: str | None = None, updated_since: datetime | None = None
+) -> QuerySet[Order]:
     qs = Order.objects.all().order_by("-created_at")
+    if reader.client_id is not None:
+        qs = qs.filter(client_id=reader.client_id)
     if status:
         qs = qs.filter(status=status)
     if source:
@@ -41,6 +64,9 @@ def _serialize_order(order: Order) -> dict:
     enrichment = getattr(order, "enrichment", None)
     invoice = getattr(order, "invoice", None)
     return {
+        # Internal (who may read it, what the client may see of a failure); order_detail strips them.
+        "_client_id": order.client_id,
+        "_failure_kind": order.failure_kind,
         "order_id": str(order.id),
         "status": order.status,
         "customer_id": order.customer_id,
@@ -73,14 +99,61 @@ def _serialize_order(order: Order) -> dict:
     }
 
 
-def order_detail(*, order_id) -> dict | None:
+# What an API client may see of each history entry's detail: no staff usernames (`by`), no exception
+# text (`error`, `message`, `exception`), no internal ids. Events not listed here carry only order data.
+_PUBLIC_DETAIL_KEYS = {
+    HistoryEvent.RETRY: {"attempt", "next_delay_s"},
+    HistoryEvent.FAILED: {"kind", "attempts"},
+    HistoryEvent.DEAD_LETTERED: {"reason", "deliveries"},
+    HistoryEvent.REDRIVEN: set(),
+}
+PUBLIC_FAILURE_REASON = "The order could not be processed; quote its order_id to support."
+
+
+def public_failure_reason(*, failure_reason: str, failure_kind: str) -> str:
+    """A business failure (unknown sku, not enough stock) is the client's to read; anything else may
+    carry exception text and is reported generically (staff see the real reason)."""
+    if not failure_reason or failure_kind == "business":
+        return failure_reason
+    return PUBLIC_FAILURE_REASON
+
+
+def _public_history_entry(entry: dict) -> dict:
+    keys = _PUBLIC_DETAIL_KEYS.get(entry["event"])
+    if keys is None:
+        return entry
+    detail = {k: v for k, v in entry["detail"].items() if k in keys}
+    if entry["event"] == HistoryEvent.FAILED and entry["detail"].get("kind") == "business":
+        detail["reason"] = entry["detail"].get("reason", "")
+    return {**entry, "detail": detail}
+
+
+def _view_for(data: dict, reader: Reader) -> dict:
+    view = {k: v for k, v in data.items() if not k.startswith("_")}
+    if not reader.staff:
+        view["failure_reason"] = public_failure_reason(failure_reason=data["failure_reason"] or "", failure_kind=data["_failure_kind"]) or None
+        view["history"] = [_public_history_entry(h) for h in data["history"]]
+    if reader.demo:
+        view.update(customer_id="", enrichment=None, invoice=None)
+    return view
+
+
+def order_detail(*, order_id, reader: Reader) -> dict | None:
+    """The order as this reader may see it; None if absent or another client's."""
+    data = _order_detail_cached(order_id=order_id)
+    if data is None or (reader.client_id is not None and data["_client_id"] != reader.client_id):
+        return None
+    return _view_for(data, reader)
+
+
+def _order_detail_cached(*, order_id) -> dict | None:
     try:
         version = cache.get(events.order_cache_version_key(order_id), 0)
         cached = cache.get(events.order_cache_key(order_id, version))
     except Exception as exc:  # Redis down: serve from PostgreSQL
         log.warning("order_cache_read_failed", order_id=str(order_id), error=str(exc))
         version, cached = None, None
-    if cached is not None:
+    if cached is not None and "_client_id" in cached:  # an entry cached before ownership is a miss
         return cached
     order = order_get(order_id=order_id)
     if order is None:

@@ -153,8 +153,8 @@ def order_duplicate_skip(*, order: Order, stage: str) -> Order:
 # ---------------------------------------------------------------------------
 # Create (API) and publish (fast path and relay)
 # ---------------------------------------------------------------------------
-def _order_for_key(*, key: str, request_hash: str) -> Order | None:
-    stored = IdempotencyKey.objects.select_related("order").filter(key=key).first()
+def _order_for_key(*, client_id: int, key: str, request_hash: str) -> Order | None:
+    stored = IdempotencyKey.objects.select_related("order").filter(client_id=client_id, key=key).first()
     if stored is None:
         return None
     if stored.request_hash != request_hash:
@@ -167,12 +167,12 @@ def _order_for_key(*, key: str, request_hash: str) -> Order | None:
 
 # One statement, so one round trip and one durable commit (autocommit): the order, its items, its
 # idempotency key (if any), the outbox row and the `accepted` history entry, then NOTIFY, which
-# PostgreSQL delivers at commit to the relay's LISTEN. A reused key violates the key's primary key and
+# PostgreSQL delivers at commit to the relay's LISTEN. A reused key violates the (client, key) constraint and
 # the whole statement rolls back (handled by the caller); a racing twin waits for the first's commit.
 _ORDER_CREATE_SQL = f"""
 WITH o AS (
-    INSERT INTO {Order._meta.db_table} (id, customer_id, source, status, total_amount, failure_reason, created_at, updated_at)
-    VALUES (%(id)s, %(customer_id)s, %(source)s, 'pending', NULL, '', %(now)s, %(now)s)
+    INSERT INTO {Order._meta.db_table} (id, client_id, customer_id, source, status, total_amount, failure_reason, failure_kind, created_at, updated_at)
+    VALUES (%(id)s, %(client_id)s, %(customer_id)s, %(source)s, 'pending', NULL, '', '', %(now)s, %(now)s)
     RETURNING id
 ), i AS (
     INSERT INTO {OrderItem._meta.db_table} (order_id, sku, qty, unit_price)
@@ -180,8 +180,8 @@ WITH o AS (
     FROM o, unnest(%(skus)s::varchar[], %(qtys)s::int[]) WITH ORDINALITY AS t(sku, qty, n)
     ORDER BY t.n
 ), k AS (
-    INSERT INTO {IdempotencyKey._meta.db_table} (key, order_id, request_hash, created_at)
-    SELECT %(key)s, o.id, %(request_hash)s, %(now)s FROM o WHERE %(key)s::varchar IS NOT NULL
+    INSERT INTO {IdempotencyKey._meta.db_table} (order_id, client_id, key, request_hash, created_at)
+    SELECT o.id, %(client_id)s, %(key)s, %(request_hash)s, %(now)s FROM o WHERE %(key)s::varchar IS NOT NULL
 ), m AS (
     INSERT INTO {OutboxMessage._meta.db_table} (id, order_id, kind, payload, created_at, published_at, publish_attempts, last_error)
     SELECT %(outbox_id)s, o.id, 'order.created', '{{}}', %(now)s, NULL, 0, '' FROM o
@@ -195,6 +195,7 @@ SELECT pg_notify(%(channel)s, '') FROM o WHERE %(notify)s
 
 def order_create(
     *,
+    client_id: int,
     customer_id: str,
     source: str,
     items: Sequence[ItemIn],
@@ -207,7 +208,9 @@ def order_create(
     then the safety net). If the process dies after the commit, the relay publishes the row: nothing
     accepted is lost.
     """
-    order = Order(id=uuid.uuid4(), customer_id=customer_id, source=source, status=OrderStatus.PENDING, created_at=timezone.now())
+    order = Order(
+        id=uuid.uuid4(), client_id=client_id, customer_id=customer_id, source=source, status=OrderStatus.PENDING, created_at=timezone.now()
+    )
     order.updated_at = order.created_at
     outbox_id = uuid.uuid4()
     detail = {"items": len(items), "source": source}
@@ -218,7 +221,7 @@ def order_create(
             cursor.execute(
                 _ORDER_CREATE_SQL,
                 {
-                    "id": order.id, "customer_id": customer_id, "source": source, "now": order.created_at,
+                    "id": order.id, "client_id": client_id, "customer_id": customer_id, "source": source, "now": order.created_at,
                     "skus": [i.sku for i in items], "qtys": [i.qty for i in items],
                     "key": idempotency_key, "request_hash": request_hash, "outbox_id": outbox_id,
                     "detail": json.dumps(detail), "channel": OUTBOX_CHANNEL,
@@ -233,7 +236,7 @@ def order_create(
     except IntegrityError:
         if not idempotency_key:
             raise
-        existing = _order_for_key(key=idempotency_key, request_hash=request_hash)
+        existing = _order_for_key(client_id=client_id, key=idempotency_key, request_hash=request_hash)
         if existing is None:
             raise
         return OrderCreateResult(order=existing, created=False)
@@ -691,7 +694,8 @@ def _order_mark_failed(order: Order, *, stage: str, reason: str, kind: str, deta
         stock_release(quantities(order.items.all()))
     order.status = OrderStatus.FAILED
     order.failure_reason = reason
-    order.save(update_fields=["status", "failure_reason", "updated_at"])
+    order.failure_kind = kind
+    order.save(update_fields=["status", "failure_reason", "failure_kind", "updated_at"])
     order_history_append(order=order, stage=stage, event=HistoryEvent.FAILED, detail={"reason": reason, "kind": kind, **(detail or {})})
     log.warning("order_failed", order_id=str(order.id), stage=stage, reason=reason, kind=kind)
     from orders import metrics

@@ -37,7 +37,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "rest_framework_api_key",
     "core",
+    "clients",
     "orders",
     "enrichment",
 ]
@@ -170,7 +172,10 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": env.str("CHANNELS_PREFIX", default="asgi")},
     }
 }
-LIVE_FEED_ANONYMOUS = env.bool("LIVE_FEED_ANONYMOUS", default=True)
+# The demo's anonymous live page (`make run` turns it on): anyone may watch the feed and read every order
+# through the API, without customer ids, enrichment, invoices, staff names or exception text. Off: the page
+# and the order reads need a staff login or a client key.
+LIVE_FEED_ANONYMOUS = env.bool("LIVE_FEED_ANONYMOUS", default=False)
 # Empty: the live page opens its socket on its own origin (`/ws/orders`, routed to the live process by
 # the proxy or Ingress). A port: the page opens ws(s)://<its host>:<port>/ws/orders instead (the live
 # process published on its own port, as `make run` and docker compose do).
@@ -184,7 +189,7 @@ if LIVE_WS_PORT and not (LIVE_WS_PORT.isdigit() and 0 < int(LIVE_WS_PORT) < 6553
 SECRET_TOKEN = env.str("SECRET_TOKEN", default="dev-token" if DEBUG else environ.Env.NOTSET)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "core.auth.BearerTokenAuthentication",
+        "clients.auth.BearerKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
@@ -194,12 +199,27 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ClientRateThrottle", "core.throttling.AnonRateThrottle"],
+    # Proxies in front of the web that append to X-Forwarded-For (the anonymous throttle's client IP).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "core.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Requests per client (all its keys) or staff user, and per anonymous IP: '<n>/<s|min|hour|day>', a
+# fixed window in Redis (core/throttling.py); over it, 429 with Retry-After.
+THROTTLE_RATES = {
+    "client": env.str("THROTTLE_CLIENT_RATE", default="1000/s"),
+    "anon": env.str("THROTTLE_ANON_RATE", default="60/min"),
+}
+for _scope, _rate in THROTTLE_RATES.items():
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
+        raise ImproperlyConfigured(f"THROTTLE_{_scope.upper()}_RATE must look like '600/s' or '60/min', not {_rate!r}")
+# GET /orders: cursor pages of ORDERS_PAGE_SIZE orders; `?page_size=` up to ORDERS_PAGE_SIZE_MAX.
+ORDERS_PAGE_SIZE = env.int("ORDERS_PAGE_SIZE", default=50)
+ORDERS_PAGE_SIZE_MAX = env.int("ORDERS_PAGE_SIZE_MAX", default=200)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Order pipeline API",
     "VERSION": "1.0.0",

@@ -20,6 +20,9 @@ TEST_ENV = {
     "DEMO_CRASH_ENABLED": "True",
     "OUTBOX_GRACE_SECONDS": "1",
     "HEARTBEAT_FILE": "/tmp/orders-test-heartbeat",
+    # Throttling has its own tests (core/tests/test_throttling.py); elsewhere it must not get in the way.
+    "THROTTLE_CLIENT_RATE": "100000/s",
+    "THROTTLE_ANON_RATE": "100000/s",
     # Threads of the live server keep no connection that would block dropping the test database.
     "DB_CONN_MAX_AGE": "0",
 }

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from clients.models import DEFAULT_CLIENT_ID
 from orders import services
 from orders.models import Order, Product
 
@@ -26,8 +27,11 @@ def catalog_create(stock: int = DEFAULT_STOCK) -> dict[str, Product]:
     return products
 
 
-def order_create(*, items=(("ABC", 2), ("XYZ", 1)), customer_id: str = "c-1", source: str = "api", key: str | None = None) -> Order:
+def order_create(
+    *, items=(("ABC", 2), ("XYZ", 1)), customer_id: str = "c-1", source: str = "api", key: str | None = None, client_id: int = DEFAULT_CLIENT_ID
+) -> Order:
     result = services.order_create(
+        client_id=client_id,
         customer_id=customer_id,
         source=source,
         items=[services.ItemIn(sku=sku, qty=qty) for sku, qty in items],

@@ -19,6 +19,12 @@ from orders.consumers import MAX_FRAME_BYTES
 from orders_project.asgi import application
 
 
+@pytest.fixture(autouse=True)
+def anonymous_feed(settings):
+    """The demo's anonymous feed, as `make run` serves it; tests of the setting turn it off themselves."""
+    settings.LIVE_FEED_ANONYMOUS = True
+
+
 def _websocket_communicator():
     """`channels.testing`'s __init__ imports daphne, for its live-server test case only (unused here;
     the project serves with uvicorn). Without daphne, load the communicator module on its own."""

@@ -16,7 +16,7 @@ CREATE_ORDERS = """
 import django; django.setup()
 from orders import services
 for n in range({count}):
-    services.order_create(customer_id=f"c{{n}}", source="api", items=[services.ItemIn("ABC", 1)])
+    services.order_create(client_id=1, customer_id=f"c{{n}}", source="api", items=[services.ItemIn("ABC", 1)])
 """
 
 

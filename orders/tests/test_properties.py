@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from enrichment import controls
 from enrichment.services import order_enrich
+from clients.models import DEFAULT_CLIENT_ID
 from orders import services
 from orders.models import Invoice, Order, OrderEnrichment, OrderStatus, Product
 
@@ -68,6 +69,7 @@ def _catalog(initial_stock: list[int]) -> list[str]:
 
 def _order(skus: list[str], order_lines) -> Order:
     result = services.order_create(
+        client_id=DEFAULT_CLIENT_ID,
         customer_id="prop-customer",
         source="api",
         items=[services.ItemIn(sku=skus[index], qty=qty) for index, qty in order_lines],

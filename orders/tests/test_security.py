@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-import core.auth
+import clients.auth
 from orders.models import DeadLetter, DeadLetterStatus, Order
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -210,7 +210,7 @@ def test_the_token_goes_through_hmac_compare_digest_whatever_its_length(monkeypa
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(core.auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(clients.auth.hmac, "compare_digest", spy)
     token = presented(settings.SECRET_TOKEN)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -224,16 +224,16 @@ def test_the_token_goes_through_hmac_compare_digest_whatever_its_length(monkeypa
 def test_the_right_token_also_goes_through_hmac_compare_digest(monkeypatch, catalog):
     calls = []
     real = hmac.compare_digest
-    monkeypatch.setattr(core.auth.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    monkeypatch.setattr(clients.auth.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {settings.SECRET_TOKEN}")
     assert client.post("/orders", VALID_ORDER, format="json").status_code == 202
     assert calls == [(settings.SECRET_TOKEN.encode(), settings.SECRET_TOKEN.encode())]
 
 
-def test_core_auth_compares_the_token_only_with_hmac_compare_digest():
-    assert core.auth.hmac is hmac
-    tree = ast.parse(textwrap.dedent(inspect.getsource(core.auth)))
+def test_client_auth_compares_the_token_only_with_hmac_compare_digest():
+    assert clients.auth.hmac is hmac
+    tree = ast.parse(textwrap.dedent(inspect.getsource(clients.auth)))
     calls = [
         node
         for node in ast.walk(tree)

@@ -18,14 +18,14 @@ def _empty_cache():
 
 def test_order_detail_is_served_from_the_cache_until_the_order_changes(catalog, django_assert_num_queries, django_capture_on_commit_callbacks):
     order = order_create(items=[("ABC", 1)])
-    assert selectors.order_detail(order_id=order.id)["status"] == OrderStatus.PENDING
+    assert selectors.order_detail(order_id=order.id, reader=selectors.STAFF)["status"] == OrderStatus.PENDING
     with django_assert_num_queries(0):
-        assert selectors.order_detail(order_id=order.id)["status"] == OrderStatus.PENDING
+        assert selectors.order_detail(order_id=order.id, reader=selectors.STAFF)["status"] == OrderStatus.PENDING
     # when: a stage commits (its on-commit hook moves readers to a fresh key)
     with django_capture_on_commit_callbacks(execute=True):
         services.order_process(order_id=order.id)
     # then
-    detail = selectors.order_detail(order_id=order.id)
+    detail = selectors.order_detail(order_id=order.id, reader=selectors.STAFF)
     assert detail["status"] == OrderStatus.PROCESSING
     assert [h["stage"] for h in detail["history"]][-1] == "process"
 
@@ -34,7 +34,7 @@ def test_unknown_order_is_not_cached(catalog):
     import uuid
 
     missing = uuid.uuid4()
-    assert selectors.order_detail(order_id=missing) is None
+    assert selectors.order_detail(order_id=missing, reader=selectors.STAFF) is None
     from django.core.cache import cache
 
     assert cache.get(f"order:{missing}:0") is None

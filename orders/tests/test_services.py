@@ -2,6 +2,7 @@ import pytest
 
 from enrichment.provider import ProviderPermanentError
 from enrichment.services import order_enrich
+from clients.models import DEFAULT_CLIENT_ID
 from orders import services
 from orders.models import HistoryEvent, IdempotencyKey, Invoice, OrderEnrichment, OrderStatus, OutboxMessage, Product
 from orders.tests.factories import order_create
@@ -30,17 +31,17 @@ def test_order_create_stores_order_items_key_outbox_and_history(catalog):
 
 
 def test_order_create_same_key_same_body_returns_same_order(catalog):
-    first = services.order_create(customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
-    second = services.order_create(customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
+    first = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
+    second = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
     assert first.created and not second.created
     assert second.order.id == first.order.id
     assert OutboxMessage.objects.count() == 1
 
 
 def test_order_create_same_key_other_body_conflicts(catalog):
-    services.order_create(customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
+    services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
     with pytest.raises(services.IdempotencyConflict):
-        services.order_create(customer_id="c", source="api", items=[services.ItemIn("ABC", 2)], idempotency_key="k", request_hash="h2")
+        services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 2)], idempotency_key="k", request_hash="h2")
 
 
 def test_order_process_reserves_stock_and_prices_items(catalog):

@@ -1,0 +1,72 @@
+"""Who is calling: an API client by its key (`Authorization: Bearer <key>`), or staff by their session.
+
+SECRET_TOKEN is the key of the built-in client `default`; every other key is an ApiClientKey (hashed,
+revocable, several per client). A client sees and writes only its own orders; staff see all."""
+import hmac
+
+from django.conf import settings
+from rest_framework import authentication, exceptions, permissions
+
+from clients import selectors
+from clients.models import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_NAME
+
+# Longer than any key this project issues (8 + 1 + 32) or a sane SECRET_TOKEN: refused before any lookup.
+MAX_KEY_LENGTH = 256
+
+
+class ClientPrincipal:
+    """`request.user` for a request made with a client key (not a Django user)."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    is_active = True
+
+    def __init__(self, client_id: int, name: str):
+        self.client_id = client_id
+        self.pk = client_id  # what DRF's throttles and logs key on
+        self.username = f"client:{name}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class BearerKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <key>'.")
+        token = header[1]
+        if len(token) > MAX_KEY_LENGTH:
+            raise exceptions.AuthenticationFailed("Invalid key.")
+        # Constant-time comparison: the token must not leak through response timing.
+        if hmac.compare_digest(token, settings.SECRET_TOKEN.encode()):
+            return ClientPrincipal(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_NAME), None
+        try:
+            key = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid key.")
+        client = selectors.client_for_key(key=key)
+        if client is None:
+            raise exceptions.AuthenticationFailed("Invalid key.")
+        return ClientPrincipal(client.id, client.name), None
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+class IsClientOrStaff(permissions.BasePermission):
+    message = "Authentication credentials were not provided: send 'Authorization: Bearer <key>'."
+
+    def has_permission(self, request, view):
+        return isinstance(request.user, ClientPrincipal) or bool(request.user and request.user.is_staff)
+
+
+def client_scope(request) -> int | None:
+    """The client whose orders this request may see and write; None for staff (all orders)."""
+    user = request.user
+    return user.client_id if isinstance(user, ClientPrincipal) else None

@@ -1,0 +1,32 @@
+"""API clients (a web shop, a mobile app, a partner) and their keys. A client owns the orders it creates."""
+from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey
+
+# The built-in client whose key is SECRET_TOKEN (existing callers, the seed, `make run`). Its id is fixed
+# (a migration creates it and moves the id sequence past it; post_migrate re-creates it after a flush), so
+# a request authenticated by SECRET_TOKEN needs no lookup.
+DEFAULT_CLIENT_ID = 1
+DEFAULT_CLIENT_NAME = "default"
+
+
+class ApiClient(models.Model):
+    name = models.SlugField(max_length=64, unique=True, help_text="Who calls the API: a shop, an app, a partner.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API client"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiClientKey(AbstractAPIKey):
+    """A key of a client, stored hashed (SHA-512 of a high-entropy key), shown once. A client may hold several
+    active keys at once, which is how a key is rotated: create the new one, move callers, revoke the old."""
+
+    client = models.ForeignKey(ApiClient, related_name="keys", on_delete=models.CASCADE)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API client key"
+        verbose_name_plural = "API client keys"

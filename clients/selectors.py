@@ -1,0 +1,29 @@
+"""Reads: the client a bearer key belongs to."""
+from clients.models import ApiClient, ApiClientKey
+
+
+def client_for_key(*, key: str) -> ApiClient | None:
+    """The client of an active, unexpired key, or None: one indexed lookup by the key's prefix (the part
+    before the dot), then a constant-time comparison of the key's SHA-512 hash (the library's hasher)."""
+    prefix, dot, _ = key.partition(".")
+    if not dot:
+        return None
+    api_key = ApiClientKey.objects.select_related("client").filter(prefix=prefix, revoked=False).first()
+    if api_key is None or api_key.has_expired or not api_key.is_valid(key):
+        return None
+    return api_key.client
+
+
+def api_client_list() -> list[dict]:
+    """Every client with its keys (prefix, label, created, expiry, revoked): what `api_client list` prints."""
+    return [
+        {
+            "name": client.name,
+            "created_at": client.created_at,
+            "keys": [
+                {"prefix": k.prefix, "label": k.name, "created": k.created, "expires": k.expiry_date, "revoked": k.revoked}
+                for k in client.keys.order_by("created")
+            ],
+        }
+        for client in ApiClient.objects.prefetch_related("keys").order_by("name")
+    ]

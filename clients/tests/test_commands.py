@@ -1,0 +1,52 @@
+"""`manage.py api_client`: create prints the key alone on the last line; list, key (rotation), revoke."""
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from clients.tests.factories import api_client_for
+
+pytestmark = pytest.mark.django_db
+ORDER = {"customer_id": "c-1", "items": [{"sku": "ABC", "qty": 1}]}
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command("api_client", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_create_prints_a_working_key_alone_on_the_last_line(catalog):
+    key = run("create", "web-shop").splitlines()[-1]
+    assert " " not in key and "." in key
+    assert api_client_for(key).post("/orders", ORDER, format="json").status_code == 202
+
+
+def test_create_refuses_an_existing_name_and_a_bad_name():
+    run("create", "web-shop")
+    with pytest.raises(CommandError, match="already exists"):
+        run("create", "web-shop")
+    with pytest.raises(CommandError):
+        run("create", "not a slug")
+
+
+def test_rotate_with_key_then_revoke_the_old_one_by_prefix(catalog):
+    old = run("create", "mobile").splitlines()[-1]
+    new = run("key", "mobile", "--label", "2026-12").splitlines()[-1]
+    listing = run("list")
+    assert old.split(".")[0] in listing and new.split(".")[0] in listing
+    assert old not in listing and new not in listing  # keys are never shown again
+    run("revoke", old.split(".")[0])
+    assert api_client_for(old).get("/orders").status_code == 401
+    assert api_client_for(new).get("/orders").status_code == 200
+    assert "revoked" in run("list")
+
+
+def test_revoke_all_and_unknown_targets(catalog):
+    key = run("create", "partner").splitlines()[-1]
+    assert "Revoked 1 key(s)" in run("revoke", "--all", "partner")
+    assert api_client_for(key).get("/orders").status_code == 401
+    with pytest.raises(CommandError):
+        run("revoke", "nosuchpf")
+    with pytest.raises(CommandError):
+        run("revoke", "--all", "nobody")

@@ -1,0 +1,66 @@
+"""Rate limits per client and per anonymous IP, counted in the real Redis: over the limit a 429 with
+Retry-After in the error shape; each client and each IP has its own budget."""
+import pytest
+from django.test.utils import override_settings
+
+from clients.tests.factories import api_client_for, client_with_key
+from core.throttling import parse_rate
+
+pytestmark = pytest.mark.django_db
+
+
+@override_settings(THROTTLE_RATES={"client": "3/min", "anon": "2/min"})
+def test_a_client_over_its_rate_gets_429_with_retry_after_and_another_client_does_not(catalog):
+    _, shop_key = client_with_key("shop")
+    _, partner_key = client_with_key("partner")
+    shop, partner = api_client_for(shop_key), api_client_for(partner_key)
+    assert [shop.get("/orders").status_code for _ in range(3)] == [200, 200, 200]
+    limited = shop.get("/orders")
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "throttled"
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    assert partner.get("/orders").status_code == 200
+
+
+@override_settings(THROTTLE_RATES={"client": "2/min", "anon": "100/min"})
+def test_a_clients_keys_share_one_budget(catalog):
+    from clients import services
+
+    shop, first = client_with_key("shop")
+    _, second = services.api_client_key_create(client=shop)
+    assert api_client_for(first).get("/orders").status_code == 200
+    assert api_client_for(second).get("/orders").status_code == 200
+    assert api_client_for(second).get("/orders").status_code == 429
+
+
+@override_settings(THROTTLE_RATES={"client": "100/min", "anon": "2/min"})
+def test_anonymous_callers_are_limited_per_ip(anon_client, catalog):
+    assert [anon_client.get("/products", REMOTE_ADDR="10.0.0.1").status_code for _ in range(3)] == [200, 200, 429]
+    assert anon_client.get("/products", REMOTE_ADDR="10.0.0.2").status_code == 200
+    # a rejected key is not a way around the anonymous limit: it is a 401 before any throttle
+    assert anon_client.get("/orders", REMOTE_ADDR="10.0.0.1").status_code == 401
+
+
+@override_settings(
+    THROTTLE_RATES={"client": "1/min", "anon": "1/min"},
+    CACHES={
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    },
+)
+def test_without_redis_requests_are_let_through(api_client, catalog):
+    assert [api_client.get("/orders").status_code for _ in range(3)] == [200, 200, 200]
+
+
+@pytest.mark.parametrize("rate, expected", [("600/s", (600, 1)), ("60/min", (60, 60)), ("1000/hour", (1000, 3600)), ("5/day", (5, 86400))])
+def test_rates_parse(rate, expected):
+    assert parse_rate(rate) == expected
+
+
+@pytest.mark.parametrize("rate", ["", "60", "0/s", "-1/s", "x/s", "10/fortnight", "10/"])
+def test_bad_rates_are_refused(rate):
+    with pytest.raises(ValueError):
+        parse_rate(rate)
