@@ -14,12 +14,13 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /build
-COPY requirements.txt .
-# Every pinned dependency ships a manylinux wheel for CPython 3.11 (psycopg[binary],
-# uvloop, httptools, watchfiles, ...), so no compiler is needed here. If one ever
-# needs compiling, install build-essential in THIS stage only.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt \
-    && cp requirements.txt /wheels/requirements.txt
+COPY requirements.lock .
+# The lock (scripts/lock.sh) pins every transitive dependency with its PyPI hashes: pip refuses any
+# file whose hash it does not list. Every locked dependency ships a manylinux wheel for CPython 3.11
+# (psycopg[binary], uvloop, httptools, watchfiles, ...), so wheels only: the files are PyPI's own, and
+# the runtime stage checks the same hashes again. No compiler is needed here.
+RUN pip wheel --no-cache-dir --require-hashes --only-binary=:all: --wheel-dir /wheels -r requirements.lock \
+    && cp requirements.lock /wheels/requirements.lock
 
 ############################
 # Stage 2: runtime
@@ -47,18 +48,20 @@ WORKDIR /app
 
 # Install from the builder's wheels through a bind mount: the wheels never land in a layer.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels -r /wheels/requirements.txt
+    pip install --no-cache-dir --no-index --find-links=/wheels --require-hashes -r /wheels/requirements.lock
 
 # Application code stays owned by root (read-only for the app user).
 COPY . .
 
 # Static files are collected at build time (DJANGO_STATIC_MANIFEST: hashed and gzipped, served by
 # WhiteNoise from web with far-future cache headers). The settings must import without a reachable
-# database/broker; the values below are build-time dummies, never used at runtime. Metrics are
+# database/broker; the values below are build-time dummies, never used at runtime (as long as the
+# settings require; the running container gets its own from the environment or refuses to start). Metrics are
 # single-process here (`env -u`: prometheus_client goes multiprocess whenever the variable exists,
 # even empty, and the gauges created at import would need /tmp/prometheus, created below, empty).
-RUN DJANGO_SECRET_KEY=collectstatic-dummy-not-a-secret \
-    SECRET_TOKEN=collectstatic-dummy-not-a-secret \
+RUN DJANGO_SECRET_KEY=build-time-collectstatic-only-bW3kR8tZ1qX6nV4mC9sL2pJ7 \
+    SECRET_TOKEN=build-time-collectstatic-only-hF5dG0yU \
+    DJANGO_HTTPS=false \
     DATABASE_URL=postgres://build:build@127.0.0.1:5432/build \
     CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:5672// \
     REDIS_URL=redis://127.0.0.1:6379/0 \
