@@ -31,7 +31,8 @@ from orders_project.broker import STAGES
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 CELERY = str(Path(sys.executable).parent / "celery")
-TOKEN = "bench-token"
+# Production settings refuse short or placeholder secrets (orders_project/settings.py, "Security").
+TOKEN = "bench-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"
 WORKER_STOP_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for the workers of a finished phase
 ONLY = ("api", "ceiling", "pipeline", "zipf", "e2e", "sustained")
 STAGE_QUEUES = tuple(stage.queue for stage in STAGES)  # process, enrichment, finalize
@@ -83,7 +84,8 @@ def bench_env(args) -> dict:
     env.update(
         DJANGO_SETTINGS_MODULE="bench.settings_bench",
         DJANGO_DEBUG="False",
-        DJANGO_SECRET_KEY="bench-secret-key",
+        DJANGO_SECRET_KEY="bench-secret-key-Jf5rT8wQ1zN4xC7vB2mL6kP9hG3dS0aYq",
+        DJANGO_HTTPS="false",  # plain HTTP on 127.0.0.1: no SSL redirect
         SECRET_TOKEN=TOKEN,
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.name}",
         CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:5672/{args.name}",

@@ -24,7 +24,8 @@ from core.procs import Proc, spawn, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-TOKEN = "chaos-token"
+# Production settings refuse short or placeholder secrets (orders_project/settings.py, "Security").
+TOKEN = "chaos-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"
 NORMAL_SKUS = ["ABC", "XYZ", "Notebook", "Pen", "Mug"]
 KINDS = ["web", "worker_process", "worker_enrichment", "worker_finalize", "relay", "archiver"]
 
@@ -59,7 +60,8 @@ def system_env(cfg: Config) -> dict:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="orders_project.settings",
-        DJANGO_SECRET_KEY="chaos-secret-key",
+        DJANGO_SECRET_KEY="chaos-secret-key-Jf5rT8wQ1zN4xC7vB2mL6kP9hG3dS0aYq",
+        DJANGO_HTTPS="false",  # plain HTTP on 127.0.0.1: no SSL redirect
         SECRET_TOKEN=TOKEN,
         DATABASE_URL=cfg.database_url,
         CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:5672/{cfg.vhost}",

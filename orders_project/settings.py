@@ -227,7 +227,52 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Orders and dead letters both have a `status` choice set: name them (else a check warning, and a hashed name).
+    "ENUM_NAME_OVERRIDES": {"DeadLetterStatusEnum": "orders.models.DeadLetterStatus"},
 }
+
+# =============================================================================
+# Security: production defaults (`manage.py check --deploy` is clean with DEBUG off)
+# =============================================================================
+# Production is served over HTTPS, TLS ending at a proxy (the Ingress) that sets X-Forwarded-Proto. That is
+# the default whenever DEBUG is off; DJANGO_HTTPS=false turns every HTTPS-only default below off at once,
+# for plain-HTTP setups: `make run`, the tests, compose on one machine, the dev overlay on kind.
+HTTPS = env.bool("DJANGO_HTTPS", default=not DEBUG)
+# Only behind a proxy that sets (or strips) the header: a client reaching the web directly could fake it.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=HTTPS) else None
+)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+# Kubelet probes and Prometheus call the pod over plain HTTP (ProbeMiddleware answers them first anyway).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=HTTPS)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+
+# Secrets: with DEBUG off, a short or placeholder value refuses to start (ImproperlyConfigured) rather
+# than run with a key anyone can read in this repository.
+SECRET_MIN_LENGTHS = {"DJANGO_SECRET_KEY": 50, "SECRET_TOKEN": 32}
+_PLACEHOLDER_MARKERS = (
+    "change-me", "changeme", "change_me", "replace-me", "replaceme", "replace_me", "placeholder",
+    "insecure", "dev-only", "not-for-production", "example", "dev-token", "test-token", "test-secret",
+)
+
+
+def _check_secret(name: str, value: str) -> None:
+    hint = "generate one: python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+    if len(value) < SECRET_MIN_LENGTHS[name]:
+        raise ImproperlyConfigured(
+            f"{name} is {len(value)} characters; at least {SECRET_MIN_LENGTHS[name]} are required when DJANGO_DEBUG is off ({hint})"
+        )
+    marker = next((m for m in _PLACEHOLDER_MARKERS if m in value.lower()), None)
+    if marker or len(set(value)) < 5:
+        raise ImproperlyConfigured(f"{name} is a placeholder ({marker or 'too few distinct characters'}), not a secret ({hint})")
+
+
+if not DEBUG:
+    _check_secret("DJANGO_SECRET_KEY", SECRET_KEY)
+    _check_secret("SECRET_TOKEN", SECRET_TOKEN)
 
 # =============================================================================
 # Pipeline behaviour

@@ -4,8 +4,11 @@ import os
 
 TEST_ENV = {
     "DJANGO_DEBUG": "False",
-    "DJANGO_SECRET_KEY": "test-secret-key",
-    "SECRET_TOKEN": "test-token",
+    # As long as production requires (settings.SECRET_MIN_LENGTHS); never used outside the tests.
+    "DJANGO_SECRET_KEY": "Vt3tFFpv1hKkZ9oa6kHGu9RfoLFcsVSz_Xep30M107uTwUgSlGWWgPHbOrFQbG0K",
+    "SECRET_TOKEN": "5daLtk_KY6-K4kiJhcoSuipeGrFs3nOqgAz3oBQirGM",
+    # Plain HTTP (test client, live servers): no SSL redirect, no secure-only cookies.
+    "DJANGO_HTTPS": "False",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/orders_test",
     "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/orders_test",
     "REDIS_URL": "redis://127.0.0.1:6379/15",

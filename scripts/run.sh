@@ -5,8 +5,16 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 bash scripts/venv.sh requirements.txt
 export PATH="$PWD/.venv/bin:$PATH"
-export SECRET_TOKEN=${SECRET_TOKEN:-dev-token}
-export DJANGO_SECRET_KEY=${DJANGO_SECRET_KEY:-dev-only-not-for-production}
+# This checkout's secrets (API token, Django key, Flower's user:password), generated on the first run and
+# kept in var/ (git-ignored): the settings refuse placeholder secrets with DEBUG off, here as in production.
+# Any of them set in the environment wins.
+mkdir -p var
+[ -f var/dev-secrets.env ] || (umask 077 && python -c "import secrets as s; print(
+f'SECRET_TOKEN={s.token_urlsafe(32)}\nDJANGO_SECRET_KEY={s.token_urlsafe(64)}\nFLOWER_BASIC_AUTH=admin:{s.token_urlsafe(16)}')" \
+  > var/dev-secrets.env)
+while IFS='=' read -r name value; do [ -n "${!name:-}" ] || export "$name=$value"; done < var/dev-secrets.env
+# Plain HTTP on localhost: no SSL redirect, HSTS or secure-only cookies (settings.py, "Security").
+export DJANGO_HTTPS=${DJANGO_HTTPS:-false}
 export LOG_FORMAT=${LOG_FORMAT:-console}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/orders}
 # No proxy in front: the page served by web (:8000) opens its socket on the live process's port.
@@ -22,5 +30,6 @@ python manage.py migrate --noinput
 python manage.py seed_catalog
 python manage.py declare_topology
 echo "API, admin, docs and the live page on http://localhost:${WEB_PORT:-8000}/  (token: \$SECRET_TOKEN=$SECRET_TOKEN)"
-echo "Live page's WebSocket on ws://localhost:${LIVE_PORT:-8001}/ws/orders  Flower on http://localhost:${FLOWER_PORT:-5555}"
+echo "Live page's WebSocket on ws://localhost:${LIVE_PORT:-8001}/ws/orders  Flower on http://localhost:${FLOWER_PORT:-5555} ($FLOWER_BASIC_AUTH)"
+echo "(secrets in var/dev-secrets.env)"
 exec honcho start -f Procfile

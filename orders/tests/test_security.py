@@ -278,9 +278,10 @@ def test_production_settings_refuse_to_start_without_the_api_token():
 
 
 def test_debug_is_off_by_default():
-    result = _import_production_settings(DJANGO_SECRET_KEY="k", SECRET_TOKEN="t")
+    key, token = "kQ7xZ" * 10, "tW4mP" * 7  # long enough for production (settings.SECRET_MIN_LENGTHS)
+    result = _import_production_settings(DJANGO_SECRET_KEY=key, SECRET_TOKEN=token)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "DEBUG=False SECRET_KEY=k SECRET_TOKEN=t" in result.stdout
+    assert f"DEBUG=False SECRET_KEY={key} SECRET_TOKEN={token}" in result.stdout
 
 
 def test_the_dev_defaults_exist_only_with_debug_on():
