@@ -38,6 +38,7 @@ def test_down_order_is_archived_visible_everywhere_and_redriven_to_completion(pr
     # ... in REST (staff) ...
     User.objects.create_superuser("ops", "ops@example.com", "pw")
     auth = {"Authorization": "Basic " + base64.b64encode(b"ops:pw").decode()}
+    json_auth = {**auth, "Content-Type": "application/json"}  # a POST under Basic says JSON (core/operator_auth.py)
     listing = requests.get(f"{live_server.url}/ops/dead-letters", headers=auth, timeout=10).json()
     assert [d["order"] for d in listing["results"]] == [order_id]
     assert requests.get(f"{live_server.url}/ops/dead-letters", timeout=10).status_code == 401
@@ -47,7 +48,7 @@ def test_down_order_is_archived_visible_everywhere_and_redriven_to_completion(pr
 
     # when: the provider is fixed and an operator redrives over REST
     controls.controls_set(fixed=True)
-    response = requests.post(f"{live_server.url}/ops/dead-letters/{letter.pk}/redrive", headers=auth, timeout=10)
+    response = requests.post(f"{live_server.url}/ops/dead-letters/{letter.pk}/redrive", headers=json_auth, timeout=10)
     assert response.status_code == 200, response.text
     # then: completed exactly once
     order = wait_until(lambda: (o := http.get_order(order_id))["status"] == "completed" and o, timeout=60, what="completed")
@@ -58,7 +59,7 @@ def test_down_order_is_archived_visible_everywhere_and_redriven_to_completion(pr
     assert events.count("redriven") == 1
     assert next(h for h in order["history"] if h["event"] == "redriven")["detail"]["by"] == "staff:ops"
     # and a second redrive of the now-completed order is refused
-    assert requests.post(f"{live_server.url}/ops/dead-letters/{letter.pk}/redrive", headers=auth, timeout=10).status_code == 409
+    assert requests.post(f"{live_server.url}/ops/dead-letters/{letter.pk}/redrive", headers=json_auth, timeout=10).status_code == 409
 
 
 def test_archiver_killed_between_store_and_ack_keeps_one_record(processes, http):

@@ -1,15 +1,16 @@
-"""Operator REST API for the dead-letter archive (staff only: session or HTTP basic auth)."""
+"""Operator REST API for the dead-letter archive (staff only: session or HTTP basic auth; core/operator_auth.py)."""
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.operator_auth import CrossSiteSafeBasicAuthentication
 from orders import dead_letters
 from orders.apis import (
     ERRORS,
@@ -31,7 +32,8 @@ DEAD_LETTER_ID = OpenApiParameter("id", {"type": "integer", "minimum": 0, "maxim
 
 class StaffApi(APIView):
     # Basic first: an anonymous caller gets 401 with a challenge; a logged-in non-staff user gets 403.
-    authentication_classes = [BasicAuthentication, SessionAuthentication]
+    # Neither can be used cross-site: Basic POSTs need a JSON content type, session POSTs the CSRF token.
+    authentication_classes = [CrossSiteSafeBasicAuthentication, SessionAuthentication]
     permission_classes = [IsAdminUser]
 
     def actor(self) -> str:

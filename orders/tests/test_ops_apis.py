@@ -10,6 +10,8 @@ from orders.tests.dead_letter_factories import dead_letter_archived
 from orders.tests.factories import order_create
 
 pytestmark = pytest.mark.django_db
+# A POST under Basic auth says it is JSON, as no cross-site form can (core/operator_auth.py).
+JSON = "application/json"
 
 
 @pytest.fixture
@@ -59,10 +61,10 @@ def test_staff_lists_filters_and_shows(staff_client, letter):
 
 
 def test_staff_redrives_one(staff_client, letter, clean_queues):
-    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive")
+    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive", content_type=JSON)
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["redriven_by"]) == ("redriven", "staff:ops")
-    assert staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive").status_code == 409
+    assert staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive", content_type=JSON).status_code == 409
 
 
 def test_redrive_of_completed_order_is_409(staff_client, catalog, clean_queues):
@@ -71,7 +73,7 @@ def test_redrive_of_completed_order_is_409(staff_client, catalog, clean_queues):
     services.order_enrichment_store(order_id=order.id, data={})
     services.order_finalize(order_id=order.id)
     letter = dead_letter_archived(order_id=order.id)
-    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive")
+    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive", content_type=JSON)
     assert response.status_code == 409
     assert response.json()["code"] == "redrive_refused"
     assert "already completed" in response.json()["message"]
@@ -85,6 +87,6 @@ def test_bulk_redrive_by_group_and_validation(staff_client, letter, clean_queues
 
 
 def test_discard(staff_client, letter):
-    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/discard")
+    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/discard", content_type=JSON)
     assert response.json()["status"] == DeadLetterStatus.DISCARDED
-    assert staff_client.post(f"/ops/dead-letters/{letter.pk}/discard").status_code == 409
+    assert staff_client.post(f"/ops/dead-letters/{letter.pk}/discard", content_type=JSON).status_code == 409

@@ -1,0 +1,35 @@
+"""Authentication of the operator API (orders/ops_apis.py): staff, by session or HTTP Basic, and no
+state-changing request can be made from another site with either.
+
+A session cookie: DRF's SessionAuthentication enforces Django's CSRF check on unsafe methods (the
+admin's dead-letter actions are Django admin forms, under the CSRF middleware).
+Basic credentials: a browser caches them and sends them with every request to the origin, a cross-site
+form's or a no-cors fetch's included. So an unsafe request authenticated by Basic must also say
+`Content-Type: application/json`: another site's page can send that only after a CORS preflight, which
+this API never grants (it sends no CORS headers). curl and scripts add the header at no cost.
+"""
+from drf_spectacular.authentication import BasicScheme
+from rest_framework import exceptions
+from rest_framework.authentication import BasicAuthentication
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+JSON = "application/json"
+
+
+class CrossSiteSafeBasicAuthentication(BasicAuthentication):
+    def authenticate(self, request):
+        result = super().authenticate(request)  # None without Basic credentials; 401 for wrong ones
+        if result is not None and request.method not in SAFE_METHODS:
+            media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+            if media_type != JSON:
+                raise exceptions.PermissionDenied(
+                    f"Requests that change state with HTTP Basic credentials must be sent with Content-Type: {JSON} "
+                    "(a cross-site form cannot send it); or use a staff session with its CSRF token."
+                )
+        return result
+
+
+class CrossSiteSafeBasicScheme(BasicScheme):
+    """The OpenAPI schema's `basicAuth`, as for DRF's class (drf-spectacular matches the exact class only)."""
+
+    target_class = "core.operator_auth.CrossSiteSafeBasicAuthentication"
