@@ -69,7 +69,7 @@ APP_ENV = {
 }
 SECRET_ENV = {
     "DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_TOKEN",
-    "FLOWER_BASIC_AUTH", "RABBITMQ_MANAGEMENT_URL",
+    "FLOWER_BASIC_AUTH", "RABBITMQ_MANAGEMENT_URL", "REDIS_URL", "REDIS_PASSWORD",
 }
 
 
@@ -242,9 +242,13 @@ def test_dockerfile_is_multistage_slim_with_wheels():
     for stage in stages:
         assert stage["base"] == "python:3.11-slim", stage["base"]
     builder = " ".join(a for i, a in stages[0]["instructions"] if i == "RUN")
-    assert "pip wheel" in builder and "requirements.txt" in builder
+    assert "pip wheel" in builder and "-r requirements.lock" in builder and "--require-hashes" in builder
     final_runs = " ".join(_final_stage_args("RUN"))
     assert "--no-index" in final_runs and "from=builder" in final_runs, "final stage must install the builder's wheels"
+    # the builder's wheels are checked against the lock's hashes again where they are installed
+    assert "--require-hashes" in final_runs and "requirements.lock" in final_runs
+    copied = [a for i, a in stages[0]["instructions"] if i == "COPY"]
+    assert any(a.split()[0] == "requirements.lock" for a in copied) and not any("requirements.txt" in a for a in copied)
     assert "collectstatic --noinput" in final_runs and "DJANGO_SECRET_KEY=" in final_runs
 
 
@@ -709,6 +713,7 @@ def test_dev_overlay_replaces_placeholder_secrets():
     for name, values in secrets.items():
         for key, value in values.items():
             assert "REPLACE-ME" not in value, f"dev overlay still uses the base placeholder for {name}.{key}"
+        assert f":{values['REDIS_PASSWORD']}@" in values["REDIS_URL"], "REDIS_URL password != REDIS_PASSWORD"
         db = values["DATABASE_URL"]
         assert f":{values['POSTGRES_PASSWORD']}@" in db, "DATABASE_URL password != POSTGRES_PASSWORD"
         for url in ("CELERY_BROKER_URL", "RABBITMQ_MANAGEMENT_URL"):
@@ -965,3 +970,274 @@ def test_k8s_statefulsets_and_setup_job(directory):
     assert [part.strip() for part in container["command"][2].split("&&")] == SETUP_COMMANDS
     assert container.get("resources", {}).get("limits"), "setup Job needs resources"
     assert pod_spec(jobs["setup"])["securityContext"]["runAsNonRoot"] is True
+
+
+# --------------------------------------------------------------------------- operator surfaces
+
+OPERATOR_SERVICES = ("flower", "rabbitmq", "postgres", "redis")
+
+
+def test_compose_publishes_operator_ports_on_loopback_only():
+    services = compose()["services"]
+    for name in OPERATOR_SERVICES:
+        for port in services[name].get("ports", []):
+            host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {port!r} on every interface"
+    assert services["flower"]["ports"] and services["rabbitmq"]["ports"], "the operator UIs stay reachable locally"
+
+
+def test_flower_has_no_default_credentials_anywhere():
+    commands = {
+        "Procfile": procfile()["flower"],
+        "compose": compose_command("flower")[2],
+        **{f"k8s {d}": main_container(objects(d, "Deployment")["flower"])["command"][2] for d in KUSTOMIZE_DIRS},
+    }
+    for where, command in commands.items():
+        assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command, f"{where}: Flower must refuse to start without FLOWER_BASIC_AUTH"
+    for path in ("Procfile", "docker-compose.yml", "deploy/env.example", *map(str, (ROOT / "k8s").rglob("*.yaml"))):
+        assert "admin:admin" not in (ROOT / path).read_text(), f"{path}: admin:admin"
+
+
+def test_flower_refuses_to_start_without_credentials():
+    """The Procfile's line through a shell, as honcho, compose and Kubernetes run it: no credentials, no Flower."""
+    env = {"PATH": "/usr/bin:/bin"}  # and no FLOWER_BASIC_AUTH
+    result = subprocess.run(["sh", "-c", procfile()["flower"]], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "FLOWER_BASIC_AUTH" in result.stderr, result.stderr
+
+
+def test_compose_redis_requires_a_password_the_apps_carry():
+    redis = compose()["services"]["redis"]
+    command = compose_command("redis")
+    assert "--requirepass" in " ".join(command) and '"$REDIS_PASSWORD"' in command[-1], command
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?"), "no default password"
+    assert redis["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?"), "the healthcheck needs it too"
+    text = (ROOT / "deploy" / "env.example").read_text()
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#"))
+    assert values["REDIS_URL"].startswith(f"redis://:{values['REDIS_PASSWORD']}@redis:"), values["REDIS_URL"]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_redis_requires_the_password_from_the_secret(directory):
+    redis = main_container(objects(directory, "Deployment")["redis"])
+    args = redis["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in redis["env"]}
+    assert env["REDIS_PASSWORD"] == env["REDISCLI_AUTH"] and env["REDIS_PASSWORD"]["key"] == "REDIS_PASSWORD"
+    assert env["REDIS_PASSWORD"]["name"] in objects(directory, "Secret"), env  # kustomize's hashed Secret name
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert redis[probe]["exec"]["command"] == ["redis-cli", "ping"]  # authenticated by REDISCLI_AUTH
+    _, secrets = config_data(directory)
+    password = secrets[env["REDIS_PASSWORD"]["name"]]["REDIS_PASSWORD"]
+    for name, obj in workloads(directory).items():
+        if is_app(obj):
+            assert container_env(directory, main_container(obj))["REDIS_URL"].startswith(f"redis://:{password}@redis:"), name
+
+
+# --------------------------------------------------------------------------- NetworkPolicies
+
+NS_INGRESS = {"kubernetes.io/metadata.name": "ingress-nginx"}
+NS_MONITORING = {"kubernetes.io/metadata.name": "monitoring"}
+NS_KEDA = {"kubernetes.io/metadata.name": "keda"}
+NS_OWN = {"kubernetes.io/metadata.name": NAMESPACE}
+NS_OTHER = {"kubernetes.io/metadata.name": "default"}
+INGRESS_CONTROLLER = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}
+STRANGER = {"app.kubernetes.io/name": "debug-shell"}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+def _pod(directory: str, name: str) -> tuple[dict, list[dict]]:
+    obj = {**workloads(directory), **objects(directory, "Job")}[name]
+    return obj["spec"]["template"]["metadata"]["labels"], [p for c in pod_spec(obj)["containers"] for p in c.get("ports", [])]
+
+
+def admitted(directory: str, source_ns: dict, source_pod: dict, target: str, port: int) -> bool:
+    """Whether the build's NetworkPolicies let a TCP connection from a pod (its namespace's labels, its
+    labels) to `target`'s pods on `port` (the semantics of networking.k8s.io/v1, ingress only)."""
+    labels, ports = _pod(directory, target)
+    policies = [p for p in objects(directory, "NetworkPolicy").values()
+                if "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) and _selects(p["spec"]["podSelector"], labels)]
+    if not policies:
+        return True
+
+    def port_matches(rule_port: dict) -> bool:
+        wanted = rule_port.get("port")
+        if rule_port.get("protocol", "TCP") != "TCP":
+            return False
+        if wanted is None:
+            return True
+        if isinstance(wanted, str):
+            return any(p.get("name") == wanted and p["containerPort"] == port for p in ports)
+        return wanted <= port <= rule_port.get("endPort", wanted)
+
+    def peer_matches(peer: dict) -> bool:
+        if "ipBlock" in peer:
+            return False
+        ns_ok = _selects(peer["namespaceSelector"], source_ns) if "namespaceSelector" in peer else source_ns == NS_OWN
+        pod_ok = _selects(peer["podSelector"], source_pod) if "podSelector" in peer else True
+        return ns_ok and pod_ok
+
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []):
+            if ("ports" not in rule or any(port_matches(p) for p in rule["ports"])) and (
+                "from" not in rule or any(peer_matches(p) for p in rule["from"])
+            ):
+                return True
+    return False
+
+
+def app_pods(directory: str) -> dict[str, dict]:
+    pods = {**workloads(directory), **objects(directory, "Job")}
+    return {name: obj["spec"]["template"]["metadata"]["labels"] for name, obj in pods.items() if is_app(obj)}
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_network_policies_deny_by_default(directory):
+    deny = [p for p in objects(directory, "NetworkPolicy").values() if p["spec"]["podSelector"] == {}]
+    assert deny and deny[0]["spec"]["policyTypes"] == ["Ingress"] and not deny[0]["spec"].get("ingress")
+    # a pod of this namespace that no rule names, and any pod elsewhere, reach nothing
+    for name in [*workloads(directory), "setup"]:
+        for port in [p["containerPort"] for p in _pod(directory, name)[1]] or [8000]:
+            assert not admitted(directory, NS_OWN, STRANGER, name, port), (name, port)
+            assert not admitted(directory, NS_OTHER, STRANGER, name, port), (name, port)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_network_policies_let_the_ingress_controller_reach_web_and_live_only(directory):
+    assert admitted(directory, NS_INGRESS, INGRESS_CONTROLLER, "web", 8000)
+    assert admitted(directory, NS_INGRESS, INGRESS_CONTROLLER, "live", 8001)
+    for target, port in (("flower", 5555), ("postgres", 5432), ("redis", 6379), ("rabbitmq", 15672), ("web", 9100)):
+        assert not admitted(directory, NS_INGRESS, INGRESS_CONTROLLER, target, port), (target, port)
+    # another pod of the controller's namespace is not the controller
+    assert not admitted(directory, NS_INGRESS, STRANGER, "web", 8000)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_network_policies_data_services_only_from_the_app_pods(directory):
+    pods = app_pods(directory)
+    assert {"web", "live", "relay", "archiver", "flower", "setup", *WORKERS} <= set(pods)
+    for name, labels in pods.items():
+        for target, port in (("postgres", 5432), ("rabbitmq", 5672), ("redis", 6379)):
+            assert admitted(directory, NS_OWN, labels, target, port), f"{name} cannot reach {target}:{port}"
+    assert admitted(directory, NS_OWN, pods["flower"], "rabbitmq", 15672), "Flower's broker tab"
+    # KEDA reads the enrichment queue's length over AMQP, and nothing else
+    assert admitted(directory, NS_KEDA, {"app": "keda-operator"}, "rabbitmq", 5672)
+    assert not admitted(directory, NS_KEDA, {"app": "keda-operator"}, "postgres", 5432)
+    # the app pods' labels from another namespace are not the app pods
+    assert not admitted(directory, NS_OTHER, pods["web"], "postgres", 5432)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_network_policies_let_monitoring_scrape_the_metrics_ports(directory):
+    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    assert admitted(directory, NS_MONITORING, prometheus, "web", 8000)
+    for worker in WORKERS:
+        assert admitted(directory, NS_MONITORING, prometheus, worker, 9100), worker
+    assert admitted(directory, NS_MONITORING, prometheus, "rabbitmq", 15692)
+    for target, port in (("postgres", 5432), ("redis", 6379), ("rabbitmq", 5672), ("flower", 5555)):
+        assert not admitted(directory, NS_MONITORING, prometheus, target, port), (target, port)
+    # every pod Prometheus is told to scrape (annotations) is let in on that port
+    for name, obj in workloads(directory).items():
+        annotations = obj["spec"]["template"]["metadata"].get("annotations", {})
+        if annotations.get("prometheus.io/scrape") == "true":
+            assert admitted(directory, NS_MONITORING, prometheus, name, int(annotations["prometheus.io/port"])), name
+
+
+# --------------------------------------------------------------------------- dependency lock
+
+LOCKS = {"requirements.txt": "requirements.lock", "requirements-dev.txt": "requirements-dev.lock"}
+_LOCK_ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)(?:\s*;\s*([^\\]+?))?\s*\\?$")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@functools.cache
+def lock_entries(path: str) -> dict[str, tuple[str, str | None, int]]:
+    """{name: (version, marker, number of hashes)} of a lock file."""
+    entries, current = {}, None
+    for line in (ROOT / path).read_text().splitlines():
+        match = _LOCK_ENTRY.match(line)
+        if match:
+            current = _canonical(match.group(1))
+            entries[current] = [match.group(2), match.group(3), 0]
+        elif line.strip().startswith("--hash=sha256:") and current:
+            entries[current][2] += 1
+    return {k: tuple(v) for k, v in entries.items()}
+
+
+def _direct_pins(path: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            pins[_canonical(name.split("[")[0])] = version.strip()
+    return pins
+
+
+@pytest.mark.parametrize("source,lock", sorted(LOCKS.items()))
+def test_lock_pins_every_requirement_with_hashes(source, lock):
+    entries = lock_entries(lock)
+    assert entries, f"{lock} is empty"
+    for name, (version, _, hashes) in entries.items():
+        assert hashes >= 1, f"{lock}: {name}=={version} has no --hash"
+    pins = _direct_pins(source)
+    if source == "requirements-dev.txt":
+        pins.update(_direct_pins("requirements.txt"))
+    stale = {n: (v, entries.get(n, ("missing",))[0]) for n, v in pins.items() if entries.get(n, ("missing",))[0] != v}
+    assert not stale, f"{lock} is stale against {source} (pin, locked): {stale}; run scripts/lock.sh"
+
+
+def test_dev_lock_keeps_the_runtime_versions():
+    runtime, dev = lock_entries("requirements.lock"), lock_entries("requirements-dev.lock")
+    assert {n: v[0] for n, v in runtime.items()} == {n: dev[n][0] for n in runtime if n in dev} and set(runtime) <= set(dev)
+
+
+def test_lock_covers_every_installed_runtime_distribution():
+    """Walk the installed dependency tree of requirements.txt (this interpreter's markers and extras): each
+    distribution it reaches is in requirements.lock, at the installed version."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    lock = lock_entries("requirements.lock")
+    todo = [(Requirement(line.split("#", 1)[0].strip()), ()) for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.split("#", 1)[0].strip() and not line.startswith("-")]
+    seen: set[str] = set()
+    while todo:
+        requirement, parent_extras = todo.pop()
+        name = _canonical(requirement.name)
+        if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in (parent_extras or ("",))):
+            continue
+        assert name in lock, f"{name} (installed, needed by the runtime requirements) is not in requirements.lock"
+        installed = metadata.version(requirement.name)
+        assert lock[name][0] == installed, f"{name}: installed {installed}, locked {lock[name][0]}"
+        key = f"{name}{sorted(requirement.extras)}"
+        if key in seen:
+            continue
+        seen.add(key)
+        for dependency in metadata.requires(requirement.name) or []:
+            todo.append((Requirement(dependency), tuple(requirement.extras)))
+    assert len({k.split("[")[0] for k in seen}) >= 40, seen
+
+
+def test_venv_script_installs_the_lock_with_hashes():
+    script = (ROOT / "scripts" / "venv.sh").read_text()
+    assert re.search(r'pip install .*--require-hashes -r "\$lock"', script), script
+    assert 'lock="${req%.txt}.lock"' in script
+    assert "cat requirements*.lock | sha256sum" in script, "the stamp must change when a lock changes"
+    lock_script = (ROOT / "scripts" / "lock.sh").read_text()
+    assert "--generate-hashes" in lock_script and "https://pypi.org/simple" in lock_script
+    assert _direct_pins("requirements-dev.txt").get("uv"), "pin the lock tool"
