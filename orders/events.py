@@ -46,13 +46,20 @@ def orders_changed_on_commit(changes: list[tuple]) -> None:
 def orders_changed(*, changes: list[tuple]) -> None:
     """Move readers to fresh cache keys (one pipelined INCR; a missing key counts from 0) and tell the
     live page (one message for all the events). Never raises. A `created` order has nothing cached yet
-    (an unknown id is never cached), so its key stays."""
+    (an unknown id is never cached), so its key stays.
+
+    Each version key expires ORDER_CACHE_VERSION_TTL after its last change (Redis would otherwise keep one
+    per order forever). That TTL outlives every value cached under the key (ORDER_CACHE_TIMEOUT), so when
+    a version key expires and counts from 0 again, nothing cached under an old version is left to be read."""
+    from django.conf import settings
+
     keys = [cache.make_and_validate_key(order_cache_version_key(order_id)) for order_id, _, created in changes if not created]
     if keys:
         try:
             pipe = get_redis_connection("default").pipeline(transaction=False)
             for key in keys:
                 pipe.incr(key)
+                pipe.expire(key, settings.ORDER_CACHE_VERSION_TTL)
             pipe.execute()
         except Exception as exc:  # a cache outage must not fail a committed transition
             log.warning("order_cache_invalidate_failed", orders=len(keys), error=str(exc))

@@ -158,18 +158,33 @@ CACHES = {
         "TIMEOUT": env.int("ORDER_CACHE_TIMEOUT", default=300),
         "OPTIONS": {
             "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
-            "SOCKET_CONNECT_TIMEOUT": 1,
-            "SOCKET_TIMEOUT": 1,
+            "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
+            "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=1.0),
         },
     }
 }
+# An order's cache-version key (orders/events.py) expires this long after its last change; it must outlive
+# every value cached under it (ORDER_CACHE_TIMEOUT), or an expired key could lead readers back to an old value.
+ORDER_CACHE_VERSION_TTL = env.int("ORDER_CACHE_VERSION_TTL", default=2 * CACHES["default"]["TIMEOUT"] + 60)
+if ORDER_CACHE_VERSION_TTL <= CACHES["default"]["TIMEOUT"]:
+    raise ImproperlyConfigured("ORDER_CACHE_VERSION_TTL must be longer than ORDER_CACHE_TIMEOUT")
 CHANNEL_LAYERS = {
     "default": {
         # Redis pub/sub: a group send is one PUBLISH (the list-based layer costs a few round trips and a
         # Lua script per group per event); the live page's events are best-effort anyway (it catches up
         # from the API after a gap), which is what pub/sub offers.
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": env.str("CHANNELS_PREFIX", default="asgi")},
+        # The same socket bounds as the cache: a Redis that stops answering fails a send instead of hanging it.
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_connect_timeout": CACHES["default"]["OPTIONS"]["SOCKET_CONNECT_TIMEOUT"],
+                    "socket_timeout": CACHES["default"]["OPTIONS"]["SOCKET_TIMEOUT"],
+                }
+            ],
+            "prefix": env.str("CHANNELS_PREFIX", default="asgi"),
+        },
     }
 }
 # The demo's anonymous live page (`make run` turns it on): anyone may watch the feed and read every order
