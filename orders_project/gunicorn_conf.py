@@ -13,9 +13,13 @@ keepalive = int(os.environ.get("WEB_KEEPALIVE", "5"))
 # Recycle workers now and then (bounded memory growth), staggered so they never restart together.
 max_requests = int(os.environ.get("WEB_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 10
-# Request line and header bounds (gunicorn's own limits; the body is bounded by Django).
-limit_request_line = 8190
-limit_request_fields = 100
+# Request line and header bounds (gunicorn answers 400 past them); the body is bounded by the app
+# (REQUEST_MAX_BODY_BYTES, REQUEST_BODY_TIMEOUT: core/limits.py wraps orders_project.wsgi). The head of a
+# request that drips is bounded by `timeout` above only (the sync worker is then killed and replaced),
+# the reason a buffering proxy (the Ingress) sits in front in production.
+limit_request_line = int(os.environ.get("WEB_LIMIT_REQUEST_LINE", "8190"))
+limit_request_fields = int(os.environ.get("WEB_LIMIT_REQUEST_FIELDS", "100"))
+limit_request_field_size = int(os.environ.get("WEB_LIMIT_REQUEST_FIELD_SIZE", "8190"))
 accesslog = None  # one JSON line per order comes from the app; a line per request is the proxy's job
 errorlog = "-"
 # gunicorn 27 opens a control socket in ~/.gunicorn, shared by every gunicorn on the host (and read-only

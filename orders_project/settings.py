@@ -199,6 +199,25 @@ if LIVE_WS_PORT and not (LIVE_WS_PORT.isdigit() and 0 < int(LIVE_WS_PORT) < 6553
     raise ImproperlyConfigured(f"LIVE_WS_PORT must be empty or a port number, not {LIVE_WS_PORT!r}")
 
 # =============================================================================
+# Request limits (core/limits.py wraps the WSGI and ASGI apps; core/parsers.py)
+# =============================================================================
+# A body over this is a 413 before it is read (a Content-Length over it) or as soon as it grows past it
+# (chunked), on gunicorn and uvicorn alike; Django's own check (admin forms) uses the same bound.
+REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+# The whole body must arrive within this many seconds of the headers, else 408: a client dripping bytes
+# would otherwise hold a gunicorn sync worker until its WEB_TIMEOUT kills it.
+REQUEST_BODY_TIMEOUT = env.float("REQUEST_BODY_TIMEOUT", default=15.0)
+# JSON nested deeper than this is a 400 (an order is 3 deep); Python's parser would raise RecursionError
+# near 1,000, and anything that walks the data afterwards could too.
+REQUEST_JSON_MAX_DEPTH = env.int("REQUEST_JSON_MAX_DEPTH", default=32)
+# Read by the servers' own command lines, named here so the limits are in one list: gunicorn's request
+# line and header bounds (WEB_LIMIT_REQUEST_LINE, WEB_LIMIT_REQUEST_FIELDS, WEB_LIMIT_REQUEST_FIELD_SIZE in
+# orders_project/gunicorn_conf.py); uvicorn's WebSocket frame bound LIVE_WS_MAX_BYTES (--ws-max-size) and
+# its request head bound LIVE_MAX_HEAD_BYTES (--h11-max-incomplete-event-size), in the Procfile's `live`.
+LIVE_WS_MAX_BYTES = env.int("LIVE_WS_MAX_BYTES", default=64 * 1024)
+
+# =============================================================================
 # API
 # =============================================================================
 SECRET_TOKEN = env.str("SECRET_TOKEN", default="dev-token" if DEBUG else environ.Env.NOTSET)
@@ -208,8 +227,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    # JSON only: a form or multipart body is a 415, not a half-parsed order.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON only: a form or multipart body is a 415, not a half-parsed order. Bounded: malformed, deep or
+    # non-UTF-8 JSON is a 400 (core/parsers.py), never a 500.
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -312,6 +332,27 @@ OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=1.0)
 # process right after the commit (a second transaction and a broker round trip on the request).
 # bench/README.md measures both.
 OUTBOX_PUBLISH_INLINE = env.bool("OUTBOX_PUBLISH_INLINE", default=False)
+# Seconds the relay waits for the broker's confirms of a batch; past it the connection is dropped and the
+# rows stay unsent for the next batch (a broker that blocks publishers, a memory or disk alarm, never
+# confirms). The inline publish waits OUTBOX_INLINE_TIMEOUT at most (the request is waiting; the order is
+# committed and the relay publishes it later); it bounds its socket reads and writes too.
+OUTBOX_CONFIRM_TIMEOUT = env.float("OUTBOX_CONFIRM_TIMEOUT", default=10.0)
+OUTBOX_INLINE_TIMEOUT = env.float("OUTBOX_INLINE_TIMEOUT", default=2.0)
+# Socket read/write bound (py-amqp read_timeout/write_timeout) of the broker connections someone waits on:
+# the relay's and the web's publisher, the archiver, the diagnostics probe. Not the workers': a worker
+# publishing to a blocked broker waits (RabbitMQ's flow control) rather than fail a stage that committed.
+BROKER_SOCKET_TIMEOUT = env.float("BROKER_SOCKET_TIMEOUT", default=10.0)
+# Broker and Redis health for /metrics and GET /ops/diagnostics is checked at most once per this many
+# seconds per process, over one kept connection (orders/metrics_collect.py).
+DIAGNOSTICS_CACHE_SECONDS = env.float("DIAGNOSTICS_CACHE_SECONDS", default=5.0)
+# The DLQ's bound: past either, RabbitMQ refuses new dead letters (overflow reject-publish) and, with
+# at-least-once dead-lettering, keeps them in their source queue until the archiver makes room: none is
+# dropped (README "Failure handling"). 0 = no bound of that kind.
+DLQ_MAX_LENGTH = env.int("DLQ_MAX_LENGTH", default=100_000)
+DLQ_MAX_BYTES = env.int("DLQ_MAX_BYTES", default=512 * 1024 * 1024)
+# The archiver stops touching its heartbeat after this many dead letters in a row it could not store (its
+# liveness probe then restarts it); a malformed one is stored raw and does not count.
+ARCHIVER_FAILURE_LIMIT = env.int("ARCHIVER_FAILURE_LIMIT", default=5)
 
 # =============================================================================
 # Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html)

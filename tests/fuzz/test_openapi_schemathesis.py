@@ -18,10 +18,9 @@ import pytest
 import schemathesis
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core import signals
-from django.db import close_old_connections
 from django.urls import Resolver404, resolve
 from hypothesis import HealthCheck
+from schemathesis.generation.modes import GenerationMode
 from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import content_type_conformance
 
@@ -54,24 +53,15 @@ def fuzz_data(db):
         pass
 
 
-@pytest.fixture
-def in_process_requests():
-    """The WSGI handler closes "old" connections at request start/end; inside the test's transaction
-    that would mark it for rollback. Django's own test client disconnects the same receivers."""
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    yield
-    signals.request_started.connect(close_old_connections)
-    signals.request_finished.connect(close_old_connections)
-
-
 def _load():
     # Loaded at collection (eagerly): schemathesis' lazy `from_fixture` loader reads the private
     # `Function._nodeid`, which pytest 9.2 no longer has. The schema view needs no database.
     from orders_project.wsgi import application
 
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
-    schema.config.generation.update(max_examples=MAX_EXAMPLES)
+    # Both modes named (schemathesis' `--mode all`), not left to its default: negative data (values, bodies
+    # and parameters the schema forbids) must be a 4xx, never a 5xx, and never accepted (2xx).
+    schema.config.generation.update(max_examples=MAX_EXAMPLES, modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
     return schema
 
 
