@@ -38,7 +38,6 @@ log = get_logger(__name__)
 CENT = Decimal("0.01")
 # PostgreSQL NOTIFY channel: a commit that leaves an outbox row for the relay wakes it at once.
 OUTBOX_CHANNEL = "orders_outbox"
-FAST_PATH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0, "interval_max": 0}
 
 
 class IdempotencyConflict(ConflictError):
@@ -303,11 +302,11 @@ def outbox_publish(*, message_id, fast_path: bool = False, order: Order | None =
             )
             if message is None:
                 return False
-            # The fast path does not wait on a broker outage (the relay retries the row), but it does
-            # retry once at once: a pooled connection the broker closed while the process was idle
-            # (missed heartbeats) fails its first publish with "connection reset", and reconnects.
-            options = {"retry": True, "retry_policy": FAST_PATH_RETRY_POLICY} if fast_path else {}
-            order_pipeline_signature(str(message.order_id)).apply_async(**options)
+            # The fast path answers the request within OUTBOX_INLINE_TIMEOUT whatever the broker does
+            # (down, blocked by an alarm, silent): the row stays unsent and the relay publishes it later.
+            # A kept connection the broker closed while the process was idle is replaced once, at once.
+            timeout = settings.OUTBOX_INLINE_TIMEOUT if fast_path else settings.OUTBOX_CONFIRM_TIMEOUT
+            _chains_publish_confirmed([str(message.order_id)], timeout=timeout)
             message.published_at = timezone.now()
             message.publish_attempts = F("publish_attempts") + 1
             message.save(update_fields=["published_at", "publish_attempts"])
@@ -352,7 +351,10 @@ def _chain_publish(signature, *, producer) -> None:
 class _ConfirmedPublisher:
     """One broker connection and confirm-mode channel kept across relay batches (opening them cost more
     than a batch of one), publishing a batch and waiting once for all its confirms (pipelined publisher
-    confirms). Any error drops the connection; the next batch opens a new one."""
+    confirms). Every wait is bounded: the connect and handshake by the connect timeout, each socket read
+    and write by the publish's timeout (a broker that stops answering), the confirms by its deadline (a
+    broker that blocks publishers never confirms). Any error drops the connection; the next publish opens
+    a new one."""
 
     def __init__(self):
         self.conn = None
@@ -363,11 +365,15 @@ class _ConfirmedPublisher:
         self.acked: set[int] = set()
         self.nacked: set[int] = set()
 
-    def _open(self):
+    def _open(self, *, timeout: float):
         from orders_project.celery import app as current_app
 
-        self.conn = current_app.connection_for_write(transport_options={"confirm_publish": False})
-        self.conn.ensure_connection(max_retries=1)
+        socket_timeout = min(settings.BROKER_SOCKET_TIMEOUT, timeout)
+        self.conn = current_app.connection_for_write(
+            connect_timeout=min(settings.CELERY_BROKER_CONNECTION_TIMEOUT, timeout),
+            transport_options={"confirm_publish": False, "read_timeout": socket_timeout, "write_timeout": socket_timeout},
+        )
+        self.conn.connect()  # one attempt: the caller (relay loop, or the relay after the fast path) retries
         self.channel = self.conn.channel()
         self.channel.confirm_select()
         self.published, self.upto, self.acked, self.nacked = 0, 0, set(), set()
@@ -396,48 +402,68 @@ class _ConfirmedPublisher:
     def publish(self, order_ids: Sequence[str], *, timeout: float) -> None:
         import time
 
+        deadline = time.monotonic() + timeout
+        reused = self.conn is not None
         try:
-            if self.conn is None:
-                self._open()
-            first = self.published + 1
-            for order_id in order_ids:
-                _chain_publish(order_pipeline_signature(order_id), producer=self.producer)
-                self.published += 1
-            tags = range(first, self.published + 1)
+            self._publish(order_ids, timeout=timeout, deadline=deadline)
+        except Exception as exc:
+            from kombu.exceptions import OperationalError  # what kombu turns a connection error into
 
-            def unconfirmed() -> int:
-                return sum(1 for tag in tags if tag > self.upto and tag not in self.acked)
-
-            deadline = time.monotonic() + timeout
-            while unconfirmed() and not self.nacked:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise PublishNotConfirmed(f"{unconfirmed()} of {len(tags)} messages unconfirmed after {timeout}s")
-                try:
-                    self.conn.drain_events(timeout=remaining)
-                except socket.timeout:
-                    continue
-            if self.nacked:
-                raise PublishNotConfirmed("the broker nacked a message of the batch")
-            self.acked.difference_update(tags)
-        except Exception:
+            errors = (OperationalError, *(self.conn.connection_errors if self.conn is not None else ()))
+            timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__cause__ or exc.__context__, TimeoutError)
+            stale = reused and isinstance(exc, errors) and not timed_out
             self.close()
-            raise
+            if not stale:
+                raise
+            # The broker closed the kept connection while it sat idle (missed heartbeats, a restart):
+            # once more, at once, on a new one.
+            try:
+                self._publish(order_ids, timeout=timeout, deadline=max(deadline, time.monotonic() + timeout))
+            except Exception:
+                self.close()
+                raise
+
+    def _publish(self, order_ids: Sequence[str], *, timeout: float, deadline: float) -> None:
+        import time
+
+        if self.conn is None:
+            self._open(timeout=timeout)
+        first = self.published + 1
+        for order_id in order_ids:
+            _chain_publish(order_pipeline_signature(order_id), producer=self.producer)
+            self.published += 1
+        tags = range(first, self.published + 1)
+
+        def unconfirmed() -> int:
+            return sum(1 for tag in tags if tag > self.upto and tag not in self.acked)
+
+        while unconfirmed() and not self.nacked:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishNotConfirmed(f"{unconfirmed()} of {len(tags)} messages unconfirmed after {timeout}s")
+            try:
+                self.conn.drain_events(timeout=remaining)
+            except socket.timeout:
+                continue
+        if self.nacked:
+            raise PublishNotConfirmed("the broker nacked a message of the batch")
+        self.acked.difference_update(tags)
 
 
 _publishers = threading.local()  # a channel is not thread-safe: one publisher per thread
 
 
 def _chains_publish_confirmed(order_ids: Sequence[str], *, timeout: float) -> None:
-    """Publish one chain per order and wait for the broker's confirms of all of them. Raises if any is
-    nacked or unconfirmed: the caller's transaction then rolls back and the rows stay unsent."""
+    """Publish one chain per order and wait at most `timeout` seconds for the broker's confirms of all of
+    them. Raises if any is nacked or unconfirmed: the caller's transaction then rolls back and the rows
+    stay unsent (never marked sent on a timeout)."""
     publisher = getattr(_publishers, "publisher", None)
     if publisher is None:
         publisher = _publishers.publisher = _ConfirmedPublisher()
     publisher.publish(order_ids, timeout=timeout)
 
 
-def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float = 10.0) -> int:
+def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float | None = None) -> int:
     """Publish rows committed more than `grace_seconds` ago and still unsent, as one batch: rows locked
     (SKIP LOCKED, so relays and the fast path never take the same row), chains published with pipelined
     confirms, rows marked sent and history written in the same transaction. Returns how many."""
@@ -455,7 +481,7 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
             if not rows:
                 return 0
             ids = [row.id for row in rows]
-            _chains_publish_confirmed([str(row.order_id) for row in rows], timeout=confirm_timeout)
+            _chains_publish_confirmed([str(row.order_id) for row in rows], timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT)
             OutboxMessage.objects.filter(id__in=ids).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
             )

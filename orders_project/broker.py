@@ -31,10 +31,10 @@ STAGE_BY_TASK = {s.task: s for s in STAGES}
 STAGE_BY_QUEUE = {s.queue: s for s in STAGES}
 
 
-def work_queue_arguments(delivery_limit: int) -> dict:
+def work_queue_arguments(delivery_limit: int, *, dead_letter_exchange: str = DEAD_LETTER_EXCHANGE.name) -> dict:
     return {
         "x-queue-type": "quorum",
-        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+        "x-dead-letter-exchange": dead_letter_exchange,
         # Quorum queues dead-letter at-most-once unless told otherwise; at-least-once needs reject-publish.
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
@@ -51,13 +51,27 @@ def work_queues(delivery_limit: int) -> list[Queue]:
     ]
 
 
-def dead_letter_queue() -> Queue:
+def dead_letter_queue_arguments(*, max_length: int = 0, max_bytes: int = 0) -> dict:
+    """A bounded DLQ that never drops: when full it refuses new dead letters (`reject-publish`; the
+    default, `drop-head`, would silently discard the oldest), and since the work queues dead-letter
+    at-least-once, a refused dead letter stays in its source queue, retried until the archiver makes room."""
+    args = {"x-queue-type": "quorum"}
+    if max_length:
+        args["x-max-length"] = max_length
+    if max_bytes:
+        args["x-max-length-bytes"] = max_bytes
+    if max_length or max_bytes:
+        args["x-overflow"] = "reject-publish"
+    return args
+
+
+def dead_letter_queue(*, max_length: int = 0, max_bytes: int = 0, name: str = DEAD_LETTER_QUEUE_NAME, exchange: Exchange = DEAD_LETTER_EXCHANGE) -> Queue:
     return Queue(
-        DEAD_LETTER_QUEUE_NAME,
-        DEAD_LETTER_EXCHANGE,
+        name,
+        exchange,
         routing_key="#",
         durable=True,
-        queue_arguments={"x-queue-type": "quorum"},
+        queue_arguments=dead_letter_queue_arguments(max_length=max_length, max_bytes=max_bytes),
     )
 
 

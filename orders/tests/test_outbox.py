@@ -150,3 +150,82 @@ def test_fast_path_publishes_after_commit(api_client, clean_queues, settings):
     assert response.status_code == 202
     assert published_order_ids(queue_messages("process")) == [response.json()["order_id"]]
     assert OutboxMessage.objects.get().published_at is not None
+
+
+# ---------------------------------------------------------------------------
+# A broker that stops answering (blocked publishers, a hang): every wait is bounded
+# ---------------------------------------------------------------------------
+RELAY_BATCH = """
+import json, time, django; django.setup()
+from orders import services
+started = time.monotonic()
+published = services.outbox_relay_batch(grace_seconds=0, batch_size=10)
+print(json.dumps({"published": published, "seconds": time.monotonic() - started}))
+"""
+
+POST_ORDER = """
+import json, time, django; django.setup()
+from django.conf import settings
+from django.test import Client
+started = time.monotonic()
+response = Client().post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, content_type="application/json", HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN)
+print(json.dumps({"status": response.status_code, "seconds": time.monotonic() - started}))
+"""
+
+SHORT_TIMEOUTS = {"OUTBOX_CONFIRM_TIMEOUT": "1", "OUTBOX_INLINE_TIMEOUT": "1", "BROKER_SOCKET_TIMEOUT": "1", "CELERY_BROKER_CONNECTION_TIMEOUT": "1"}
+
+
+def run_against(broker, code: str, **env) -> dict:
+    env = subprocess_env(CELERY_BROKER_URL=broker.url, **SHORT_TIMEOUTS, **env)
+    # Without the bounds these calls never return; the subprocess timeout turns that into a failure.
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def stalling_broker(request):
+    from orders.tests.stalling_broker import StallingBroker
+
+    broker = StallingBroker(answers=request.param)
+    yield broker
+    broker.close()
+
+
+@pytest.mark.parametrize(
+    "stalling_broker",
+    [0, 3, 5],
+    indirect=True,
+    ids=["accepts-never-answers", "silent-after-handshake", "never-confirms"],
+)
+def test_relay_batch_gives_up_in_bounded_time_and_leaves_rows_unsent_when_the_broker_stops_answering(stalling_broker, clean_queues):
+    # given: a backlog
+    create_orders_while_broker_is_down(2)
+    # when: the relay's broker stops answering (before the handshake, after it, or before any confirm)
+    batch = run_against(stalling_broker, RELAY_BATCH)
+    # then: the batch ends within its bounds, its rows stay unsent with the error, the next batch retries
+    assert batch["published"] == 0 and batch["seconds"] < 5
+    rows = list(OutboxMessage.objects.all())
+    assert all(row.published_at is None and row.publish_attempts == 2 and row.last_error for row in rows)
+    assert outbox_relay_batch(grace_seconds=0, batch_size=10) == 2
+
+
+@pytest.mark.parametrize("stalling_broker", [5], indirect=True, ids=["never-confirms"])
+def test_inline_publish_answers_202_in_bounded_time_when_the_broker_never_confirms(stalling_broker, clean_queues):
+    # when: a POST whose inline publish gets no confirm (a broker blocking publishers)
+    post = run_against(stalling_broker, POST_ORDER, OUTBOX_PUBLISH_INLINE="True")
+    # then: accepted within about OUTBOX_INLINE_TIMEOUT; the relay publishes the row later
+    assert post["status"] == 202 and post["seconds"] < 3
+    row = OutboxMessage.objects.get()
+    assert row.published_at is None and row.last_error
+    assert outbox_relay_batch(grace_seconds=0, batch_size=10) == 1
+
+
+@pytest.mark.parametrize("stalling_broker", [0], indirect=True, ids=["accepts-never-answers"])
+def test_post_never_touches_the_broker_with_the_default_relay_mode(stalling_broker):
+    # when: POST /orders in a process whose broker would hang anyone who talked to it
+    post = run_against(stalling_broker, POST_ORDER, OUTBOX_PUBLISH_INLINE="False")
+    # then: accepted at once, and the broker never saw a connection
+    assert post["status"] == 202 and post["seconds"] < 1
+    assert stalling_broker.connections == 0
+    assert OutboxMessage.objects.get().published_at is None

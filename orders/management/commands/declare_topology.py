@@ -1,20 +1,59 @@
+import json
+
+from amqp.exceptions import PreconditionFailed
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from orders_project import broker
 from orders_project.celery import app
 
+# Queue arguments as RabbitMQ policy keys, for the advice printed when a live queue has other arguments.
+POLICY_KEYS = {
+    "x-max-length": "max-length",
+    "x-max-length-bytes": "max-length-bytes",
+    "x-overflow": "overflow",
+    "x-delivery-limit": "delivery-limit",
+    "x-dead-letter-exchange": "dead-letter-exchange",
+    "x-dead-letter-strategy": "dead-letter-strategy",
+}
+
+
+def policy_command(queue, vhost: str) -> str:
+    definition = {POLICY_KEYS[k]: v for k, v in queue.queue_arguments.items() if k in POLICY_KEYS}
+    pattern = "^" + queue.name.replace(".", r"\.") + "$"
+    return f"rabbitmqctl set_policy -p {vhost} {queue.name}-limits '{pattern}' '{json.dumps(definition)}' --apply-to queues"
+
 
 class Command(BaseCommand):
     help = "Declare the RabbitMQ topology (exchanges, quorum queues, DLX, DLQ, bindings). Idempotent."
 
     def handle(self, *args, **options):
+        queues = (
+            *broker.work_queues(settings.QUEUE_DELIVERY_LIMIT),
+            broker.dead_letter_queue(max_length=settings.DLQ_MAX_LENGTH, max_bytes=settings.DLQ_MAX_BYTES),
+        )
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=10)
-            channel = conn.default_channel
+            channel = conn.channel()
             for exchange in (broker.ORDERS_EXCHANGE, broker.DEAD_LETTER_EXCHANGE):
                 exchange(channel).declare()
-            for queue in (*broker.work_queues(settings.QUEUE_DELIVERY_LIMIT), broker.dead_letter_queue()):
-                queue(channel).declare()
+            for queue in queues:
+                try:
+                    queue(channel).declare()
+                except PreconditionFailed as exc:
+                    # RabbitMQ cannot change a live queue's arguments (and closed the channel for asking).
+                    # The queue exists and keeps working as declared before: say how to apply the new
+                    # limits as a policy, and go on (every process must still start).
+                    channel = conn.channel()
+                    queue(channel).queue_declare(passive=True)
+                    queue(channel).queue_bind()
+                    self.stderr.write(
+                        self.style.WARNING(
+                            f"queue {queue.name} exists with other arguments ({exc.reply_text}); kept as it is. "
+                            f"To apply {queue.queue_arguments} to it: {policy_command(queue, conn.virtual_host)}"
+                        )
+                    )
+                    continue
                 self.stdout.write(f"queue {queue.name} -> {queue.exchange.name} [{queue.routing_key}] {queue.queue_arguments}")
+            channel.close()
         self.stdout.write(self.style.SUCCESS("topology declared"))
