@@ -16,3 +16,14 @@ DEAD_LETTERED = Counter("orders_dead_lettered_total", "Dead letters archived fro
 OUTBOX_BACKLOG = Gauge("orders_outbox_backlog", "Outbox rows not yet published", multiprocess_mode="max")
 OUTBOX_OLDEST_AGE = Gauge("orders_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", multiprocess_mode="max")
 DLQ_DEPTH = Gauge("orders_dlq_depth", "Messages waiting in the dead-letter queue", multiprocess_mode="max")
+# 1 if the service answered this process's last (cached) check, 0 if not: RabbitMQ and Redis are not in
+# /readyz (web pods serve without them), so their health is watched here and on GET /ops/diagnostics.
+BACKING_SERVICE_UP = Gauge(
+    "orders_backing_service_up", "Whether a backing service answered the last check", ["service"], multiprocess_mode="mostrecent"
+)
+DEAD_LETTERS_MALFORMED = Counter(
+    "orders_dead_letters_malformed_total", "Dead letters the archiver could not read as a task message (stored raw, acked)"
+)
+ARCHIVER_STORE_FAILURES = Counter(
+    "orders_archiver_store_failures_total", "Dead letters the archiver could not store (left in the DLQ, retried)"
+)

@@ -199,3 +199,23 @@ class DeadLetterGroupsApi(StaffApi):
     @extend_schema(operation_id="dead_letters_groups", responses={200: OutputSerializer(many=True), **ERRORS})
     def get(self, request):
         return Response(self.OutputSerializer(dead_letters.dead_letter_groups(), many=True).data)
+
+
+class DiagnosticsApi(StaffApi):
+    """Every backing service, ok or its error text (staff only: /readyz names no error to anonymous callers
+    and checks only PostgreSQL). Broker and Redis answers are cached for DIAGNOSTICS_CACHE_SECONDS."""
+
+    @extend_schema_serializer(component_name="Diagnostics")
+    class OutputSerializer(serializers.Serializer):
+        database = serializers.DictField()
+        rabbitmq = serializers.DictField()
+        redis = serializers.DictField()
+        dlq = serializers.DictField(help_text="`depth`: messages waiting in the DLQ")
+        outbox = serializers.DictField(help_text="`backlog`, `oldest_age_seconds`: outbox rows not yet published")
+        cached_for_seconds = serializers.FloatField()
+
+    @extend_schema(operation_id="diagnostics", responses={200: OutputSerializer, **ERRORS})
+    def get(self, request):
+        from orders import metrics_collect
+
+        return Response(metrics_collect.diagnostics())

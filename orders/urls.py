@@ -17,4 +17,5 @@ urlpatterns += [
     re_path(r"^ops/dead-letters/(?P<pk>\d+)/?$", ops_apis.DeadLetterDetailApi.as_view(), name="dead-letter"),
     re_path(r"^ops/dead-letters/(?P<pk>\d+)/redrive/?$", ops_apis.DeadLetterRedriveApi.as_view(), name="dead-letter-redrive"),
     re_path(r"^ops/dead-letters/(?P<pk>\d+)/discard/?$", ops_apis.DeadLetterDiscardApi.as_view(), name="dead-letter-discard"),
+    re_path(r"^ops/diagnostics/?$", ops_apis.DiagnosticsApi.as_view(), name="diagnostics"),
 ]
