@@ -10,9 +10,13 @@ log = get_logger(__name__)
 
 
 class GracefulLoop:
-    def __init__(self, name: str, *, heartbeat_file: str | None = None):
+    def __init__(self, name: str, *, heartbeat_file: str | None = None, failure_limit: int = 0):
         self.name = name
         self.heartbeat_file = heartbeat_file
+        # After this many failed batches in a row the heartbeat is no longer touched, so the liveness
+        # probe restarts a loop that keeps failing (0: a failed batch never stops the heartbeat).
+        self.failure_limit = failure_limit
+        self.failures = 0
         self.stopping = threading.Event()
 
     def _stop(self, signum, frame) -> None:
@@ -26,11 +30,16 @@ class GracefulLoop:
         while not self.stopping.is_set():
             try:
                 done = batch()
+                self.failures = 0
             except Exception as exc:  # a database or broker blip: back off and go on
-                log.warning("loop_batch_failed", loop=self.name, error=f"{type(exc).__name__}: {exc}")
+                self.failures += 1
+                log.warning("loop_batch_failed", loop=self.name, error=f"{type(exc).__name__}: {exc}", failures_in_a_row=self.failures)
                 done = 0
                 self._close_db()
-            heartbeat.beat(self.heartbeat_file)
+            if not self.failure_limit or self.failures < self.failure_limit:
+                heartbeat.beat(self.heartbeat_file)
+            elif self.failures == self.failure_limit:
+                log.error("loop_unhealthy", loop=self.name, failures_in_a_row=self.failures, heartbeat="no longer touched")
             if once:
                 break
             if not done:

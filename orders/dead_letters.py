@@ -52,6 +52,11 @@ class ParsedDeadLetter:
     last_death_at: datetime | None
     body_text: str
     decoded: bool
+    malformed: str = ""
+
+
+MALFORMED = "MalformedMessage"  # a dead letter that is not a Celery task message: stored raw, never redriven
+UNDECODABLE = "UndecodableMessage"  # a content type workers refuse (pickle, ...)
 
 
 def _as_datetime(value) -> datetime | None:
@@ -67,42 +72,87 @@ def _uuid_or_none(value) -> str | None:
         return None
 
 
+def _text(value, limit: int) -> str:
+    """A header value as a column can hold it: a string, no NUL (PostgreSQL refuses it), cut to size."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).replace("\x00", "\ufffd")[:limit]
+
+
+def _int(value, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (ValueError, TypeError):
+        return default
+
+
+def _celery_payload(body: bytes) -> tuple[list, dict, dict] | None:
+    """(args, kwargs, embed) of a Celery protocol-2 JSON body, or None if it is anything else."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if not (isinstance(payload, list) and len(payload) == 3):
+        return None
+    args, kwargs, embed = payload
+    if not (isinstance(args, list) and isinstance(kwargs, dict) and isinstance(embed, (dict, type(None)))):
+        return None
+    return args, kwargs, embed or {}
+
+
+def _body_text(body: bytes) -> str:
+    """The body as text when it is UTF-8 without NULs, else base64 (`body_encoding` says which)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode()
+    return text if "\x00" not in text else base64.b64encode(body).decode()
+
+
 def parse_dead_letter(*, body: bytes, headers: dict, content_type: str) -> ParsedDeadLetter:
-    deaths = headers.get("x-death") or []
+    """Whatever the message holds: headers of any type, any body. What is not a Celery task message comes
+    back with `malformed` saying why (the archiver stores it raw and acks it; it never stops on one)."""
+    headers = headers if isinstance(headers, dict) else {}
+    deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)] if isinstance(headers.get("x-death"), list) else []
     latest = deaths[0] if deaths else {}
-    args, kwargs, embed, decoded = [], {}, {}, False
-    if content_type == "application/json":
-        try:
-            payload = json.loads(body)
-            args, kwargs, embed = payload
-            decoded = True
-        except (ValueError, TypeError):
-            pass
-    body_text = body.decode("utf-8") if decoded else base64.b64encode(body).decode()
-    task_id = str(headers.get("id") or "")
+    payload = _celery_payload(body) if content_type == "application/json" else None
+    if content_type != "application/json":
+        malformed = f"content type {content_type!r} is not accepted"
+    elif payload is None:
+        malformed = "body is not a Celery task message (JSON [args, kwargs, embed])"
+    else:
+        malformed = ""
+    args, kwargs, embed = payload or ([], {}, {})
+    task_id = _text(headers.get("id"), 64)
     order_id = _uuid_or_none(args[0] if args else kwargs.get("order_id"))
+    reason = _text(latest.get("reason") or headers.get("x-first-death-reason") or "unknown", 40)
     return ParsedDeadLetter(
         message_key=task_id or hashlib.sha256(body).hexdigest(),
-        task_name=str(headers.get("task") or ""),
+        task_name=_text(headers.get("task"), 200),
         task_id=task_id,
         order_id=order_id,
         args=list(args),
         kwargs=dict(kwargs),
-        embed=dict(embed or {}),
-        reason=str(latest.get("reason") or headers.get("x-first-death-reason") or "unknown"),
-        queue=str(latest.get("queue") or headers.get("x-first-death-queue") or ""),
+        embed=dict(embed),
+        reason=reason,
+        queue=_text(latest.get("queue") or headers.get("x-first-death-queue"), 100),
         # RabbitMQ resets x-delivery-count when it dead-letters; the queue's limit says how many there were.
-        deliveries=settings.QUEUE_DELIVERY_LIMIT + 1 if latest.get("reason") == "delivery_limit" else 1,
-        retries=int(headers.get("retries") or 0),
+        deliveries=settings.QUEUE_DELIVERY_LIMIT + 1 if reason == "delivery_limit" else 1,
+        retries=max(_int(headers.get("retries")), 0),
         first_death_at=_as_datetime(deaths[-1].get("time")) if deaths else None,
         last_death_at=_as_datetime(latest.get("time")),
-        body_text=body_text,
-        decoded=decoded,
+        body_text=body.decode("utf-8") if not malformed else _body_text(body),
+        decoded=not malformed,
+        malformed=malformed,
     )
 
 
 def _jsonable(value):
-    return json.loads(json.dumps(value, default=str))
+    """JSON a jsonb column takes: anything else as its str(), and no NUL (PostgreSQL refuses \\u0000)."""
+    text = json.dumps(value, default=str)
+    return json.loads(text.replace("\\u0000", "\\ufffd")) if "\\u0000" in text else json.loads(text)
 
 
 # ---------------------------------------------------------------------------
@@ -120,14 +170,16 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
             .order_by("-created_at")
             .first()
         )
-    if failure is not None:
+    if parsed.malformed:
+        exception = UNDECODABLE if content_type != "application/json" else MALFORMED
+        stored_as = "text" if parsed.body_text == body.decode("utf-8", "replace") else "base64"
+        error, attempts = f"{parsed.malformed}; body stored as {stored_as}", 1
+    elif failure is not None:
         exception, error = failure.detail.get("exception", ""), failure.detail.get("message", "")
         attempts = failure.detail.get("attempts", parsed.retries + 1)
     elif parsed.reason == "delivery_limit":
         exception, error = "WorkerLost", f"dead-lettered after {parsed.deliveries} deliveries (worker lost each time)"
         attempts = parsed.deliveries
-    elif not parsed.decoded:
-        exception, error, attempts = "UndecodableMessage", f"content type {content_type!r} is not accepted", 1
     else:
         exception, error, attempts = "", f"rejected by {parsed.queue or 'a worker'}", parsed.retries + 1
 
@@ -141,15 +193,15 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
                 stage=stage.name if stage else "",
                 queue=stage.queue if stage else parsed.queue,
                 reason=parsed.reason,
-                exception=exception,
-                error_message=error,
+                exception=_text(exception, 200),
+                error_message=_text(error, 10_000),
                 attempts=attempts,
                 first_death_at=parsed.first_death_at,
                 last_death_at=parsed.last_death_at,
                 headers=_jsonable(headers),
                 properties=_jsonable(properties),
                 body=parsed.body_text,
-                content_type=content_type,
+                content_type=_text(content_type, 100),
             ),
         )
         if created and order is not None:
@@ -167,6 +219,8 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
             )
     if created:
         metrics.DEAD_LETTERED.labels(stage=dead_letter.stage or "unknown", reason=parsed.reason).inc()
+        if parsed.malformed:
+            metrics.DEAD_LETTERS_MALFORMED.inc()
         log.warning(
             "dead_letter_archived",
             order_id=parsed.order_id,
@@ -178,21 +232,66 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
     return dead_letter, created
 
 
+def dead_letter_store_raw(*, body: bytes, headers, properties, content_type: str, error: Exception) -> DeadLetter:
+    """The last resort when archiving failed on what the message holds: its bytes (base64) and headers,
+    marked malformed, with no order touched."""
+    dead_letter, created = DeadLetter.objects.get_or_create(
+        message_key=hashlib.sha256(body).hexdigest(),
+        defaults=dict(
+            reason="unknown",
+            exception=MALFORMED,
+            error_message=_text(f"could not be archived: {type(error).__name__}: {error}; body stored as base64", 10_000),
+            headers=_jsonable({"raw": repr(headers)[:100_000]}),
+            properties=_jsonable({"raw": repr(properties)[:10_000]}),
+            body=base64.b64encode(body).decode(),
+            content_type=_text(content_type, 100),
+        ),
+    )
+    if created:
+        metrics.DEAD_LETTERS_MALFORMED.inc()
+    return dead_letter
+
+
+class ArchiveFailed(Exception):
+    """A dead letter could not be stored at all (the database is down?): it is back in the DLQ."""
+
+
+def _archive_one(message) -> None:
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8", "surrogatepass")
+    headers = dict(message.headers or {}) if isinstance(message.headers, dict) else {}
+    properties = {k: v for k, v in (message.properties or {}).items() if k != "application_headers"}
+    content_type = message.content_type or ""
+    try:
+        dead_letter_archive(body=body, headers=headers, properties=properties, content_type=content_type)
+    except Exception as exc:
+        log.warning("dead_letter_archive_failed", error=f"{type(exc).__name__}: {exc}")
+        try:
+            dead_letter_store_raw(body=body, headers=message.headers, properties=properties, content_type=content_type, error=exc)
+        except Exception as store_exc:
+            metrics.ARCHIVER_STORE_FAILURES.inc()
+            raise ArchiveFailed(f"{type(store_exc).__name__}: {store_exc}") from store_exc
+
+
 def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> int:
-    """Store, then ack, up to `limit` dead letters. Returns how many were taken."""
+    """Store, then ack, up to `limit` dead letters. Returns how many were taken. A message that cannot be
+    read as a task message is stored raw (malformed) and acked like any other; one that cannot be stored
+    at all goes back to the DLQ and the batch fails (ArchiveFailed), so the loop's liveness shows it."""
     taken = 0
-    with Connection(settings.CELERY_BROKER_URL) as conn:
+    with Connection(
+        settings.CELERY_BROKER_URL,
+        connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT,
+        transport_options={"read_timeout": settings.BROKER_SOCKET_TIMEOUT, "write_timeout": settings.BROKER_SOCKET_TIMEOUT},
+    ) as conn:
         channel = conn.channel()
         for _ in range(limit):
             message = channel.basic_get(broker.DEAD_LETTER_QUEUE_NAME, no_ack=False)
             if message is None:
                 break
-            dead_letter_archive(
-                body=message.body if isinstance(message.body, bytes) else message.body.encode(),
-                headers=dict(message.headers or {}),
-                properties={k: v for k, v in (message.properties or {}).items() if k != "application_headers"},
-                content_type=message.content_type or "",
-            )
+            try:
+                _archive_one(message)
+            except ArchiveFailed:
+                channel.basic_reject(message.delivery_tag, requeue=True)
+                raise
             if crash_after_store:  # fault injection for the at-least-once test and the chaos run
                 os._exit(99)
             channel.basic_ack(message.delivery_tag)
@@ -240,7 +339,7 @@ def dead_letter_redrive(*, dead_letter_id: int, actor: str) -> DeadLetter:
         if dead_letter.status == DeadLetterStatus.REDRIVEN:
             raise RedriveRefused(f"dead letter {dead_letter.pk} was already redriven by {dead_letter.redriven_by}")
         stage = broker.STAGE_BY_TASK.get(dead_letter.task_name)
-        if stage is None or dead_letter.content_type != "application/json":
+        if stage is None or dead_letter.content_type != "application/json" or dead_letter.exception in (MALFORMED, UNDECODABLE):
             raise RedriveRefused(f"dead letter {dead_letter.pk} is not a pipeline task message; discard it instead")
         if dead_letter.order_id is None:
             raise RedriveRefused(f"dead letter {dead_letter.pk} has no order")

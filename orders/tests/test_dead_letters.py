@@ -1,3 +1,4 @@
+import base64
 import json
 
 import pytest
@@ -123,3 +124,106 @@ def test_discard_marks_it_handled(catalog):
     assert letter.status == DeadLetterStatus.DISCARDED
     with pytest.raises(dead_letters.RedriveRefused):
         dead_letters.dead_letter_discard(dead_letter_id=letter.pk, actor="a")
+
+
+# ---------------------------------------------------------------------------
+# The archiver never stops on a malformed dead letter
+# ---------------------------------------------------------------------------
+MALFORMED_LETTERS = [
+    # (body, content type, headers)
+    (b"[1,2,3]", "application/json", {"task": "orders.process", "id": "M-list", "x-death": [{"reason": "rejected", "queue": "process"}]}),
+    (b"\xff\xfe\x00not json", "application/json", {"task": "orders.process", "id": "M-bytes"}),
+    (b'{"no": "headers"}', "application/json", None),
+    (b"plain words", "text/plain", {"id": "M-text"}),
+    (b'[[], {}, {}]\x00', "application/json", {"id": "M-nul\x00", "retries": "many", "x-death": "not a list", "task": "t" * 500}),
+]
+
+
+def dlq_publish(body: bytes, content_type: str, headers) -> None:
+    from django.conf import settings
+    from kombu import Connection
+
+    from orders_project import broker
+
+    with Connection(settings.CELERY_BROKER_URL) as conn:
+        producer = conn.Producer(conn.channel())
+        producer.publish(
+            body, exchange=broker.DEAD_LETTER_EXCHANGE.name, routing_key="process",
+            content_type=content_type, content_encoding="binary", headers=headers,
+        )
+
+
+def dlq_wait_depth(count: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while dead_letters.dlq_depth() < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_archiver_stores_and_acks_malformed_dead_letters_and_goes_on_with_the_next_good_one(catalog, clean_queues):
+    from orders import metrics
+
+    # given: malformed dead letters in the real DLQ, then a good one
+    for body, content_type, headers in MALFORMED_LETTERS:
+        dlq_publish(body, content_type, headers)
+    order = _failed_at_enrich()
+    good = dead_letter_message(order_id=order.id, task_id="T-1")
+    dlq_publish(good["body"], good["content_type"], good["headers"])
+    dlq_wait_depth(len(MALFORMED_LETTERS) + 1)
+    counted = metrics.DEAD_LETTERS_MALFORMED._value.get()
+    # when
+    taken = dead_letters.dlq_archive_batch(limit=100)
+    # then: every one stored and acked, the malformed ones marked and counted, the good one archived as usual
+    assert taken == len(MALFORMED_LETTERS) + 1
+    assert dead_letters.dlq_depth() == 0
+    malformed = DeadLetter.objects.exclude(exception="ProviderTransientError")
+    assert sorted(malformed.values_list("exception", flat=True)) == sorted(["MalformedMessage"] * 4 + ["UndecodableMessage"])
+    assert metrics.DEAD_LETTERS_MALFORMED._value.get() == counted + len(MALFORMED_LETTERS)
+    assert malformed.get(message_key="M-list").body == "[1,2,3]"
+    assert base64.b64decode(malformed.get(message_key="M-bytes").body) == b"\xff\xfe\x00not json"
+    assert all(letter.order_id is None for letter in malformed)
+    assert DeadLetter.objects.get(message_key="T-1").order_id == order.id
+    order.refresh_from_db()
+    assert order.history.filter(event=HistoryEvent.DEAD_LETTERED).exists()
+
+
+def test_a_malformed_dead_letter_with_a_pipeline_task_name_is_never_redriven(catalog):
+    letter, _ = dead_letters.dead_letter_archive(
+        body=b"[1,2,3]", headers={"task": "orders.process", "id": "M-1"}, properties={}, content_type="application/json"
+    )
+    assert letter.exception == "MalformedMessage"
+    with pytest.raises(dead_letters.RedriveRefused):
+        dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="t")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_archiver_heartbeat_stops_after_repeated_failures_to_store_and_the_dead_letter_stays(clean_queues, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from conftest import subprocess_env
+
+    # given: a dead letter, and an archiver whose database is gone
+    dlq_publish(b"[1,2,3]", "application/json", {"id": "M-stays"})
+    dlq_wait_depth(1)
+    heartbeat = tmp_path / "heartbeat"
+    env = subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope", ARCHIVER_FAILURE_LIMIT="2", OUTBOX_POLL_SECONDS="0.2")
+    archiver = subprocess.Popen([sys.executable, "manage.py", "archive_dead_letters", "--heartbeat-file", str(heartbeat)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # when: it fails batch after batch
+        time.sleep(6)
+        stale_since = heartbeat.stat().st_mtime
+        time.sleep(2)
+        # then: its heartbeat stopped (the liveness probe restarts it), the process is still up, nothing lost
+        assert heartbeat.stat().st_mtime == stale_since and time.time() - stale_since > 2
+        assert archiver.poll() is None
+    finally:
+        archiver.terminate()
+        _, stderr = archiver.communicate(timeout=30)
+    assert "loop_unhealthy" in stderr
+    assert dead_letters.dlq_depth() == 1
+    # and once the database is back, it is stored
+    assert dead_letters.dlq_archive_batch(limit=10) == 1
+    assert DeadLetter.objects.get(message_key="M-stays").exception == "MalformedMessage"

@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, once, batch_size, heartbeat_file, **options):
         crash = settings.DEAD_LETTER_FAULT_AFTER_STORE
-        GracefulLoop("archiver", heartbeat_file=heartbeat_file).run(
+        GracefulLoop("archiver", heartbeat_file=heartbeat_file, failure_limit=settings.ARCHIVER_FAILURE_LIMIT).run(
             lambda: dlq_archive_batch(limit=batch_size, crash_after_store=crash),
             idle_seconds=settings.OUTBOX_POLL_SECONDS,
             once=once,
