@@ -8,7 +8,7 @@ Client → server frames are small JSON objects:
     {"type": "unsubscribe", "order_id": "<uuid>"}  leave it
     {"type": "ping"}                               answered by {"type": "pong"}
 Anything else gets `{"type": "error", "message": ...}` and the socket stays open; a frame over
-64 KiB closes it with 1009 (message too big). Anonymous access is LIVE_FEED_ANONYMOUS (default on);
+64 KiB closes it with 1009 (message too big). Anonymous access is LIVE_FEED_ANONYMOUS (the demo's; default off);
 when it is off, only authenticated staff (Django session) are let in, others are closed with 4401.
 """
 import json
@@ -23,7 +23,8 @@ from orders.events import LIVE_GROUP, order_group
 
 log = get_logger(__name__)
 
-MAX_FRAME_BYTES = 64 * 1024
+# The same bound uvicorn enforces first (--ws-max-size); here for servers that do not (daphne, tests).
+MAX_FRAME_BYTES = settings.LIVE_WS_MAX_BYTES
 MAX_SUBSCRIPTIONS = 100
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
 CLOSE_UNAUTHORIZED = 4401  # application range: "not allowed to watch the feed"
@@ -77,7 +78,7 @@ class OrderFeedConsumer(AsyncJsonWebsocketConsumer):
             return
         size = len(bytes_data) if text_data is None else len(text_data.encode("utf-8", "surrogatepass"))
         if size > MAX_FRAME_BYTES:
-            await self.close(code=CLOSE_TOO_BIG, reason="frame over 64 KiB")
+            await self.close(code=CLOSE_TOO_BIG, reason=f"frame over {MAX_FRAME_BYTES} bytes")
             return
         if text_data is None:
             await self.send_error("binary frames are not accepted; send JSON text")

@@ -1,7 +1,7 @@
 """GET /orders pages by cursor: no COUNT(*), no OFFSET scan, served by the order indexes (orders/models.py)."""
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
 
@@ -13,6 +13,16 @@ class OrderCursorPagination(CursorPagination):
         self.ordering = "updated_at" if by_updated else "-created_at"
         self.page_size = settings.ORDERS_PAGE_SIZE
         self.max_page_size = settings.ORDERS_PAGE_SIZE_MAX
+
+    def get_page_size(self, request):
+        # DRF silently falls back to the default on a bad value; say so instead (as for every other
+        # query parameter). Empty means not given.
+        raw = request.query_params.get(self.page_size_query_param, "")
+        if raw == "":
+            return self.page_size
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValidationError({self.page_size_query_param: ["A positive integer is required."]})
+        return min(int(raw), self.max_page_size)
 
     def decode_cursor(self, request):
         cursor = super().decode_cursor(request)
