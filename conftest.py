@@ -68,6 +68,30 @@ def api_client():
 
 
 @pytest.fixture
+def admin_client_logged(client):
+    """Django's test client logged in as a superuser (the admin, staff-only pages)."""
+    from django.contrib.auth.models import User
+
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    client.login(username="root", password="pw")
+    return client
+
+
+@pytest.fixture
+def staff_client():
+    """An API client with a staff user's HTTP Basic credentials (the operator endpoints)."""
+    import base64
+
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    User.objects.create_user("ops", password="pw-ops", is_staff=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"ops:pw-ops").decode())
+    return client
+
+
+@pytest.fixture
 def anon_client():
     from rest_framework.test import APIClient
 

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from conftest import queue_messages
 from core.procs import wait_until
+from clients.models import DEFAULT_CLIENT_ID
 from e2e.conftest import wait_terminal
 from enrichment import controls
 from orders import services
@@ -183,7 +184,7 @@ def test_worker_killed_mid_task_redelivers_and_completes_exactly_once(processes,
 def test_same_message_published_twice_to_two_workers_takes_effect_once(processes, http):
     # given: an order accepted without the fast path, and every stage doubled
     catalog_create()
-    result = services.order_create(customer_id="dup", source="api", items=[services.ItemIn("ABC", 2)], request_hash="x")
+    result = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="dup", source="api", items=[services.ItemIn("ABC", 2)], request_hash="x")
     order_id = str(result.order.id)
     processes.pipeline()
     processes.pipeline(relay=False)
@@ -252,7 +253,7 @@ def test_redelivered_message_of_a_failed_task_is_dead_lettered_not_acked(process
     # given: an order the enrich task failed (on_failure ran), whose reject never reached RabbitMQ
     # (broker restart or worker kill in between): the same message comes back
     catalog_create()
-    result = services.order_create(customer_id="lost", source="api", items=[services.ItemIn("ABC", 1)], request_hash="x")
+    result = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="lost", source="api", items=[services.ItemIn("ABC", 1)], request_hash="x")
     order_id = str(result.order.id)
     services.order_process(order_id=order_id)
     services.order_fail(order_id=order_id, stage="enrich", reason="enrich: retries exhausted", kind="retries_exhausted",

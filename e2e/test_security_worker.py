@@ -11,6 +11,7 @@ from kombu import Connection, Producer
 
 from conftest import queue_messages
 from core.procs import wait_until
+from clients.models import DEFAULT_CLIENT_ID
 from orders.dead_letters import dead_letter_archive
 from orders.models import Order, OrderHistory, OrderItem, OrderStatus
 from orders.tests.factories import catalog_create
@@ -33,7 +34,7 @@ class Canary:
 
 def pending_order() -> Order:
     """A real pending order, written without an outbox row so nothing else publishes it."""
-    order = Order.objects.create(customer_id="sec", source="api")
+    order = Order.objects.create(client_id=DEFAULT_CLIENT_ID, customer_id="sec", source="api")
     OrderItem.objects.create(order=order, sku="ABC", qty=1)
     return order
 

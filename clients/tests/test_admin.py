@@ -2,7 +2,6 @@
 import re
 
 import pytest
-from django.contrib.auth.models import User
 
 from clients.models import ApiClient, ApiClientKey
 from clients.tests.factories import api_client_for
@@ -10,11 +9,6 @@ from clients.tests.factories import api_client_for
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client_logged(client):
-    User.objects.create_superuser("root", "root@example.com", "pw")
-    client.login(username="root", password="pw")
-    return client
 
 
 def test_adding_a_key_in_the_admin_shows_it_once_and_it_works(admin_client_logged, catalog):

@@ -150,17 +150,6 @@ print(r.status_code, r["Content-Type"], r.get("Retry-After"), r.json()["code"])
 # ---------------------------------------------------------------------------
 # GET /ops/diagnostics (staff only)
 # ---------------------------------------------------------------------------
-@pytest.fixture
-def staff_client():
-    import base64
-
-    from django.contrib.auth.models import User
-    from rest_framework.test import APIClient
-
-    User.objects.create_user("ops", password="pw-ops", is_staff=True)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"ops:pw-ops").decode())
-    return client
 
 
 def test_diagnostics_shows_every_backing_service_to_staff(staff_client, api_client):

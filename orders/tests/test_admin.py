@@ -10,11 +10,6 @@ from orders.tests.factories import order_create
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client_logged(client):
-    User.objects.create_superuser("root", "root@example.com", "pw")
-    client.login(username="root", password="pw")
-    return client
 
 
 @pytest.fixture

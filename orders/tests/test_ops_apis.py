@@ -1,4 +1,3 @@
-import base64
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,12 +13,6 @@ pytestmark = pytest.mark.django_db
 JSON = "application/json"
 
 
-@pytest.fixture
-def staff_client():
-    User.objects.create_user("ops", password="pw-ops", is_staff=True)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"ops:pw-ops").decode())
-    return client
 
 
 PATHS = [
