@@ -100,25 +100,21 @@ def http(live_server):
         assert response.status_code == 202, response.text
         return response.json()["order_id"]
 
-    staff = {}
+    # An operator's session: these tests check what on-call sees (exception text, who redrove). Made now,
+    # not on first use: inside a Playwright block the thread runs an event loop and the ORM refuses.
+    from django.contrib.auth.models import User
+    from django.test import Client
 
-    def staff_cookie() -> dict:
-        """An operator's session: these tests check what on-call sees (exception text, who redrove)."""
-        if not staff:
-            from django.contrib.auth.models import User
-            from django.test import Client
-
-            browser = Client()
-            browser.force_login(User.objects.create_user("e2e-oncall", is_staff=True))
-            staff["sessionid"] = browser.cookies["sessionid"].value
-        return staff
+    browser = Client()
+    browser.force_login(User.objects.create_user("e2e-oncall", is_staff=True))
+    staff = {"sessionid": browser.cookies["sessionid"].value}
 
     def get_order(order_id, *, as_client: bool = False):
         """The order as staff see it; `as_client=True`: as the client that created it (its bearer key)."""
         if as_client:
             response = session.get(f"{live_server.url}/orders/{order_id}", timeout=30)
         else:
-            response = requests.get(f"{live_server.url}/orders/{order_id}", cookies=staff_cookie(), timeout=30)
+            response = requests.get(f"{live_server.url}/orders/{order_id}", cookies=staff, timeout=30)
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -73,22 +73,6 @@ SECRET_ENV = {
 }
 
 
-# --------------------------------------------------------------------------- isolation
-
-# The project's root conftest.py has autouse fixtures that need Django settings, RabbitMQ and
-# Redis. These tests need none of them: same-named no-op fixtures shadow them in this module.
-
-
-@pytest.fixture(scope="session", autouse=True)
-def rabbitmq_vhost():
-    return None
-
-
-@pytest.fixture(autouse=True)
-def clean_cache():
-    yield
-
-
 # --------------------------------------------------------------------------- helpers
 
 

@@ -11,21 +11,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "pR0d-Kx7wQ2mZ9vL4tN8bC1yH6jF3sD5aG0eU7iO2pW9qE4rT1uY6nM3"  # 56 characters, random-looking
 TOKEN = "Tq8mW3zK6vB1xN4cJ7hL2pF9sD5gA0eR"  # 32 characters
 
 
-# No service is needed here (every check runs in its own process): no-op fixtures shadow the root
-# conftest's autouse ones (RabbitMQ vhost, Redis cache).
-@pytest.fixture(scope="session", autouse=True)
-def rabbitmq_vhost():
-    return None
-
-
-@pytest.fixture(autouse=True)
-def clean_cache():
-    yield
 
 
 PRODUCTION = {
