@@ -11,19 +11,9 @@ from django_redis import get_redis_connection
 from rest_framework.throttling import BaseThrottle
 
 from core.logging import get_logger
+from core.rates import parse_rate
 
 log = get_logger(__name__)
-
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(rate: str) -> tuple[int, int]:
-    """`"600/s"`, `"60/min"`, `"1000/hour"` → (requests, seconds)."""
-    count, _, period = rate.partition("/")
-    if not count.isdigit() or int(count) < 1 or not period or period[0] not in _PERIODS:
-        raise ValueError(f"A throttle rate is '<requests>/<s|min|hour|day>', not {rate!r}")
-    return int(count), _PERIODS[period[0]]
-
 
 class _WindowThrottle(BaseThrottle):
     scope = ""

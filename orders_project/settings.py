@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.rates import parse_rate
 from orders_project import broker
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -250,8 +251,10 @@ THROTTLE_RATES = {
     "anon": env.str("THROTTLE_ANON_RATE", default="60/min"),
 }
 for _scope, _rate in THROTTLE_RATES.items():
-    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
-        raise ImproperlyConfigured(f"THROTTLE_{_scope.upper()}_RATE must look like '600/s' or '60/min', not {_rate!r}")
+    try:
+        parse_rate(_rate)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"THROTTLE_{_scope.upper()}_RATE: {exc}")
 # GET /orders: cursor pages of ORDERS_PAGE_SIZE orders; `?page_size=` up to ORDERS_PAGE_SIZE_MAX.
 ORDERS_PAGE_SIZE = env.int("ORDERS_PAGE_SIZE", default=50)
 ORDERS_PAGE_SIZE_MAX = env.int("ORDERS_PAGE_SIZE_MAX", default=200)

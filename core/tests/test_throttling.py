@@ -4,7 +4,7 @@ import pytest
 from django.test.utils import override_settings
 
 from clients.tests.factories import api_client_for, client_with_key
-from core.throttling import parse_rate
+from core.rates import parse_rate
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def test_rates_parse(rate, expected):
     assert parse_rate(rate) == expected
 
 
-@pytest.mark.parametrize("rate", ["", "60", "0/s", "-1/s", "x/s", "10/fortnight", "10/"])
+@pytest.mark.parametrize("rate", ["", "60", "0/s", "-1/s", "x/s", "10/fortnight", "10/", "10/sx", " 10/s"])
 def test_bad_rates_are_refused(rate):
     with pytest.raises(ValueError):
         parse_rate(rate)
