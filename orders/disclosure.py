@@ -2,13 +2,16 @@
 (orders/selectors.py) and the live feed (orders/consumers.py). Staff see everything."""
 from orders.models import HistoryEvent
 
-# What an API client may see of each history entry's detail: no staff usernames (`by`), no exception
-# text (`error`, `message`, `exception`), no internal ids. Events not listed here carry only order data.
+# What a reader who is not staff may see of each history entry's detail: the pipeline's facts, never the
+# customer's (enrichment scores: the order's own `enrichment` field is where its client reads them), staff
+# usernames (`by`), exception text (`error`, `message`, `exception`) or internal ids. An allowlist, so a key
+# added to an event later stays hidden until it is listed here.
+_PIPELINE_DETAIL_KEYS = frozenset({"items", "source", "via", "status", "reserved", "invoice", "total"})
 _PUBLIC_DETAIL_KEYS = {
-    HistoryEvent.RETRY: {"attempt", "next_delay_s"},
-    HistoryEvent.FAILED: {"kind", "attempts"},
-    HistoryEvent.DEAD_LETTERED: {"reason", "deliveries"},
-    HistoryEvent.REDRIVEN: set(),
+    HistoryEvent.RETRY: frozenset({"attempt", "next_delay_s"}),
+    HistoryEvent.FAILED: frozenset({"kind", "attempts"}),
+    HistoryEvent.DEAD_LETTERED: frozenset({"reason", "deliveries"}),
+    HistoryEvent.REDRIVEN: frozenset(),
 }
 PUBLIC_FAILURE_REASON = "The order could not be processed; quote its order_id to support."
 
@@ -22,9 +25,7 @@ def public_failure_reason(*, failure_reason: str, failure_kind: str) -> str:
 
 
 def public_history_entry(entry: dict) -> dict:
-    keys = _PUBLIC_DETAIL_KEYS.get(entry["event"])
-    if keys is None:
-        return entry
+    keys = _PUBLIC_DETAIL_KEYS.get(entry["event"], _PIPELINE_DETAIL_KEYS)
     detail = {k: v for k, v in entry["detail"].items() if k in keys}
     if entry["event"] == HistoryEvent.FAILED and entry["detail"].get("kind") == "business":
         detail["reason"] = entry["detail"].get("reason", "")
