@@ -2,10 +2,14 @@ import hashlib
 import json
 import re
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+)
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -17,7 +21,8 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -37,8 +42,8 @@ from core.api import (
 )
 from core.exceptions import ApplicationError
 from orders import disclosure, selectors, services
-from orders.pagination import OrderCursorPagination
 from orders.models import OrderSource, OrderStatus
+from orders.pagination import OrderCursorPagination
 
 SKU_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -47,14 +52,14 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "clients.auth.BearerKeyAuthentication"
     name = "bearerAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: Any) -> dict:
         return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Bearer")
 
 
 class CanReadOrders(IsClientOrStaff):
     """A client key or staff; the demo's anonymous live page (LIVE_FEED_ANONYMOUS) may also read."""
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if super().has_permission(request, view):
             return True
         return request.method in ("GET", "HEAD", "OPTIONS") and settings.LIVE_FEED_ANONYMOUS and not request.user.is_authenticated
@@ -80,7 +85,7 @@ class OrderListCreateApi(APIView):
             )
             qty = StrictIntegerField(min_value=1, max_value=1000)
 
-            def validate_sku(self, value):
+            def validate_sku(self, value: str) -> str:
                 if not re.fullmatch(SKU_REGEX, value):
                     raise serializers.ValidationError("Only letters, digits, '_' and '-' are allowed.")
                 return value
@@ -89,7 +94,7 @@ class OrderListCreateApi(APIView):
         source = serializers.ChoiceField(choices=OrderSource.choices, default=OrderSource.API)
         items = ItemSerializer(many=True, allow_empty=False, max_length=100)
 
-        def validate_customer_id(self, value):
+        def validate_customer_id(self, value: str) -> str:
             if not value.strip():
                 raise serializers.ValidationError("This field may not be blank.")
             return value
@@ -132,7 +137,7 @@ class OrderListCreateApi(APIView):
         *PAGE_PARAMETERS,
     ]
 
-    def get_permissions(self):
+    def get_permissions(self) -> list[BasePermission]:
         return [IsClientOrStaff()] if self.request.method == "POST" else [CanReadOrders()]
 
     @extend_schema(
@@ -149,7 +154,7 @@ class OrderListCreateApi(APIView):
         ],
         responses={202: OutputSerializer, 409: OpenApiResponse(ErrorSerializer, description="Key reused with another body"), **ERRORS},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -180,7 +185,7 @@ class OrderListCreateApi(APIView):
             **READ_ERRORS,
         },
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = OrderCursorPagination(by_updated="updated_since" in filters.validated_data)
@@ -217,7 +222,7 @@ class OrderDetailApi(APIView):
             **{code: ERRORS[code] for code in (401, 403, 429, 503)},
         },
     )
-    def get(self, request, order_id: str):
+    def get(self, request: Request, order_id: str) -> Response:
         try:
             uuid.UUID(order_id)
         except ValueError:
@@ -242,7 +247,7 @@ class ProductListApi(APIView):
         available = serializers.IntegerField()
 
     @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True), **{code: ERRORS[code] for code in (401, 429, 503)}})
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(selectors.product_list(), many=True).data)
 
 
@@ -252,7 +257,7 @@ class OrderCreateInputScheme(OpenApiSerializerExtension):
 
     target_class = OrderListCreateApi.InputSerializer
 
-    def map_serializer(self, auto_schema, direction):
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict:
         schema = auto_schema._map_basic_serializer(self.target, direction)
         items = self.target.fields["items"]
         schema["properties"]["items"].update(minItems=0 if items.allow_empty else 1, maxItems=items.max_length)

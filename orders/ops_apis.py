@@ -1,6 +1,7 @@
 """Operator REST API beside the dead letters' (orders/dead_letters/apis.py): diagnostics (staff only)."""
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import ERRORS
@@ -22,5 +23,5 @@ class DiagnosticsApi(StaffApi):
         cached_for_seconds = serializers.FloatField()
 
     @extend_schema(operation_id="diagnostics", responses={200: OutputSerializer, **ERRORS})
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(metrics_collect.diagnostics())

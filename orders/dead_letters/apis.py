@@ -1,10 +1,18 @@
 """Operator REST API for the dead-letter archive (staff only: session or HTTP basic auth; core/operator_auth.py)."""
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import (
@@ -20,7 +28,11 @@ from core.api import (
     paginated,
 )
 from core.operator_auth import StaffApi
-from orders.dead_letters.redrive import dead_letter_discard, dead_letter_redrive, dead_letter_redrive_many
+from orders.dead_letters.redrive import (
+    dead_letter_discard,
+    dead_letter_redrive,
+    dead_letter_redrive_many,
+)
 from orders.dead_letters.selectors import dead_letter_groups, dead_letter_list
 from orders.models import DeadLetter, DeadLetterStatus
 
@@ -76,7 +88,7 @@ class DeadLetterListApi(DeadLetterApi):
         parameters=FILTER_PARAMETERS,
         responses={200: paginated("PaginatedDeadLetterList", DeadLetterSerializer(many=True)), **ERRORS},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = PageNumberPagination()
@@ -86,7 +98,7 @@ class DeadLetterListApi(DeadLetterApi):
 
 class DeadLetterDetailApi(DeadLetterApi):
     @extend_schema(operation_id="dead_letters_retrieve", parameters=[DEAD_LETTER_ID], responses={200: DeadLetterDetailSerializer, **ERRORS})
-    def get(self, request, pk: int):
+    def get(self, request: Request, pk: int) -> Response:
         return Response(DeadLetterDetailSerializer(self.get_dead_letter(pk)).data)
 
 
@@ -97,7 +109,7 @@ class DeadLetterRedriveApi(DeadLetterApi):
         parameters=[DEAD_LETTER_ID],
         responses={200: DeadLetterSerializer, 409: OpenApiResponse(ErrorSerializer, description="Refused"), **ERRORS},
     )
-    def post(self, request, pk: int):
+    def post(self, request: Request, pk: int) -> Response:
         self.get_dead_letter(pk)
         return Response(DeadLetterSerializer(dead_letter_redrive(dead_letter_id=pk, actor=self.actor())).data)
 
@@ -109,7 +121,7 @@ class DeadLetterDiscardApi(DeadLetterApi):
         parameters=[DEAD_LETTER_ID],
         responses={200: DeadLetterSerializer, 409: OpenApiResponse(ErrorSerializer, description="Refused"), **ERRORS},
     )
-    def post(self, request, pk: int):
+    def post(self, request: Request, pk: int) -> Response:
         self.get_dead_letter(pk)
         return Response(DeadLetterSerializer(dead_letter_discard(dead_letter_id=pk, actor=self.actor())).data)
 
@@ -117,7 +129,7 @@ class DeadLetterDiscardApi(DeadLetterApi):
 class RequiredBodySchema(AutoSchema):
     """The body is required even though none of its fields is (one of them must be given)."""
 
-    def _get_request_body(self, direction="request"):
+    def _get_request_body(self, direction: str = "request") -> Any:
         body = super()._get_request_body(direction)
         if body:
             body["required"] = True
@@ -134,7 +146,7 @@ class DeadLetterBulkRedriveApi(DeadLetterApi):
         group = StrictCharField(required=False, max_length=300, trim_whitespace=False)
         all = StrictBooleanField(required=False, default=False)
 
-        def validate(self, attrs):
+        def validate(self, attrs: dict) -> dict:
             if sum(bool(attrs.get(k)) for k in ("ids", "group", "all")) != 1:
                 raise serializers.ValidationError("Give exactly one of ids, group or all=true.")
             return attrs
@@ -145,7 +157,7 @@ class DeadLetterBulkRedriveApi(DeadLetterApi):
         refused = serializers.DictField(child=serializers.CharField())
 
     @extend_schema(operation_id="dead_letters_redrive_bulk", request=InputSerializer, responses={200: OutputSerializer, **ERRORS})
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -161,7 +173,7 @@ class DeadLetterBulkRedriveInputScheme(OpenApiSerializerExtension):
 
     target_class = DeadLetterBulkRedriveApi.InputSerializer
 
-    def map_serializer(self, auto_schema, direction):
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict:
         schema = auto_schema._map_basic_serializer(self.target, direction)
         schema["properties"]["group"]["pattern"] = NO_NUL_PATTERN
         # OpenAPI 3.0 has no `const`; the boolean conditions sit under `not`, where drf-spectacular's
@@ -187,5 +199,5 @@ class DeadLetterGroupsApi(DeadLetterApi):
         last_archived_at = serializers.DateTimeField()
 
     @extend_schema(operation_id="dead_letters_groups", responses={200: OutputSerializer(many=True), **ERRORS})
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(dead_letter_groups(), many=True).data)
