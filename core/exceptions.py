@@ -29,6 +29,11 @@ class ConflictError(ApplicationError):
     code = "conflict"
 
 
+class TransientError(Exception):
+    """Worth another try later (a timeout, a 5xx-like answer, a message that arrived before its
+    predecessor's effect): the pipeline's stages retry these with backoff, and fail the order on anything else."""
+
+
 class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A backing service is unavailable; retry with the same X-Idempotency-Key."

@@ -1,4 +1,4 @@
-"""Authentication of the operator API (orders/ops_apis.py): staff, by session or HTTP Basic, and no
+"""Authentication of the operator APIs (orders/dead_letters/apis.py, orders/ops_apis.py): staff, by session or HTTP Basic, and no
 state-changing request can be made from another site with either.
 
 A session cookie: DRF's SessionAuthentication enforces Django's CSRF check on unsafe methods (the
@@ -10,7 +10,9 @@ this API never grants (it sends no CORS headers). curl and scripts add the heade
 """
 from drf_spectacular.authentication import BasicScheme
 from rest_framework import exceptions
-from rest_framework.authentication import BasicAuthentication
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.permissions import IsAdminUser
+from rest_framework.views import APIView
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 JSON = "application/json"
@@ -33,3 +35,13 @@ class CrossSiteSafeBasicScheme(BasicScheme):
     """The OpenAPI schema's `basicAuth`, as for DRF's class (drf-spectacular matches the exact class only)."""
 
     target_class = "core.operator_auth.CrossSiteSafeBasicAuthentication"
+
+
+class StaffApi(APIView):
+    # Basic first: an anonymous caller gets 401 with a challenge; a logged-in non-staff user gets 403.
+    # Neither can be used cross-site: Basic POSTs need a JSON content type, session POSTs the CSRF token.
+    authentication_classes = [CrossSiteSafeBasicAuthentication, SessionAuthentication]
+    permission_classes = [IsAdminUser]
+
+    def actor(self) -> str:
+        return f"staff:{self.request.user.get_username()}"

@@ -3,13 +3,14 @@
 Readiness is what the process cannot serve without: PostgreSQL and its migrations. RabbitMQ and Redis
 are shared by every pod, so failing readiness on them would take every web pod out of the Service at
 once, although POST (outbox) and GET (database) still work: their health is a gauge on /metrics and the
-staff-only GET /ops/diagnostics (orders/metrics_collect.py). Anonymous callers never see error text.
+staff-only GET /ops/diagnostics (orders/metrics_collect.py, registered with on_metrics_scrape). Anonymous callers never see error text.
 """
 import os
+from collections.abc import Callable
 
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client import REGISTRY
 
@@ -71,8 +72,17 @@ def metrics_registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def metrics_view(request):
-    from orders import metrics_collect
+# Gauges read at scrape time (outbox backlog, backing services), registered by the apps that own them
+# (AppConfig.ready), so that this module depends on none of them.
+_scrape_hooks: list[Callable[[], None]] = []
 
-    metrics_collect.refresh_gauges()
+
+def on_metrics_scrape(hook: Callable[[], None]) -> None:
+    if hook not in _scrape_hooks:
+        _scrape_hooks.append(hook)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    for hook in _scrape_hooks:
+        hook()
     return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)

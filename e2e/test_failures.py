@@ -12,7 +12,7 @@ from core.procs import wait_until
 from clients.models import DEFAULT_CLIENT_ID
 from e2e.conftest import wait_terminal
 from enrichment import controls
-from orders import services
+from orders import pipeline, services
 from orders.models import DeadLetter, Invoice, Order, OrderStatus, Product
 from orders.tests.factories import catalog_create
 
@@ -190,7 +190,7 @@ def test_same_message_published_twice_to_two_workers_takes_effect_once(processes
     processes.pipeline(relay=False)
     # when: the same task message (same task id) published twice, plus a relay-style republish
     for _ in range(2):
-        services.order_pipeline_signature(order_id).apply_async(task_id=f"dup-{order_id}")
+        pipeline.order_chain(order_id).apply_async(task_id=f"dup-{order_id}")
     services.outbox_relay_batch(grace_seconds=0, batch_size=10)
     wait_until(lambda: Order.objects.get(id=order_id).status == OrderStatus.COMPLETED, timeout=60, what="completed")
     time.sleep(2)  # let the duplicates finish their (skipped) stages

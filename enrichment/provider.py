@@ -14,6 +14,7 @@ from typing import Sequence
 
 from django.conf import settings
 
+from core.exceptions import TransientError
 from enrichment import controls
 
 
@@ -21,7 +22,7 @@ class ProviderError(Exception):
     pass
 
 
-class ProviderTransientError(ProviderError):
+class ProviderTransientError(ProviderError, TransientError):
     """A timeout or 5xx-like answer: worth retrying."""
 
 

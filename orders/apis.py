@@ -2,11 +2,14 @@ import hashlib
 import json
 import re
 import uuid
-from datetime import datetime, timezone as dt_timezone
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+)
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -18,144 +21,45 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clients.auth import ClientPrincipal, IsClientOrStaff, client_scope
 from clients.models import DEFAULT_CLIENT_ID
+from core.api import (
+    ERRORS,
+    NOT_BLANK_PATTERN,
+    PAGE_PARAMETERS,
+    READ_ERRORS,
+    ErrorSerializer,
+    InstantField,
+    StrictCharField,
+    StrictIntegerField,
+    blank_or,
+    cursor_paginated,
+)
 from core.exceptions import ApplicationError
-from orders import selectors, services
-from orders.pagination import OrderCursorPagination
+from orders import disclosure, selectors, services
 from orders.models import OrderSource, OrderStatus
+from orders.pagination import OrderCursorPagination
 
 SKU_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
-# What every DRF CharField enforces (ProhibitNullCharactersValidator) without saying so in the schema.
-NO_NUL_PATTERN = r"^[^\x00]*$"
-# No NUL and at least one non-blank character: what `.strip()` then "may not be blank" accepts.
-NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
-
-
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     """Documents clients.auth.BearerKeyAuthentication as the `bearerAuth` security scheme."""
 
     target_class = "clients.auth.BearerKeyAuthentication"
     name = "bearerAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: Any) -> dict:
         return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Bearer")
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of coercing them to text."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An IntegerField that refuses strings ("2"), floats (2.0) and booleans instead of coercing them."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A BooleanField that takes only JSON true/false, not "yes", 1 or "on"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class InstantField(serializers.DateTimeField):
-    """Any RFC 3339 date-time, including those whose UTC value falls outside Python's datetime range
-    (`0001-01-01T00:00:00+01:00`, `9999-12-31T23:59:59-01:00`): for a "changed since" filter they mean
-    the earliest / latest instant. DRF would answer 400 "Datetime value out of range" to valid input."""
-
-    def enforce_timezone(self, value):
-        if value.tzinfo is not None:
-            try:
-                value.astimezone(dt_timezone.utc)
-            except OverflowError:
-                return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=dt_timezone.utc)
-        return super().enforce_timezone(value)
-
-
-def blank_or(schema: dict) -> dict:
-    """A query parameter that may also be sent empty (`?status=`): DRF reads an empty optional query
-    value as "not given", so the filter is simply not applied."""
-    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
-
-
-PAGE_PARAMETERS = [
-    OpenApiParameter(
-        "cursor", {"type": "string"}, OpenApiParameter.QUERY, description="Opaque: take it from `next` or `previous`; a tampered cursor is a 404"
-    ),
-    OpenApiParameter("page_size", blank_or({"type": "integer", "minimum": 1}), OpenApiParameter.QUERY, description="Orders a page (capped)"),
-]
-
-
-# Staff lists (dead letters) still page by number.
-PAGE = OpenApiParameter(
-    "page", blank_or({"type": "integer", "minimum": 1}), OpenApiParameter.QUERY, description="Page number (50 a page); past the last page is a 404"
-)
-
-
-def paginated(name: str, serializer: serializers.Serializer):
-    """The page DRF's PageNumberPagination actually returns, for APIViews that paginate by hand."""
-    return inline_serializer(
-        name,
-        {
-            "count": serializers.IntegerField(min_value=0),
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer,
-        },
-    )
-
-
-def cursor_paginated(name: str, serializer: serializers.Serializer):
-    """The page DRF's CursorPagination returns: no count, links to the next and previous pages."""
-    return inline_serializer(
-        name,
-        {
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": serializer,
-        },
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    message = serializers.CharField()
-    code = serializers.CharField()
-    extra = serializers.DictField()
-
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `extra.fields` has per-field errors"),
-    401: OpenApiResponse(ErrorSerializer, description="Missing or wrong bearer key"),
-    403: OpenApiResponse(ErrorSerializer, description="Not allowed"),
-    404: OpenApiResponse(ErrorSerializer, description="Not found"),
-    415: OpenApiResponse(ErrorSerializer, description="Only application/json bodies are accepted"),
-    429: OpenApiResponse(ErrorSerializer, description="Too many requests; `Retry-After` says when to retry"),
-    503: OpenApiResponse(ErrorSerializer, description="A backing service is down; retry with the same key"),
-}
-
-
-READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 403, 429, 503)}
 
 
 class CanReadOrders(IsClientOrStaff):
     """A client key or staff; the demo's anonymous live page (LIVE_FEED_ANONYMOUS) may also read."""
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if super().has_permission(request, view):
             return True
         return request.method in ("GET", "HEAD", "OPTIONS") and settings.LIVE_FEED_ANONYMOUS and not request.user.is_authenticated
@@ -181,7 +85,7 @@ class OrderListCreateApi(APIView):
             )
             qty = StrictIntegerField(min_value=1, max_value=1000)
 
-            def validate_sku(self, value):
+            def validate_sku(self, value: str) -> str:
                 if not re.fullmatch(SKU_REGEX, value):
                     raise serializers.ValidationError("Only letters, digits, '_' and '-' are allowed.")
                 return value
@@ -190,7 +94,7 @@ class OrderListCreateApi(APIView):
         source = serializers.ChoiceField(choices=OrderSource.choices, default=OrderSource.API)
         items = ItemSerializer(many=True, allow_empty=False, max_length=100)
 
-        def validate_customer_id(self, value):
+        def validate_customer_id(self, value: str) -> str:
             if not value.strip():
                 raise serializers.ValidationError("This field may not be blank.")
             return value
@@ -222,7 +126,7 @@ class OrderListCreateApi(APIView):
         def get_failure_reason(self, order) -> str:
             if self.context["reader"].staff:
                 return order.failure_reason
-            return selectors.public_failure_reason(failure_reason=order.failure_reason, failure_kind=order.failure_kind)
+            return disclosure.public_failure_reason(failure_reason=order.failure_reason, failure_kind=order.failure_kind)
 
     FILTER_PARAMETERS = [
         OpenApiParameter("status", blank_or({"type": "string", "enum": OrderStatus.values}), OpenApiParameter.QUERY),
@@ -233,7 +137,7 @@ class OrderListCreateApi(APIView):
         *PAGE_PARAMETERS,
     ]
 
-    def get_permissions(self):
+    def get_permissions(self) -> list[BasePermission]:
         return [IsClientOrStaff()] if self.request.method == "POST" else [CanReadOrders()]
 
     @extend_schema(
@@ -250,7 +154,7 @@ class OrderListCreateApi(APIView):
         ],
         responses={202: OutputSerializer, 409: OpenApiResponse(ErrorSerializer, description="Key reused with another body"), **ERRORS},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -281,7 +185,7 @@ class OrderListCreateApi(APIView):
             **READ_ERRORS,
         },
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = OrderCursorPagination(by_updated="updated_since" in filters.validated_data)
@@ -318,7 +222,7 @@ class OrderDetailApi(APIView):
             **{code: ERRORS[code] for code in (401, 403, 429, 503)},
         },
     )
-    def get(self, request, order_id: str):
+    def get(self, request: Request, order_id: str) -> Response:
         try:
             uuid.UUID(order_id)
         except ValueError:
@@ -343,7 +247,7 @@ class ProductListApi(APIView):
         available = serializers.IntegerField()
 
     @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True), **{code: ERRORS[code] for code in (401, 429, 503)}})
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(selectors.product_list(), many=True).data)
 
 
@@ -353,7 +257,7 @@ class OrderCreateInputScheme(OpenApiSerializerExtension):
 
     target_class = OrderListCreateApi.InputSerializer
 
-    def map_serializer(self, auto_schema, direction):
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict:
         schema = auto_schema._map_basic_serializer(self.target, direction)
         items = self.target.fields["items"]
         schema["properties"]["items"].update(minItems=0 if items.allow_empty else 1, maxItems=items.max_length)

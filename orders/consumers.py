@@ -19,6 +19,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from core.logging import get_logger
+from orders.disclosure import public_live_event
 from orders.events import LIVE_GROUP, order_group
 
 log = get_logger(__name__)
@@ -33,8 +34,6 @@ CLOSE_UNAVAILABLE = 1011  # the channel layer (Redis) is unreachable; the page r
 # What an event may carry to the page. Everything else is dropped, so a field added to the event later
 # (a customer id, an address) never reaches an anonymous socket by accident.
 EVENT_FIELDS = ("order_id", "status", "stage", "event", "detail", "failure_reason", "source", "at")
-# Detail keys that are about the pipeline, not the customer (staff see the whole detail).
-PUBLIC_DETAIL_KEYS = frozenset({"attempt", "next_delay_s", "error", "reason", "kind", "via", "deliveries", "status", "items"})
 # An order's events reach a socket through `orders.live` and through its own group when subscribed:
 # the last event keys sent are remembered so the page gets each event once.
 RECENT_EVENTS = 512
@@ -47,7 +46,7 @@ def public_event(event: dict, *, staff: bool) -> dict:
     if not isinstance(detail, dict):
         shown["detail"] = {}
     elif not staff:
-        shown["detail"] = {key: value for key, value in detail.items() if key in PUBLIC_DETAIL_KEYS}
+        return public_live_event(shown)
     return shown
 
 

@@ -1,104 +1,53 @@
-"""The base task of every pipeline stage: retry policy, failure → order failed + dead letter,
-and the log/metrics context. See README "Failure handling"."""
-import time
+"""The pipeline, defined once: its stages in chain order, with the task, queue and routing key of each.
 
-from celery import Task
-from celery.exceptions import Reject, SoftTimeLimitExceeded
-from django.conf import settings
-from django.db import InterfaceError, OperationalError
+The broker topology (orders_project/broker.py), Celery's routes, the chain every order is published as, the
+history's `stage` values, the metrics' labels and the live page's columns all derive from `STAGES`. This
+module imports nothing from Django: the settings module reads it (through broker.py) at start-up.
+See README "Pipeline".
+"""
+from dataclasses import dataclass
+from enum import StrEnum
 
-from core.logging import bind_order_context, clear_context, get_logger
-from enrichment.provider import ProviderTransientError
-from orders import metrics
-from orders.models import HistoryEvent, OrderHistory, OrderStatus
-from orders.services import EnrichmentMissing, order_fail, order_retry_record
-
-log = get_logger(__name__)
-
-# Worth another try later; anything else fails the order at once and dead-letters its message.
-TRANSIENT_ERRORS = (ProviderTransientError, SoftTimeLimitExceeded, OperationalError, InterfaceError, EnrichmentMissing)
+from celery import chain, current_app
+from celery.canvas import Signature
 
 
-class PipelineTask(Task):
-    stage = ""
-    acks_late = True
-    reject_on_worker_lost = True
-    # Failures are rejected (requeue=False) so RabbitMQ dead-letters them; Celery would ack them.
-    acks_on_failure = False
-    autoretry_for = TRANSIENT_ERRORS
-    # Delay before retry n (0-based) is uniform in [0, min(BASE * 2**n, MAX)] seconds (full jitter);
-    # with the defaults 1, 2, 4, 8, 16 s caps over 5 retries. Retries wait in RabbitMQ's delayed-delivery
-    # queues, not in a worker slot.
-    retry_backoff = settings.TASK_RETRY_BACKOFF_BASE
-    retry_backoff_max = settings.TASK_RETRY_BACKOFF_MAX
-    retry_jitter = True
-    max_retries = settings.TASK_MAX_RETRIES
+@dataclass(frozen=True)
+class Stage:
+    name: str  # the history's `stage`, the metrics' `stage` label, the live page's column
+    task: str  # the Celery task name: the name on the wire, kept stable across releases
+    queue: str
+    routing_key: str
 
-    def __call__(self, *args, **kwargs):
-        order_id = args[0] if args else kwargs.get("order_id")
-        bind_order_context(order_id=order_id, task_id=self.request.id, stage=self.stage, attempt=self.request.retries)
-        started = time.monotonic()
-        outcome = "error"
-        try:
-            result = super().__call__(*args, **kwargs)
-            outcome = "ok"
-            return result
-        finally:
-            elapsed = time.monotonic() - started
-            metrics.STAGE_DURATION.labels(stage=self.stage, outcome=outcome).observe(elapsed)
-            log.info("stage_finished", outcome=outcome, duration_ms=round(elapsed * 1000, 1))
-            clear_context()
+    def __str__(self) -> str:
+        return self.name
 
-    def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):
-        limit = self.max_retries if max_retries is None else max_retries
-        if exc is not None and (limit is None or self.request.retries < limit):
-            order_id = self.request.args[0] if self.request.args else None
-            attempt = self.request.retries + 1
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning("stage_retry", order_id=str(order_id), stage=self.stage, attempt=attempt, error=error, delay=countdown)
-            metrics.TASK_RETRIES.labels(stage=self.stage).inc()
-            try:
-                order_retry_record(order_id=order_id, stage=self.stage, attempt=attempt, error=error, delay=countdown or 0)
-            except Exception as history_exc:  # the retry itself must still happen
-                log.warning("retry_history_failed", order_id=str(order_id), error=str(history_exc))
-        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        order_id = args[0] if args else kwargs.get("order_id")
-        exhausted = isinstance(exc, TRANSIENT_ERRORS)
-        reason = (
-            f"{self.stage}: retries exhausted after {self.request.retries} retries: {type(exc).__name__}: {exc}"
-            if exhausted
-            else f"{self.stage}: {type(exc).__name__}: {exc}"
-        )
-        log.error("stage_failed", order_id=str(order_id), stage=self.stage, error=reason, task_id=task_id)
-        # Recorded here because the dead letter itself does not carry the exception.
-        try:
-            order_fail(
-                order_id=order_id,
-                stage=self.stage,
-                reason=reason,
-                kind="retries_exhausted" if exhausted else "permanent",
-                detail={
-                    "task": self.name,
-                    "task_id": task_id,
-                    "exception": type(exc).__name__,
-                    "message": str(exc),
-                    "attempts": self.request.retries + 1,
-                    "dead_lettered": True,
-                },
-            )
-        except Exception as fail_exc:  # the archiver marks it failed from the dead letter
-            log.error("order_fail_failed", order_id=str(order_id), error=str(fail_exc))
+PROCESS = Stage("process", "orders.process", "process", "order.created")
+# Its task keeps the name it had when enrichment was an app of its own: messages already queued, retried
+# or archived in the DLQ carry it.
+ENRICH = Stage("enrich", "enrichment.enrich", "enrichment", "order.enrichment.requested")
+FINALIZE = Stage("finalize", "orders.finalize", "finalize", "order.enriched")
 
-    def after_stage(self, order) -> None:
-        """A redelivered message of a task that already failed this order (its reject was lost to a
-        broker restart or a worker kill after on_failure) goes to the DLQ now, not acked away; and a
-        terminal order stops the rest of the chain."""
-        if order.status == OrderStatus.FAILED and OrderHistory.objects.filter(
-            order=order, event=HistoryEvent.FAILED, detail__task_id=self.request.id
-        ).exists():
-            log.warning("stage_failure_redelivered", order_id=str(order.id), stage=self.stage, task_id=self.request.id)
-            raise Reject("failed earlier; dead-lettering its redelivered message", requeue=False)
-        if order.is_terminal:
-            self.request.chain = None
+STAGES: tuple[Stage, ...] = (PROCESS, ENRICH, FINALIZE)
+STAGE_BY_NAME = {s.name: s for s in STAGES}
+STAGE_BY_TASK = {s.task: s for s in STAGES}
+STAGE_BY_QUEUE = {s.queue: s for s in STAGES}
+
+
+class Step(StrEnum):
+    """History entries written outside the chain's stages (the `stage` column's other values)."""
+
+    API = "api"  # accepted by POST /orders
+    OUTBOX = "outbox"  # published by the fast path or the relay
+    DLQ = "dlq"  # archived from the dead-letter queue
+
+
+def order_chain(order_id: str) -> Signature:
+    """The chain one order is published as: every stage in order, each task returning the order id for
+    the next (the first gets it as its argument)."""
+    first, *rest = STAGES
+    return chain(
+        current_app.signature(first.task, args=[order_id], immutable=True),
+        *(current_app.signature(stage.task) for stage in rest),
+    )

@@ -11,7 +11,8 @@ from django.db.models import Prefetch, QuerySet
 
 from core.logging import get_logger
 from orders import events
-from orders.models import HistoryEvent, Order, OrderHistory, Product
+from orders.disclosure import public_failure_reason, public_history_entry
+from orders.models import Order, OrderHistory, Product
 
 log = get_logger(__name__)
 
@@ -99,40 +100,11 @@ def _serialize_order(order: Order) -> dict:
     }
 
 
-# What an API client may see of each history entry's detail: no staff usernames (`by`), no exception
-# text (`error`, `message`, `exception`), no internal ids. Events not listed here carry only order data.
-_PUBLIC_DETAIL_KEYS = {
-    HistoryEvent.RETRY: {"attempt", "next_delay_s"},
-    HistoryEvent.FAILED: {"kind", "attempts"},
-    HistoryEvent.DEAD_LETTERED: {"reason", "deliveries"},
-    HistoryEvent.REDRIVEN: set(),
-}
-PUBLIC_FAILURE_REASON = "The order could not be processed; quote its order_id to support."
-
-
-def public_failure_reason(*, failure_reason: str, failure_kind: str) -> str:
-    """A business failure (unknown sku, not enough stock) is the client's to read; anything else may
-    carry exception text and is reported generically (staff see the real reason)."""
-    if not failure_reason or failure_kind == "business":
-        return failure_reason
-    return PUBLIC_FAILURE_REASON
-
-
-def _public_history_entry(entry: dict) -> dict:
-    keys = _PUBLIC_DETAIL_KEYS.get(entry["event"])
-    if keys is None:
-        return entry
-    detail = {k: v for k, v in entry["detail"].items() if k in keys}
-    if entry["event"] == HistoryEvent.FAILED and entry["detail"].get("kind") == "business":
-        detail["reason"] = entry["detail"].get("reason", "")
-    return {**entry, "detail": detail}
-
-
 def _view_for(data: dict, reader: Reader) -> dict:
     view = {k: v for k, v in data.items() if not k.startswith("_")}
     if not reader.staff:
         view["failure_reason"] = public_failure_reason(failure_reason=data["failure_reason"] or "", failure_kind=data["_failure_kind"]) or None
-        view["history"] = [_public_history_entry(h) for h in data["history"]]
+        view["history"] = [public_history_entry(h) for h in data["history"]]
     if reader.demo:
         view.update(customer_id="", enrichment=None, invoice=None)
     return view

@@ -1,19 +1,32 @@
-# The pipeline and its failure handling are explained in README "Pipeline" and "Failure handling".
+# One task per stage of orders/pipeline.py; the pipeline and its failure handling are explained in
+# README "Pipeline" and "Failure handling". The base task (orders/stage_task.py) retries, fails and ends chains.
 from celery import shared_task
+from django.conf import settings
 
 from orders import services
-from orders.pipeline import PipelineTask
+from orders.models import Order
+from orders.pipeline import ENRICH, FINALIZE, PROCESS
+from orders.stage_task import StageTask
 
 
-@shared_task(bind=True, base=PipelineTask, name="orders.process", stage="process")
-def order_process(self, order_id: str) -> str:
-    order = services.order_process(order_id=order_id)
-    self.after_stage(order)
-    return order_id
+@shared_task(bind=True, base=StageTask, name=PROCESS.task, stage=PROCESS)
+def order_process(self: StageTask, order_id: str) -> Order:
+    return services.order_process(order_id=order_id)
 
 
-@shared_task(bind=True, base=PipelineTask, name="orders.finalize", stage="finalize")
-def order_finalize(self, order_id: str) -> str:
-    order = services.order_finalize(order_id=order_id)
-    self.after_stage(order)
-    return order_id
+@shared_task(
+    bind=True,
+    base=StageTask,
+    name=ENRICH.task,
+    stage=ENRICH,
+    # Effective under the prefork pool; under threads the provider client's timeout bounds the call.
+    soft_time_limit=settings.ENRICHMENT_SOFT_TIME_LIMIT,
+    time_limit=settings.ENRICHMENT_TIME_LIMIT,
+)
+def order_enrich(self: StageTask, order_id: str) -> Order:
+    return services.order_enrich(order_id=order_id, attempt=self.request.retries)
+
+
+@shared_task(bind=True, base=StageTask, name=FINALIZE.task, stage=FINALIZE)
+def order_finalize(self: StageTask, order_id: str) -> Order:
+    return services.order_finalize(order_id=order_id)

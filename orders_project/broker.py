@@ -4,31 +4,15 @@ Celery's settings (queues, routes) and `manage.py declare_topology` both read fr
 so what the set-up declares and what workers expect can never drift apart.
 See README "Broker topology" for the dead-letter design.
 """
-from dataclasses import dataclass
-
 from kombu import Exchange, Queue
+
+# The stages are defined once, in orders/pipeline.py; their queues and routes are declared here.
+from orders.pipeline import STAGE_BY_QUEUE, STAGE_BY_TASK, STAGES  # noqa: F401  (re-exported)
 
 ORDERS_EXCHANGE = Exchange("orders", type="topic", durable=True)
 # Dead letters from every stage land in one DLQ; x-death says which queue they came from.
 DEAD_LETTER_EXCHANGE = Exchange("orders.dlx", type="topic", durable=True)
 DEAD_LETTER_QUEUE_NAME = "orders.dlq"
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str  # stage name used in history and metrics
-    task: str  # Celery task name
-    queue: str
-    routing_key: str
-
-
-STAGES = (
-    Stage("process", "orders.process", "process", "order.created"),
-    Stage("enrich", "enrichment.enrich", "enrichment", "order.enrichment.requested"),
-    Stage("finalize", "orders.finalize", "finalize", "order.enriched"),
-)
-STAGE_BY_TASK = {s.task: s for s in STAGES}
-STAGE_BY_QUEUE = {s.queue: s for s in STAGES}
 
 
 def work_queue_arguments(delivery_limit: int, *, dead_letter_exchange: str = DEAD_LETTER_EXCHANGE.name) -> dict:

@@ -379,11 +379,13 @@ CELERY_TASK_QUEUES = broker.work_queues(QUEUE_DELIVERY_LIMIT)
 CELERY_TASK_ROUTES = broker.task_routes()
 CELERY_TASK_DEFAULT_EXCHANGE = broker.ORDERS_EXCHANGE.name
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
-CELERY_TASK_DEFAULT_QUEUE = "process"
+CELERY_TASK_DEFAULT_QUEUE = broker.STAGES[0].queue
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 # The set-up (manage.py declare_topology) owns the topology; publishers never re-declare.
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# The acks of every task, set once here (orders/stage_task.py relies on them): late, so a worker that dies
+# mid-task leaves its message to be redelivered.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A failed task is rejected without requeue, so RabbitMQ dead-letters it (Celery acks failures by default).

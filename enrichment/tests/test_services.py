@@ -4,7 +4,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from enrichment.services import order_enrich
+from orders.services import order_enrich
 from orders import services
 from orders.models import HistoryEvent, OrderEnrichment, OrderStatus
 from orders.tests.factories import order_create

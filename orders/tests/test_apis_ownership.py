@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from clients.tests.factories import api_client_for, client_with_key
-from orders import selectors, services
+from orders import disclosure, selectors, services
 from orders.models import HistoryEvent, Order
 from orders.tests.factories import order_create
 
@@ -118,7 +118,7 @@ def test_clients_see_no_staff_names_or_exception_text_but_staff_do(shop, staff_s
         for secret in ("oncall-alice", "secret-host", "token=abc123", "ValueError", "ConnectionError"):
             assert secret not in body, (path, secret)
     detail = shop_http.get(f"/orders/{order_id}").json()
-    assert detail["status"] == "failed" and detail["failure_reason"] == selectors.PUBLIC_FAILURE_REASON
+    assert detail["status"] == "failed" and detail["failure_reason"] == disclosure.PUBLIC_FAILURE_REASON
     assert [h["event"] for h in detail["history"]][-3:] == ["retry", "failed", "redriven"]
     staff_body = staff_session.get(f"/orders/{order_id}").content.decode()
     for secret in ("oncall-alice", "secret-host", "token=abc123"):

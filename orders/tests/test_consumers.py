@@ -181,7 +181,7 @@ async def test_anonymous_sockets_get_no_customer_fields_or_customer_detail():
     communicator = await connected()
     order_id = uuid.uuid4()
     leaky = event_for(
-        order_id, stage="enrich", customer_id="c-123", email="a@b.c", detail={"customer_score": 0.9, "attempt": 2}
+        order_id, stage="enrich", event="retry", customer_id="c-123", email="a@b.c", detail={"customer_score": 0.9, "attempt": 2}
     )
     # when
     await group_send(events.LIVE_GROUP, leaky)

@@ -51,15 +51,15 @@ def test_unpublished_row_is_published_by_the_relay_exactly_once(clean_queues):
 
 def test_relay_publishes_a_batch_on_its_own_confirm_channel_kept_between_batches(clean_queues):
     # given: a backlog of two batches
-    from orders import services
+    from orders import publisher as amqp
 
     create_orders_while_broker_is_down(5)
-    publisher = services._publishers.__dict__.pop("publisher", None)
+    publisher = amqp._publishers.__dict__.pop("publisher", None)
     if publisher is not None:
         publisher.close()
     # when
     first = outbox_relay_batch(grace_seconds=0, batch_size=3)
-    publisher = services._publishers.publisher
+    publisher = amqp._publishers.publisher
     channel = publisher.channel
     second = outbox_relay_batch(grace_seconds=0, batch_size=3)
     # then: every message went out on the relay's channel (not a pooled producer) and was confirmed

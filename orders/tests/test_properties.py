@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enrichment import controls
-from enrichment.services import order_enrich
+from orders.services import order_enrich
 from clients.models import DEFAULT_CLIENT_ID
 from orders import services
 from orders.models import Invoice, Order, OrderEnrichment, OrderStatus, Product

@@ -1,7 +1,9 @@
+from collections import Counter
+
 import pytest
 
 from enrichment.provider import ProviderPermanentError
-from enrichment.services import order_enrich
+from orders.services import order_enrich
 from clients.models import DEFAULT_CLIENT_ID
 from orders import services
 from orders.models import HistoryEvent, IdempotencyKey, Invoice, OrderEnrichment, OrderStatus, OutboxMessage, Product
@@ -96,7 +98,7 @@ def test_order_process_short_on_one_sku_reserves_none_of_the_others(catalog):
 
 def test_stock_reserve_names_every_short_sku_and_reserves_nothing(catalog):
     with pytest.raises(services.StockShort, match=r"^unknown sku NOPE; not enough stock for SCARCE \(wanted 5, available 2\)$"):
-        services.stock_reserve(services.Counter({"ABC": 4, "NOPE": 1, "SCARCE": 5}))
+        services.stock_reserve(Counter({"ABC": 4, "NOPE": 1, "SCARCE": 5}))
     assert _stock("ABC") == (1000, 0)
 
 

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from orders_project import broker
-from orders_project.celery import app
+from celery import current_app as app
 
 # Queue arguments as RabbitMQ policy keys, for the advice printed when a live queue has other arguments.
 POLICY_KEYS = {

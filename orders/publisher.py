@@ -1,0 +1,139 @@
+"""The outbox's AMQP side: publishing order chains with pipelined publisher confirms.
+
+One connection and confirm-mode channel per thread, kept across batches; a batch is published and its
+confirms awaited once, every wait bounded. The outbox services (orders/services/outbox.py) call
+`chains_publish_confirmed` inside the transaction that marks the rows sent.
+"""
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from celery import current_app
+from celery.canvas import Signature, _prepare_chain_from_options
+from django.conf import settings
+from kombu.exceptions import OperationalError  # what kombu turns a connection error into
+
+from orders.pipeline import order_chain
+
+
+class PublishNotConfirmed(Exception):
+    """The broker nacked a message of the batch, or did not confirm it in time."""
+
+
+def _chain_publish(signature: Signature, *, producer: Any) -> None:
+    """Publish a chain's first task, the rest embedded, through `producer`. Celery's chain.apply_async
+    takes a `producer` argument but does not pass it on (chain.run drops it): the message would go out
+    on a pooled producer, confirmed one by one, and never on this channel. So the chain is prepared as
+    chain.run does and its first task published with the producer."""
+    tasks, _ = signature.prepare_steps((), {}, signature.tasks, None, None, None, signature.app, None, None, None)
+    first = tasks.pop()
+    first.apply_async(producer=producer, retry=False, **_prepare_chain_from_options({}, tasks, False))
+
+
+class _ConfirmedPublisher:
+    """One broker connection and confirm-mode channel kept across relay batches (opening them cost more
+    than a batch of one), publishing a batch and waiting once for all its confirms (pipelined publisher
+    confirms). Every wait is bounded: the connect and handshake by the connect timeout, each socket read
+    and write by the publish's timeout (a broker that stops answering), the confirms by its deadline (a
+    broker that blocks publishers never confirms). Any error drops the connection; the next publish opens
+    a new one."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.channel: Any = None
+        self.producer: Any = None
+        self.published = 0  # delivery tags of this channel handed out so far
+        self.upto = 0  # every tag <= upto is confirmed (multiple acks)
+        self.acked: set[int] = set()
+        self.nacked: set[int] = set()
+
+    def _open(self, *, timeout: float) -> None:
+        socket_timeout = min(settings.BROKER_SOCKET_TIMEOUT, timeout)
+        self.conn = current_app.connection_for_write(
+            connect_timeout=min(settings.CELERY_BROKER_CONNECTION_TIMEOUT, timeout),
+            transport_options={"confirm_publish": False, "read_timeout": socket_timeout, "write_timeout": socket_timeout},
+        )
+        self.conn.connect()  # one attempt: the caller (relay loop, or the relay after the fast path) retries
+        self.channel = self.conn.channel()
+        self.channel.confirm_select()
+        self.published, self.upto, self.acked, self.nacked = 0, 0, set(), set()
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+        self.producer = current_app.amqp.Producer(self.channel, auto_declare=False)
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self.upto = max(self.upto, tag)
+            self.acked = {t for t in self.acked if t > tag}
+        else:
+            self.acked.add(tag)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self.nacked.add(tag)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.release()
+            except Exception:
+                pass
+        self.conn = self.channel = self.producer = None
+
+    def publish(self, order_ids: Sequence[str], *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        reused = self.conn is not None
+        try:
+            self._publish(order_ids, timeout=timeout, deadline=deadline)
+        except Exception as exc:
+            errors = (OperationalError, *(self.conn.connection_errors if self.conn is not None else ()))
+            timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__cause__ or exc.__context__, TimeoutError)
+            stale = reused and isinstance(exc, errors) and not timed_out
+            self.close()
+            if not stale:
+                raise
+            # The broker closed the kept connection while it sat idle (missed heartbeats, a restart):
+            # once more, at once, on a new one.
+            try:
+                self._publish(order_ids, timeout=timeout, deadline=max(deadline, time.monotonic() + timeout))
+            except Exception:
+                self.close()
+                raise
+
+    def _publish(self, order_ids: Sequence[str], *, timeout: float, deadline: float) -> None:
+        if self.conn is None:
+            self._open(timeout=timeout)
+        first = self.published + 1
+        for order_id in order_ids:
+            _chain_publish(order_chain(order_id), producer=self.producer)
+            self.published += 1
+        tags = range(first, self.published + 1)
+
+        def unconfirmed() -> int:
+            return sum(1 for tag in tags if tag > self.upto and tag not in self.acked)
+
+        while unconfirmed() and not self.nacked:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishNotConfirmed(f"{unconfirmed()} of {len(tags)} messages unconfirmed after {timeout}s")
+            try:
+                self.conn.drain_events(timeout=remaining)
+            except socket.timeout:
+                continue
+        if self.nacked:
+            raise PublishNotConfirmed("the broker nacked a message of the batch")
+        self.acked.difference_update(tags)
+
+
+_publishers = threading.local()  # a channel is not thread-safe: one publisher per thread
+
+
+def chains_publish_confirmed(order_ids: Sequence[str], *, timeout: float) -> None:
+    """Publish one chain per order and wait at most `timeout` seconds for the broker's confirms of all of
+    them. Raises if any is nacked or unconfirmed: the caller's transaction then rolls back and the rows
+    stay unsent (never marked sent on a timeout)."""
+    publisher = getattr(_publishers, "publisher", None)
+    if publisher is None:
+        publisher = _publishers.publisher = _ConfirmedPublisher()
+    publisher.publish(order_ids, timeout=timeout)

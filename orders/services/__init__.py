@@ -1,0 +1,55 @@
+"""Writes, one module per concern (HackSoft's services): callers import the names from here.
+
+- create.py   accepting an order (POST /orders): one durable statement, publish after commit
+- outbox.py   publishing the outbox rows (fast path and relay); AMQP side in orders/publisher.py
+- stages.py   the pipeline's stages: process, enrich, finalize
+- failure.py  failing an order, recording a retry, re-opening a failed order for a redrive
+- stock.py    reserving and releasing stock
+- history.py  the order's history (the only writer) and its live events
+- locks.py    named row locks
+"""
+from orders.services.create import IdempotencyConflict, ItemIn, OrderCreateResult, order_create
+from orders.services.failure import OrderReopenRefused, order_fail, order_mark_failed, order_reopen, order_retry_record
+from orders.services.history import order_duplicate_skip, order_history_append, order_history_append_many
+from orders.services.locks import order_lock
+from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish, outbox_relay_batch
+from orders.services.stages import (
+    EnrichmentDue,
+    EnrichmentMissing,
+    order_enrich,
+    order_enrichment_read,
+    order_enrichment_store,
+    order_finalize,
+    order_process,
+)
+from orders.services.stock import StockShort, quantities, stock_release, stock_reserve
+
+__all__ = [
+    "OUTBOX_CHANNEL",
+    "EnrichmentDue",
+    "EnrichmentMissing",
+    "IdempotencyConflict",
+    "ItemIn",
+    "OrderCreateResult",
+    "OrderReopenRefused",
+    "StockShort",
+    "order_create",
+    "order_duplicate_skip",
+    "order_enrich",
+    "order_enrichment_read",
+    "order_enrichment_store",
+    "order_fail",
+    "order_finalize",
+    "order_history_append",
+    "order_history_append_many",
+    "order_lock",
+    "order_mark_failed",
+    "order_process",
+    "order_reopen",
+    "order_retry_record",
+    "outbox_publish",
+    "outbox_relay_batch",
+    "quantities",
+    "stock_release",
+    "stock_reserve",
+]

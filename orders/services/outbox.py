@@ -1,0 +1,104 @@
+"""The transactional outbox: publishing accepted orders' chains exactly when their rows say so.
+
+A row is marked sent in the same transaction that waited for the broker's confirms, so a row is never
+marked sent without its message, and a crash between the two republishes (the stages absorb duplicates).
+The fast path (`outbox_publish`, after the accepting commit) and the relay (`outbox_relay_batch`, the
+`relay_outbox` command) take rows with SKIP LOCKED, so any number of them never publish one row twice.
+The AMQP side is orders/publisher.py.
+"""
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.logging import get_logger
+from orders import events
+from orders.models import HistoryEvent, Order, OutboxMessage
+from orders.pipeline import Step
+from orders.publisher import chains_publish_confirmed
+from orders.services.history import accepted_change, order_history_append, order_history_append_many
+
+log = get_logger(__name__)
+# PostgreSQL NOTIFY channel: a commit that leaves an outbox row for the relay wakes it at once.
+OUTBOX_CHANNEL = "orders_outbox"
+
+
+def outbox_publish(*, message_id: Any, fast_path: bool = False, order: Order | None = None) -> bool:
+    """Publish one outbox row and mark it sent. SKIP LOCKED makes the fast path and any number
+    of relays exclusive per row; a crash after publish and before commit republishes, which the
+    stages absorb (duplicate_skipped). `order`, when the caller holds it, saves a query."""
+    try:
+        # transaction ensures the row is marked sent only if the broker confirmed the publish.
+        with transaction.atomic():
+            message = (
+                OutboxMessage.objects.select_for_update(skip_locked=True)
+                .filter(id=message_id, published_at__isnull=True)
+                .first()
+            )
+            if message is None:
+                return False
+            # The fast path answers the request within OUTBOX_INLINE_TIMEOUT whatever the broker does
+            # (down, blocked by an alarm, silent): the row stays unsent and the relay publishes it later.
+            # A kept connection the broker closed while the process was idle is replaced once, at once.
+            timeout = settings.OUTBOX_INLINE_TIMEOUT if fast_path else settings.OUTBOX_CONFIRM_TIMEOUT
+            chains_publish_confirmed([str(message.order_id)], timeout=timeout)
+            message.published_at = timezone.now()
+            message.publish_attempts = F("publish_attempts") + 1
+            message.save(update_fields=["published_at", "publish_attempts"])
+            if order is None or order.id != message.order_id:
+                order = Order.objects.get(id=message.order_id)
+            order_history_append(
+                order=order, stage=Step.OUTBOX, event=HistoryEvent.PUBLISHED, detail={"via": "api" if fast_path else "relay"}
+            )
+            events.orders_changed_on_commit([accepted_change(order)])
+            return True
+    except Exception as exc:
+        _outbox_record_failure([message_id], exc)
+        return False
+
+
+def _outbox_record_failure(message_ids: list, exc: Exception) -> None:
+    log.warning("outbox_publish_failed", outbox_ids=[str(i) for i in message_ids], error=f"{type(exc).__name__}: {exc}")
+    try:
+        OutboxMessage.objects.filter(id__in=message_ids, published_at__isnull=True).update(
+            publish_attempts=F("publish_attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000]
+        )
+    except Exception:
+        pass  # the database is down too; the relay will find the rows when it is back
+
+
+def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float | None = None) -> int:
+    """Publish rows committed more than `grace_seconds` ago and still unsent, as one batch: rows locked
+    (SKIP LOCKED, so relays and the fast path never take the same row), chains published with pipelined
+    confirms, rows marked sent and history written in the same transaction. Returns how many."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=grace_seconds)
+    ids: list = []
+    try:
+        # transaction ensures rows are marked sent only if the broker confirmed every publish of the batch.
+        with transaction.atomic():
+            rows = list(
+                OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("order")
+                .filter(published_at__isnull=True, created_at__lte=cutoff)
+                .order_by("created_at")[:batch_size]
+            )
+            if not rows:
+                return 0
+            ids = [row.id for row in rows]
+            chains_publish_confirmed([str(row.order_id) for row in rows], timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT)
+            OutboxMessage.objects.filter(id__in=ids).update(
+                published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
+            )
+            # The live page hears of each order here, `accepted` and `published` in one message for the batch.
+            order_history_append_many(
+                [(row.order, Step.OUTBOX, HistoryEvent.PUBLISHED, {"via": "relay"}) for row in rows],
+                also_announce=[accepted_change(row.order) for row in rows],
+            )
+            return len(rows)
+    except Exception as exc:
+        if not ids:
+            raise
+        _outbox_record_failure(ids, exc)
+        return 0
