@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
@@ -15,7 +16,7 @@ class ApiClientKeyInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: ApiClient | None = None) -> bool:
         return False  # a key is created on its own page, which shows it once
 
 
@@ -30,7 +31,9 @@ class ApiClientAdmin(admin.ModelAdmin):
 class ApiClientKeyAdmin(APIKeyModelAdmin):
     """Add a key (its value is shown once, in the message after saving), set an expiry, revoke it."""
 
-    list_display = ["prefix", "client", "name", "created", "expiry_date", "_has_expired", "revoked"]
-    list_filter = ["client", "revoked", "created"]
-    search_fields = ["prefix", "name", "client__name"]
+    # The library's APIKeyModelAdmin sets these as unannotated tuples, which mypy types as fixed-length
+    # tuples of exactly those strings: any other list (what Django's stubs accept) is an "incompatible" override.
+    list_display = ["prefix", "client", "name", "created", "expiry_date", "_has_expired", "revoked"]  # type: ignore[assignment]
+    list_filter = ["client", "revoked", "created"]  # type: ignore[assignment]
+    search_fields = ["prefix", "name", "client__name"]  # type: ignore[assignment]
     autocomplete_fields = ["client"]

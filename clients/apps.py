@@ -1,8 +1,10 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
-def _ensure_default_client(sender, using="default", **kwargs) -> None:
+def _ensure_default_client(sender: AppConfig, using: str = "default", **kwargs: Any) -> None:
     # Tests that flush the database (and `manage.py flush`) emit post_migrate: the built-in client comes back.
     from django.db import connections
 

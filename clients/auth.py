@@ -2,13 +2,23 @@
 
 SECRET_TOKEN is the key of the built-in client `default`; every other key is an ApiClientKey (hashed,
 revocable, several per client). A client sees and writes only its own orders; staff see all."""
+
+from __future__ import annotations
+
 import hmac
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 
 from clients import selectors
 from clients.models import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_NAME
+
+if TYPE_CHECKING:
+    # Types only: DRF imports this module while rest_framework.views is still initialising (its
+    # DEFAULT_AUTHENTICATION_CLASSES setting), so importing APIView here at run time is a circular import.
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 # Longer than any key this project issues (8 + 1 + 32) or a sane SECRET_TOKEN: refused before any lookup.
 MAX_KEY_LENGTH = 256
@@ -22,7 +32,7 @@ class ClientPrincipal:
     is_staff = False
     is_active = True
 
-    def __init__(self, client_id: int, name: str):
+    def __init__(self, client_id: int, name: str) -> None:
         self.client_id = client_id
         self.pk = client_id  # what DRF's throttles and logs key on
         self.username = f"client:{name}"
@@ -34,7 +44,7 @@ class ClientPrincipal:
 class BearerKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[ClientPrincipal, None] | None:
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
@@ -49,24 +59,24 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
         try:
             key = token.decode("ascii")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid key.")
+            raise exceptions.AuthenticationFailed("Invalid key.") from None
         client = selectors.client_for_key(key=key)
         if client is None:
             raise exceptions.AuthenticationFailed("Invalid key.")
         return ClientPrincipal(client.id, client.name), None
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
 
 class IsClientOrStaff(permissions.BasePermission):
     message = "Authentication credentials were not provided: send 'Authorization: Bearer <key>'."
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.user, ClientPrincipal) or bool(request.user and request.user.is_staff)
 
 
-def client_scope(request) -> int | None:
+def client_scope(request: Request) -> int | None:
     """The client whose orders this request may see and write; None for staff (all orders)."""
     user = request.user
     return user.client_id if isinstance(user, ClientPrincipal) else None

@@ -1,4 +1,5 @@
 """API clients (a web shop, a mobile app, a partner) and their keys. A client owns the orders it creates."""
+
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 

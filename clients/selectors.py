@@ -1,5 +1,23 @@
 """Reads: the client a bearer key belongs to."""
+
+from datetime import datetime
+from typing import TypedDict
+
 from clients.models import ApiClient, ApiClientKey
+
+
+class ApiKeyRow(TypedDict):
+    prefix: str
+    label: str
+    created: datetime
+    expires: datetime | None
+    revoked: bool
+
+
+class ApiClientRow(TypedDict):
+    name: str
+    created_at: datetime
+    keys: list[ApiKeyRow]
 
 
 def client_for_key(*, key: str) -> ApiClient | None:
@@ -14,16 +32,22 @@ def client_for_key(*, key: str) -> ApiClient | None:
     return api_key.client
 
 
-def api_client_list() -> list[dict]:
+def api_client_list() -> list[ApiClientRow]:
     """Every client with its keys (prefix, label, created, expiry, revoked): what `api_client list` prints."""
     return [
-        {
-            "name": client.name,
-            "created_at": client.created_at,
-            "keys": [
-                {"prefix": k.prefix, "label": k.name, "created": k.created, "expires": k.expiry_date, "revoked": k.revoked}
+        ApiClientRow(
+            name=client.name,
+            created_at=client.created_at,
+            keys=[
+                ApiKeyRow(
+                    prefix=k.prefix,
+                    label=k.name,
+                    created=k.created,
+                    expires=k.expiry_date,
+                    revoked=k.revoked,
+                )
                 for k in client.keys.order_by("created")
             ],
-        }
+        )
         for client in ApiClient.objects.prefetch_related("keys").order_by("name")
     ]

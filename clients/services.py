@@ -1,4 +1,7 @@
 """Writes: clients and their keys."""
+
+from typing import cast
+
 from django.db import transaction
 
 from clients.models import ApiClient, ApiClientKey
@@ -20,7 +23,9 @@ def api_client_create(*, name: str) -> tuple[ApiClient, str]:
 
 
 def api_client_key_create(*, client: ApiClient, label: str = "") -> tuple[ApiClientKey, str]:
-    return ApiClientKey.objects.create_key(client=client, name=(label or client.name)[:50])
+    api_key, key = ApiClientKey.objects.create_key(client=client, name=(label or client.name)[:50])
+    # The library's manager is typed for its abstract base; it creates an instance of its own model.
+    return cast(ApiClientKey, api_key), key
 
 
 def api_client_key_revoke(*, prefix: str) -> ApiClientKey:

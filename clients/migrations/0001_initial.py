@@ -52,7 +52,8 @@ def create_default_client(apps, schema_editor):
     ApiClient.objects.get_or_create(id=1, defaults={"name": "default"})
     with schema_editor.connection.cursor() as cursor:
         table = ApiClient._meta.db_table
-        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT max(id) FROM {table}), 1))")
+        # The table name is the model's own (_meta.db_table), not input.
+        cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT max(id) FROM {table}), 1))")  # noqa: S608
 
 
 Migration.operations.append(migrations.RunPython(create_default_client, migrations.RunPython.noop))

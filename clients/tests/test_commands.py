@@ -1,28 +1,30 @@
 """`manage.py api_client`: create prints the key alone on the last line; list, key (rotation), revoke."""
+
 import io
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from clients.tests.factories import api_client_for
+from orders.models import Product
 
 pytestmark = pytest.mark.django_db
 ORDER = {"customer_id": "c-1", "items": [{"sku": "ABC", "qty": 1}]}
 
 
-def run(*args) -> str:
+def run(*args: str) -> str:
     out = io.StringIO()
     call_command("api_client", *args, stdout=out)
     return out.getvalue()
 
 
-def test_create_prints_a_working_key_alone_on_the_last_line(catalog):
+def test_create_prints_a_working_key_alone_on_the_last_line(catalog: dict[str, Product]) -> None:
     key = run("create", "web-shop").splitlines()[-1]
     assert " " not in key and "." in key
     assert api_client_for(key).post("/orders", ORDER, format="json").status_code == 202
 
 
-def test_create_refuses_an_existing_name_and_a_bad_name():
+def test_create_refuses_an_existing_name_and_a_bad_name() -> None:
     run("create", "web-shop")
     with pytest.raises(CommandError, match="already exists"):
         run("create", "web-shop")
@@ -30,7 +32,7 @@ def test_create_refuses_an_existing_name_and_a_bad_name():
         run("create", "not a slug")
 
 
-def test_rotate_with_key_then_revoke_the_old_one_by_prefix(catalog):
+def test_rotate_with_key_then_revoke_the_old_one_by_prefix(catalog: dict[str, Product]) -> None:
     old = run("create", "mobile").splitlines()[-1]
     new = run("key", "mobile", "--label", "2026-12").splitlines()[-1]
     listing = run("list")
@@ -42,7 +44,7 @@ def test_rotate_with_key_then_revoke_the_old_one_by_prefix(catalog):
     assert "revoked" in run("list")
 
 
-def test_revoke_all_and_unknown_targets(catalog):
+def test_revoke_all_and_unknown_targets(catalog: dict[str, Product]) -> None:
     key = run("create", "partner").splitlines()[-1]
     assert "Revoked 1 key(s)" in run("revoke", "--all", "partner")
     assert api_client_for(key).get("/orders").status_code == 401

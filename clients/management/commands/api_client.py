@@ -1,12 +1,15 @@
 """Manage API clients and their keys.
 
-    manage.py api_client create NAME      a client and its first key (the key alone on the last line)
-    manage.py api_client key NAME         another key for a client (rotation: move callers, then revoke the old)
-    manage.py api_client list             clients and their keys (prefixes only; keys are stored hashed)
-    manage.py api_client revoke PREFIX    revoke one key (its prefix, the part before the dot)
-    manage.py api_client revoke --all NAME  revoke every key of a client
+manage.py api_client create NAME      a client and its first key (the key alone on the last line)
+manage.py api_client key NAME         another key for a client (rotation: move callers, then revoke the old)
+manage.py api_client list             clients and their keys (prefixes only; keys are stored hashed)
+manage.py api_client revoke PREFIX    revoke one key (its prefix, the part before the dot)
+manage.py api_client revoke --all NAME  revoke every key of a client
 """
-from django.core.management.base import BaseCommand, CommandError
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clients import selectors, services
 from clients.models import ApiClient
@@ -16,7 +19,7 @@ from core.exceptions import ApplicationError
 class Command(BaseCommand):
     help = "Create, list and revoke API clients' keys."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("create", help="a new client and its first key").add_argument("name")
         key = sub.add_parser("key", help="another key for an existing client")
@@ -27,23 +30,24 @@ class Command(BaseCommand):
         revoke.add_argument("target", help="a key prefix, or a client name with --all")
         revoke.add_argument("--all", action="store_true", help="revoke every key of the client named TARGET")
 
-    def handle(self, *args, action, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options.pop("action")
         try:
             getattr(self, f"_{action}")(**options)
         except ApplicationError as exc:
-            raise CommandError(exc.message)
+            raise CommandError(exc.message) from exc
 
-    def _create(self, *, name, **_):
+    def _create(self, *, name: str, **_: Any) -> None:
         client = ApiClient(name=name)
         try:
             client.full_clean(validate_unique=False)
-        except Exception:
-            raise CommandError("A client name is letters, digits, '-' and '_' (up to 64).")
+        except Exception as exc:
+            raise CommandError("A client name is letters, digits, '-' and '_' (up to 64).") from exc
         client, key = services.api_client_create(name=name)
         self.stdout.write(f"Created API client {client.name!r}. Its key is shown once; store it now:")
         self.stdout.write(key)
 
-    def _key(self, *, name, label, **_):
+    def _key(self, *, name: str, label: str, **_: Any) -> None:
         client = ApiClient.objects.filter(name=name).first()
         if client is None:
             raise CommandError(f"No API client named {name!r}.")
@@ -51,14 +55,18 @@ class Command(BaseCommand):
         self.stdout.write(f"New key {api_key.prefix} for {client.name!r}. Shown once; store it now:")
         self.stdout.write(key)
 
-    def _list(self, **_):
+    def _list(self, **_: Any) -> None:
         for client in selectors.api_client_list():
             self.stdout.write(f"{client['name']}  (since {client['created_at']:%Y-%m-%d})")
             for k in client["keys"]:
-                state = "revoked" if k["revoked"] else ("expires " + f"{k['expires']:%Y-%m-%d}" if k["expires"] else "active")
+                state = (
+                    "revoked"
+                    if k["revoked"]
+                    else ("expires " + f"{k['expires']:%Y-%m-%d}" if k["expires"] else "active")
+                )
                 self.stdout.write(f"  {k['prefix']}  {state:<18} {k['created']:%Y-%m-%d %H:%M}  {k['label']}")
 
-    def _revoke(self, *, target, all, **_):
+    def _revoke(self, *, target: str, all: bool, **_: Any) -> None:
         if all:
             count = services.api_client_revoke(name=target)
             self.stdout.write(f"Revoked {count} key(s) of {target!r}.")
