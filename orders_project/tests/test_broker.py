@@ -1,5 +1,6 @@
-"""The topology's DLQ bound (orders_project/broker.py) and declare_topology on a live queue, in this
-test run's own vhost of the real RabbitMQ."""
+"""The topology's DLQ bound (orders_project/broker.py) and declare_topology
+(orders/management/commands/declare_topology.py) on a live queue, in this test run's own vhost of the
+real RabbitMQ."""
 import io
 import shutil
 import subprocess

@@ -1,28 +1,19 @@
-"""Issue: security checks. Every write endpoint refuses missing or wrong credentials (the list comes
-from the OpenAPI schema, so a new endpoint is covered without editing this file), operator endpoints
-and the admin refuse non-staff, the bearer token is compared in constant time, production settings
-refuse to start without their secrets and DEBUG is off by default, and Celery speaks JSON only.
-(The worker side, a pickled message dead-lettered and never run, is e2e/test_security_worker.py.)"""
-import ast
+"""Who may call each endpoint: every write endpoint refuses missing or wrong credentials (the list comes
+from the OpenAPI schema, so a new endpoint is covered without editing this file), and the operator
+endpoints refuse non-staff. Elsewhere: the constant-time token comparison in clients/tests/test_auth.py;
+the admin, staff only, in orders_project/tests/test_admin_site.py and dead_letters/test_admin.py;
+production settings and Celery's JSON-only wire format in orders_project/tests/; the worker side (a
+pickled message dead-lettered and never run) in e2e/test_security_worker.py."""
 import base64
-import hmac
-import inspect
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-import clients.auth
 from orders.models import DeadLetter, DeadLetterStatus, Order
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 VALID_ORDER = {"customer_id": "sec-1", "items": [{"sku": "ABC", "qty": 1}]}
 
 
@@ -155,155 +146,3 @@ def test_operator_writes_refuse_the_bearer_token_holder_non_staff_and_anonymous(
 @pytest.mark.parametrize("path", ["/ops/dead-letters", "/ops/dead-letters/groups", "/ops/dead-letters/{id}"])
 def test_operator_reads_refuse_the_bearer_token_holder(api_client, letter, path):
     assert api_client.get(_url(path, letter)).status_code in (401, 403)
-
-
-# --- admin: staff only ----------------------------------------------------------------------
-ADMIN_PAGES = ["/admin/", "/admin/orders/order/", "/admin/orders/deadletter/", "/admin/orders/product/", "/admin/auth/user/"]
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("path", ADMIN_PAGES)
-def test_admin_refuses_anonymous_and_non_staff(client, path):
-    assert client.get(path).status_code == 302
-    User.objects.create_user("bob", password="pw-bob")
-    client.login(username="bob", password="pw-bob")
-    response = client.get(path)
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
-
-
-@pytest.mark.django_db
-def test_admin_login_refuses_a_non_staff_user(client):
-    User.objects.create_user("bob", password="pw-bob")
-    response = client.post("/admin/login/?next=/admin/", {"username": "bob", "password": "pw-bob", "next": "/admin/"})
-    assert response.status_code == 200  # the form again, with an error; no redirect into the admin
-    assert "staff account" in response.content.decode()
-    assert client.get("/admin/").status_code == 302
-
-
-@pytest.mark.django_db
-def test_admin_actions_refuse_non_staff(client, letter):
-    User.objects.create_user("bob", password="pw-bob")
-    client.login(username="bob", password="pw-bob")
-    response = client.post(
-        "/admin/orders/deadletter/", {"action": "redrive", "_selected_action": [letter.pk], "index": 0}
-    )
-    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
-    assert _nothing_changed(letter, Order.objects.count())
-
-
-# --- constant-time token comparison ---------------------------------------------------------
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    "presented",
-    [
-        pytest.param(lambda t: "".join("x" if c != "x" else "y" for c in t), id="equal length"),
-        pytest.param(lambda t: t[:-1], id="shorter"),
-        pytest.param(lambda t: t + "-and-more", id="longer"),
-        pytest.param(lambda t: "t", id="one char"),
-    ],
-)
-def test_the_token_goes_through_hmac_compare_digest_whatever_its_length(monkeypatch, presented):
-    calls = []
-    real = hmac.compare_digest
-
-    def spy(a, b):
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(clients.auth.hmac, "compare_digest", spy)
-    token = presented(settings.SECRET_TOKEN)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    response = client.post("/orders", VALID_ORDER, format="json")
-    assert response.status_code == 401
-    # one comparison, of the full presented token against the full secret: no early exit on length
-    assert calls == [(token.encode(), settings.SECRET_TOKEN.encode())]
-
-
-@pytest.mark.django_db
-def test_the_right_token_also_goes_through_hmac_compare_digest(monkeypatch, catalog):
-    calls = []
-    real = hmac.compare_digest
-    monkeypatch.setattr(clients.auth.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {settings.SECRET_TOKEN}")
-    assert client.post("/orders", VALID_ORDER, format="json").status_code == 202
-    assert calls == [(settings.SECRET_TOKEN.encode(), settings.SECRET_TOKEN.encode())]
-
-
-def test_client_auth_compares_the_token_only_with_hmac_compare_digest():
-    assert clients.auth.hmac is hmac
-    tree = ast.parse(textwrap.dedent(inspect.getsource(clients.auth)))
-    calls = [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and ast.unparse(node.func) == "hmac.compare_digest"
-    ]
-    assert calls and any("SECRET_TOKEN" in ast.unparse(node) for node in calls)
-    # no `==`, `!=`, `in` (short-circuiting, timing-leaky) comparison touches the token
-    leaky = [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Compare) and "SECRET_TOKEN" in ast.unparse(node)]
-    assert leaky == []
-
-
-# --- settings: DEBUG off by default, secrets required in production ---------------------------
-_PROBE = """
-import sys
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-try:
-    debug = settings.DEBUG
-except ImproperlyConfigured as exc:
-    print(f"ImproperlyConfigured: {exc}")
-    sys.exit(3)
-print(f"DEBUG={debug} SECRET_KEY={settings.SECRET_KEY} SECRET_TOKEN={settings.SECRET_TOKEN}")
-"""
-
-
-def _import_production_settings(**env) -> subprocess.CompletedProcess:
-    """Import orders_project.settings (what production runs) in a process with a clean environment."""
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DJANGO_SETTINGS_MODULE": "orders_project.settings", **env}
-    return subprocess.run([sys.executable, "-c", _PROBE], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=60)
-
-
-def test_production_settings_refuse_to_start_without_a_secret_key():
-    result = _import_production_settings(SECRET_TOKEN="t")
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert "ImproperlyConfigured" in result.stdout and "DJANGO_SECRET_KEY" in result.stdout
-
-
-def test_production_settings_refuse_to_start_without_the_api_token():
-    result = _import_production_settings(DJANGO_SECRET_KEY="k")
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert "ImproperlyConfigured" in result.stdout and "SECRET_TOKEN" in result.stdout
-
-
-def test_debug_is_off_by_default():
-    key, token = "kQ7xZ" * 10, "tW4mP" * 7  # long enough for production (settings.SECRET_MIN_LENGTHS)
-    result = _import_production_settings(DJANGO_SECRET_KEY=key, SECRET_TOKEN=token)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"DEBUG=False SECRET_KEY={key} SECRET_TOKEN={token}" in result.stdout
-
-
-def test_the_dev_defaults_exist_only_with_debug_on():
-    result = _import_production_settings(DJANGO_DEBUG="true")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "DEBUG=True" in result.stdout
-
-
-# --- Celery: JSON only ----------------------------------------------------------------------
-def test_celery_accepts_and_writes_json_only():
-    from orders_project.celery import app
-
-    assert settings.CELERY_ACCEPT_CONTENT == ["json"]
-    assert settings.CELERY_TASK_SERIALIZER == settings.CELERY_RESULT_SERIALIZER == "json"
-    # what the app actually runs with, not only what settings.py says
-    assert list(app.conf.accept_content) == ["json"]
-    assert app.conf.result_accept_content in (None, ["json"])  # None: falls back to accept_content
-    assert (app.conf.task_serializer, app.conf.result_serializer, app.conf.event_serializer) == ("json", "json", "json")
-
-
-def test_workers_dead_letter_messages_they_cannot_decode():
-    from core.celery_security import RejectUndecodableMessages
-    from orders_project.celery import app
-
-    assert RejectUndecodableMessages in app.steps["consumer"]

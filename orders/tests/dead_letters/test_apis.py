@@ -1,18 +1,16 @@
-
+"""The operator REST API of dead letters (orders/dead_letters/apis.py): staff only; list, filter, show,
+redrive (one, a group, a list) and discard."""
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from orders import services
 from orders.models import DeadLetterStatus
-from orders.tests.dead_letter_factories import dead_letter_archived
-from orders.tests.factories import order_create
+from orders.tests.factories import dead_letter_archived, order_create
 
 pytestmark = pytest.mark.django_db
 # A POST under Basic auth says it is JSON, as no cross-site form can (core/operator_auth.py).
 JSON = "application/json"
-
-
 
 
 PATHS = [
