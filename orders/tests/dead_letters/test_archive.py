@@ -87,7 +87,7 @@ def dlq_wait_depth(count: int) -> None:
 
     deadline = time.monotonic() + 10
     while dead_letters.dlq_depth() < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # paces the poll: a quorum queue takes a moment to commit a publish
 
 
 def test_archiver_stores_and_acks_malformed_dead_letters_and_goes_on_with_the_next_good_one(catalog, clean_queues):
@@ -117,6 +117,20 @@ def test_archiver_stores_and_acks_malformed_dead_letters_and_goes_on_with_the_ne
     assert order.history.filter(event=HistoryEvent.DEAD_LETTERED).exists()
 
 
+def failed_batch_logged_after(log, moment: float) -> bool:
+    """Whether the archiver's JSON log has a failed batch timestamped after `moment` (epoch seconds)."""
+    from datetime import datetime
+
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # not a log line of ours (a warning printed at start-up)
+        if entry.get("event") == "loop_batch_failed" and datetime.fromisoformat(entry["timestamp"]).timestamp() > moment:
+            return True
+    return False
+
+
 @pytest.mark.django_db(transaction=True)
 def test_archiver_heartbeat_stops_after_repeated_failures_to_store_and_the_dead_letter_stays(clean_queues, tmp_path):
     import subprocess
@@ -124,24 +138,29 @@ def test_archiver_heartbeat_stops_after_repeated_failures_to_store_and_the_dead_
     import time
 
     from conftest import subprocess_env
+    from core.procs import wait_until
 
     # given: a dead letter, and an archiver whose database is gone
     dlq_publish(b"[1,2,3]", "application/json", {"id": "M-stays"})
     dlq_wait_depth(1)
-    heartbeat = tmp_path / "heartbeat"
-    env = subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope", ARCHIVER_FAILURE_LIMIT="2", OUTBOX_POLL_SECONDS="0.2")
-    archiver = subprocess.Popen([sys.executable, "manage.py", "archive_dead_letters", "--heartbeat-file", str(heartbeat)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    heartbeat, log = tmp_path / "heartbeat", tmp_path / "archiver.log"
+    # JSON logs: each line carries the time it was written, which the wait below reads
+    env = subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope", ARCHIVER_FAILURE_LIMIT="2", OUTBOX_POLL_SECONDS="0.2", LOG_FORMAT="json")
+    with log.open("w") as stderr:
+        archiver = subprocess.Popen([sys.executable, "manage.py", "archive_dead_letters", "--heartbeat-file", str(heartbeat)], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        # when: it fails batch after batch
-        time.sleep(6)
+        # when: it fails batch after batch until it says its heartbeat is no longer touched
+        wait_until(lambda: "loop_unhealthy" in log.read_text(), timeout=30, what="the archiver to stop its heartbeat")
         stale_since = heartbeat.stat().st_mtime
-        time.sleep(2)
+        # and it fails another batch more than 2 s after its last beat (a chance to touch the heartbeat)
+        wait_until(lambda: failed_batch_logged_after(log, stale_since + 2), timeout=30, what="a failed batch 2 s after the last beat")
         # then: its heartbeat stopped (the liveness probe restarts it), the process is still up, nothing lost
         assert heartbeat.stat().st_mtime == stale_since and time.time() - stale_since > 2
         assert archiver.poll() is None
     finally:
         archiver.terminate()
-        _, stderr = archiver.communicate(timeout=30)
+        archiver.wait(timeout=30)
+    stderr = log.read_text()
     assert "loop_unhealthy" in stderr
     assert dead_letters.dlq_depth() == 1
     # and once the database is back, it is stored
