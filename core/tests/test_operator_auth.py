@@ -9,8 +9,7 @@ from rest_framework.test import APIClient
 
 from orders import services
 from orders.models import DeadLetter, DeadLetterStatus
-from orders.tests.dead_letter_factories import dead_letter_archived
-from orders.tests.factories import catalog_create, order_create
+from orders.tests.factories import catalog_create, dead_letter_archived, order_create
 
 pytestmark = pytest.mark.django_db
 BASIC = "Basic " + base64.b64encode(b"ops:pw-ops").decode()

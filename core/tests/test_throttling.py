@@ -4,7 +4,6 @@ import pytest
 from django.test.utils import override_settings
 
 from clients.tests.factories import api_client_for, client_with_key
-from core.rates import parse_rate
 
 pytestmark = pytest.mark.django_db
 
@@ -53,14 +52,3 @@ def test_anonymous_callers_are_limited_per_ip(anon_client, catalog):
 )
 def test_without_redis_requests_are_let_through(api_client, catalog):
     assert [api_client.get("/orders").status_code for _ in range(3)] == [200, 200, 200]
-
-
-@pytest.mark.parametrize("rate, expected", [("600/s", (600, 1)), ("60/min", (60, 60)), ("1000/hour", (1000, 3600)), ("5/day", (5, 86400))])
-def test_rates_parse(rate, expected):
-    assert parse_rate(rate) == expected
-
-
-@pytest.mark.parametrize("rate", ["", "60", "0/s", "-1/s", "x/s", "10/fortnight", "10/", "10/sx", " 10/s"])
-def test_bad_rates_are_refused(rate):
-    with pytest.raises(ValueError):
-        parse_rate(rate)

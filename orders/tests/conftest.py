@@ -1,8 +1,7 @@
 import pytest
 
 from orders import services
-from orders.tests.dead_letter_factories import dead_letter_archived
-from orders.tests.factories import order_create
+from orders.tests.factories import dead_letter_archived, order_create
 
 
 @pytest.fixture
@@ -12,3 +11,11 @@ def letter(catalog):
     services.order_process(order_id=order.id)
     services.order_fail(order_id=order.id, stage="enrich", reason="x")
     return dead_letter_archived(order_id=order.id)
+
+
+@pytest.fixture
+def failed_order(catalog):
+    """An order that failed at the enrich stage (the admin tests' order; no dead letter yet)."""
+    order = order_create(items=[("ABC", 2)], customer_id="cust-42")
+    services.order_process(order_id=order.id)
+    return services.order_fail(order_id=order.id, stage="enrich", reason="enrich: retries exhausted")

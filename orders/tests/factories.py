@@ -1,7 +1,16 @@
+"""Factories of the orders tests: catalog and orders, orders in a given state, and dead letters shaped
+exactly like the ones RabbitMQ hands the archiver (Celery protocol 2 + x-death)."""
+import json
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from clients.models import DEFAULT_CLIENT_ID
+from conftest import subprocess_env
 from orders import services
+from orders.dead_letters import dead_letter_archive
 from orders.models import Order, Product
 
 DEFAULT_STOCK = 1000
@@ -39,3 +48,47 @@ def order_create(
         request_hash="h",
     )
     return result.order
+
+
+def order_failed_at_enrich(items=(("ABC", 2),)) -> Order:
+    """An order processed, then failed at the enrich stage with its retries exhausted (what a dead letter follows)."""
+    order = order_create(items=items)
+    services.order_process(order_id=order.id)
+    return services.order_fail(
+        order_id=order.id, stage="enrich", reason="enrich: retries exhausted", kind="retries_exhausted",
+        detail={"task_id": "T-1", "exception": "ProviderTransientError", "message": "provider unavailable (503)", "attempts": 3},
+    )
+
+
+CREATE_ORDERS = """
+import django; django.setup()
+from orders import services
+for n in range({count}):
+    services.order_create(client_id=1, customer_id=f"c{{n}}", source="api", items=[services.ItemIn("ABC", 1)])
+"""
+
+
+def create_orders_while_broker_is_down(count: int) -> None:
+    """Orders committed by a process whose publish fails (broker unreachable): the outbox keeps them."""
+    env = subprocess_env(CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//", OUTBOX_PUBLISH_INLINE="True")
+    subprocess.run([sys.executable, "-c", CREATE_ORDERS.format(count=count)], env=env, check=True, timeout=120)
+
+
+def dead_letter_message(*, order_id, task="enrichment.enrich", queue="enrichment", reason="rejected", retries=2, task_id=None):
+    task_id = task_id or str(uuid.uuid4())
+    chain = [{"task": "orders.finalize", "args": [], "kwargs": {}, "options": {}, "subtask_type": None, "immutable": False}]
+    body = json.dumps([[str(order_id)], {}, {"callbacks": None, "errbacks": None, "chain": chain, "chord": None}]).encode()
+    now = datetime.now(timezone.utc)
+    headers = {
+        "task": task,
+        "id": task_id,
+        "retries": retries,
+        "x-death": [{"count": 1, "reason": reason, "queue": queue, "exchange": "orders", "routing-keys": ["x"], "time": now}],
+        "x-first-death-reason": reason,
+        "x-first-death-queue": queue,
+    }
+    return {"body": body, "headers": headers, "properties": {"content_type": "application/json"}, "content_type": "application/json"}
+
+
+def dead_letter_archived(**kwargs):
+    return dead_letter_archive(**dead_letter_message(**kwargs))[0]

@@ -1,22 +1,11 @@
-"""The Django admin, browser-free (Django test client)."""
+"""The orders' admin (orders/admin.py), browser-free (Django test client)."""
 import pytest
 from django.contrib.auth.models import User
 
-from orders import services
 from orders.models import DeadLetterStatus, OrderStatus
-from orders.tests.dead_letter_factories import dead_letter_archived
-from orders.tests.factories import order_create
+from orders.tests.factories import dead_letter_archived
 
 pytestmark = pytest.mark.django_db
-
-
-
-
-@pytest.fixture
-def failed_order(catalog):
-    order = order_create(items=[("ABC", 2)], customer_id="cust-42")
-    services.order_process(order_id=order.id)
-    return services.order_fail(order_id=order.id, stage="enrich", reason="enrich: retries exhausted")
 
 
 def test_order_changelist_filters_and_searches(admin_client_logged, failed_order):
@@ -48,17 +37,6 @@ def test_retry_action_redrives_failed_orders(admin_client_logged, failed_order, 
     failed_order.refresh_from_db()
     assert letter.status == DeadLetterStatus.REDRIVEN and letter.redriven_by == "admin:root"
     assert failed_order.status == OrderStatus.PROCESSING
-
-
-def test_dead_letters_grouped_by_failure_with_redrive_action(admin_client_logged, failed_order, clean_queues):
-    letter = dead_letter_archived(order_id=failed_order.id)
-    page = admin_client_logged.get("/admin/orders/deadletter/").content.decode()
-    assert "enrichment.enrich:rejected (1)" in page
-    assert admin_client_logged.get(f"/admin/orders/deadletter/{letter.pk}/change/").status_code == 200
-    response = admin_client_logged.post(
-        "/admin/orders/deadletter/", {"action": "redrive", "_selected_action": [letter.pk]}, follow=True
-    )
-    assert "Redriven 1 dead letter" in response.content.decode()
 
 
 def test_products_show_stock(admin_client_logged, catalog):

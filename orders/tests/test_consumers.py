@@ -166,7 +166,7 @@ def test_order_changed_reaches_the_socket_through_the_real_layer():
 async def test_idle_socket_still_receives_after_redis_default_read_timeout():
     # given: a socket with nothing to hear for longer than redis-py's default 5 s read timeout
     communicator = await connected()
-    await asyncio.sleep(6.5)
+    await asyncio.sleep(6.5)  # idle time is what this checks (past redis-py's 5 s); an event must still arrive after it
     # when
     order_id = uuid.uuid4()
     await group_send(events.LIVE_GROUP, event_for(order_id))

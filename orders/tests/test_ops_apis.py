@@ -1,85 +1,64 @@
+"""GET /ops/diagnostics (orders/ops_apis.py), staff only: every backing service's state, with the error
+text of a down one."""
+import json
+import subprocess
+import sys
 
 import pytest
-from django.contrib.auth.models import User
-from rest_framework.test import APIClient
 
-from orders import services
-from orders.models import DeadLetterStatus
-from orders.tests.dead_letter_factories import dead_letter_archived
-from orders.tests.factories import order_create
+from conftest import subprocess_env
 
 pytestmark = pytest.mark.django_db
-# A POST under Basic auth says it is JSON, as no cross-site form can (core/operator_auth.py).
-JSON = "application/json"
 
 
+def test_diagnostics_shows_every_backing_service_to_staff(staff_client, api_client):
+    from orders import metrics_collect
+
+    metrics_collect.broker_check.reset()
+    # given: an order waiting in the outbox
+    api_client.post("/orders", {"customer_id": "d", "items": [{"sku": "ABC", "qty": 1}]}, format="json")
+    # when
+    body = staff_client.get("/ops/diagnostics").json()
+    # then
+    assert {name: body[name]["status"] for name in ("database", "rabbitmq", "redis", "dlq", "outbox")} == dict.fromkeys(
+        ("database", "rabbitmq", "redis", "dlq", "outbox"), "ok"
+    )
+    assert body["dlq"]["depth"] >= 0 and body["outbox"]["backlog"] == 1
 
 
-PATHS = [
-    ("get", "/ops/dead-letters"),
-    ("get", "/ops/dead-letters/groups"),
-    ("get", "/ops/dead-letters/{id}"),
-    ("post", "/ops/dead-letters/{id}/redrive"),
-    ("post", "/ops/dead-letters/{id}/discard"),
-    ("post", "/ops/dead-letters/redrive"),
-]
+@pytest.mark.parametrize("who, status", [("anonymous", 401), ("api_client", 401), ("non_staff", 403)])
+def test_diagnostics_is_staff_only(who, status, api_client, anon_client):
+    import base64
+
+    from django.contrib.auth.models import User
+
+    client = {"anonymous": anon_client, "api_client": api_client}.get(who)
+    if who == "non_staff":
+        User.objects.create_user("someone", password="pw-someone")
+        client = anon_client
+        client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"someone:pw-someone").decode())
+    response = client.get("/ops/diagnostics")
+    assert response.status_code == status
+    assert "rabbitmq" not in response.content.decode()
 
 
-@pytest.mark.parametrize("method, path", PATHS)
-def test_anonymous_is_401(letter, method, path):
-    response = getattr(APIClient(), method)(path.format(id=letter.pk), {}, format="json")
-    assert response.status_code == 401
+DIAGNOSTICS = """
+import base64, json, django; django.setup()
+from django.contrib.auth.models import User
+from django.test import Client
+User.objects.filter(username="diag").delete()
+User.objects.create_user("diag", password="pw-diag", is_staff=True)
+response = Client().get("/ops/diagnostics", HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"diag:pw-diag").decode())
+User.objects.filter(username="diag").delete()
+print(json.dumps({"http_status": response.status_code, **response.json()}))
+"""
 
 
-@pytest.mark.parametrize("method, path", PATHS)
-def test_non_staff_user_and_api_token_are_403(letter, method, path, api_client):
-    User.objects.create_user("bob", password="pw-bob")
-    client = APIClient()
-    client.login(username="bob", password="pw-bob")
-    assert getattr(client, method)(path.format(id=letter.pk), {}, format="json").status_code == 403
-    # the order-writing bearer token is not an operator credential
-    assert getattr(api_client, method)(path.format(id=letter.pk), {}, format="json").status_code in (401, 403)
-
-
-def test_staff_lists_filters_and_shows(staff_client, letter):
-    listing = staff_client.get("/ops/dead-letters?status=archived").json()
-    assert [d["id"] for d in listing["results"]] == [letter.pk]
-    assert staff_client.get("/ops/dead-letters?status=redriven").json()["count"] == 0
-    assert staff_client.get(f"/ops/dead-letters?order_id={letter.order_id}").json()["count"] == 1
-    detail = staff_client.get(f"/ops/dead-letters/{letter.pk}").json()
-    assert detail["headers"]["task"] == "enrichment.enrich"
-    group = staff_client.get("/ops/dead-letters/groups").json()[0]
-    assert (group["group"], group["task"], group["failure"], group["count"]) == ("enrichment.enrich:rejected", "enrichment.enrich", "rejected", 1)
-    assert staff_client.get("/ops/dead-letters/999999").status_code == 404
-
-
-def test_staff_redrives_one(staff_client, letter, clean_queues):
-    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive", content_type=JSON)
-    assert response.status_code == 200
-    assert (response.json()["status"], response.json()["redriven_by"]) == ("redriven", "staff:ops")
-    assert staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive", content_type=JSON).status_code == 409
-
-
-def test_redrive_of_completed_order_is_409(staff_client, catalog, clean_queues):
-    order = order_create(items=[("ABC", 1)])
-    services.order_process(order_id=order.id)
-    services.order_enrichment_store(order_id=order.id, data={})
-    services.order_finalize(order_id=order.id)
-    letter = dead_letter_archived(order_id=order.id)
-    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/redrive", content_type=JSON)
-    assert response.status_code == 409
-    assert response.json()["code"] == "redrive_refused"
-    assert "already completed" in response.json()["message"]
-
-
-def test_bulk_redrive_by_group_and_validation(staff_client, letter, clean_queues):
-    assert staff_client.post("/ops/dead-letters/redrive", {}, format="json").status_code == 400
-    assert staff_client.post("/ops/dead-letters/redrive", {"all": True, "ids": [1]}, format="json").status_code == 400
-    response = staff_client.post("/ops/dead-letters/redrive", {"group": "enrichment.enrich:rejected"}, format="json")
-    assert response.json() == {"redriven": [letter.pk], "refused": {}}
-
-
-def test_discard(staff_client, letter):
-    response = staff_client.post(f"/ops/dead-letters/{letter.pk}/discard", content_type=JSON)
-    assert response.json()["status"] == DeadLetterStatus.DISCARDED
-    assert staff_client.post(f"/ops/dead-letters/{letter.pk}/discard", content_type=JSON).status_code == 409
+def test_diagnostics_gives_staff_the_error_text_of_a_down_broker():
+    env = subprocess_env(CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//")
+    result = subprocess.run([sys.executable, "-c", DIAGNOSTICS], env=env, capture_output=True, text=True, timeout=60)
+    body = json.loads(result.stdout.strip().splitlines()[-1])
+    assert body["http_status"] == 200
+    assert body["rabbitmq"]["status"] == "error" and "Connection refused" in body["rabbitmq"]["error"]
+    assert body["dlq"]["status"] == "error"
+    assert (body["database"]["status"], body["redis"]["status"]) == ("ok", "ok")

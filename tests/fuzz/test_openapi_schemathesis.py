@@ -27,8 +27,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance
 from conftest import purge_queues
 from core.exceptions import page_not_found
 from orders import services
-from orders.tests.dead_letter_factories import dead_letter_archived
-from orders.tests.factories import catalog_create, order_create
+from orders.tests.factories import catalog_create, dead_letter_archived, order_create
 
 # Bounded so the whole file stays well under a minute; fuzz harder with FUZZ_MAX_EXAMPLES=500.
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))

@@ -1,28 +1,20 @@
+"""Archiving dead letters (orders/dead_letters/archive.py): what an operator needs stored once, an order
+ended failed by a delivery-limit letter, malformed letters stored and acked without stopping the
+archiver, and the archiver process (archive_dead_letters) whose heartbeat stops while it cannot store."""
 import base64
 import json
 
 import pytest
 
-from conftest import queue_messages
 from orders import dead_letters, services
-from orders.models import DeadLetter, DeadLetterStatus, HistoryEvent, OrderStatus, Product
-from orders.tests.dead_letter_factories import dead_letter_archived, dead_letter_message
-from orders.tests.factories import order_create
+from orders.models import DeadLetter, HistoryEvent, OrderStatus, Product
+from orders.tests.factories import dead_letter_archived, dead_letter_message, order_create, order_failed_at_enrich
 
 pytestmark = pytest.mark.django_db
 
 
-def _failed_at_enrich(items=(("ABC", 2),)):
-    order = order_create(items=items)
-    services.order_process(order_id=order.id)
-    return services.order_fail(
-        order_id=order.id, stage="enrich", reason="enrich: retries exhausted", kind="retries_exhausted",
-        detail={"task_id": "T-1", "exception": "ProviderTransientError", "message": "provider unavailable (503)", "attempts": 3},
-    )
-
-
 def test_archive_stores_what_an_operator_needs(catalog):
-    order = _failed_at_enrich()
+    order = order_failed_at_enrich()
     # when
     letter, created = dead_letters.dead_letter_archive(**dead_letter_message(order_id=order.id, task_id="T-1"))
     # then
@@ -35,7 +27,7 @@ def test_archive_stores_what_an_operator_needs(catalog):
 
 
 def test_archiving_the_same_message_twice_stores_it_once(catalog):
-    order = _failed_at_enrich()
+    order = order_failed_at_enrich()
     message = dead_letter_message(order_id=order.id, task_id="T-1")
     dead_letters.dead_letter_archive(**message)
     _, created = dead_letters.dead_letter_archive(**message)
@@ -61,69 +53,6 @@ def test_non_celery_message_is_archived_undecoded(catalog):
     assert letter.exception == "UndecodableMessage"
     with pytest.raises(dead_letters.RedriveRefused):
         dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="t")
-
-
-def test_redrive_reopens_the_order_and_publishes_with_retries_reset(catalog, clean_queues):
-    order = _failed_at_enrich()
-    letter = dead_letter_archived(order_id=order.id, task_id="T-1")
-    # when
-    dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="staff:alice")
-    # then
-    order.refresh_from_db()
-    letter.refresh_from_db()
-    assert order.status == OrderStatus.PROCESSING and order.failure_reason == ""
-    assert Product.objects.get(sku="ABC").reserved == 2
-    assert (letter.status, letter.redriven_by) == (DeadLetterStatus.REDRIVEN, "staff:alice")
-    redriven = order.history.filter(event=HistoryEvent.REDRIVEN).get()
-    assert redriven.detail["by"] == "staff:alice"
-    [message] = queue_messages("enrichment")
-    args, kwargs, embed = json.loads(message.body)
-    assert args == [str(order.id)]
-    assert message.headers["id"] == letter.redrive_task_id != "T-1"
-    assert message.headers["retries"] == 0
-    assert [s["task"] for s in embed["chain"]] == ["orders.finalize"]
-
-
-def test_redrive_twice_is_refused(catalog, clean_queues):
-    order = _failed_at_enrich()
-    letter = dead_letter_archived(order_id=order.id)
-    dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="a")
-    with pytest.raises(dead_letters.RedriveRefused, match="already redriven"):
-        dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="a")
-
-
-def test_redrive_of_a_completed_order_is_refused(catalog, clean_queues):
-    order = order_create(items=[("ABC", 1)])
-    services.order_process(order_id=order.id)
-    services.order_enrichment_store(order_id=order.id, data={})
-    services.order_finalize(order_id=order.id)
-    letter = dead_letter_archived(order_id=order.id)
-    with pytest.raises(dead_letters.RedriveRefused, match="already completed"):
-        dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="a")
-    letter.refresh_from_db()
-    assert letter.status == DeadLetterStatus.ARCHIVED
-    assert queue_messages("enrichment") == []
-
-
-def test_groups_count_by_task_and_exception(catalog):
-    for _ in range(3):
-        order = _failed_at_enrich()
-        dead_letter_archived(order_id=order.id)
-    order = order_create(items=[("ABC", 1)])
-    dead_letter_archived(order_id=order.id, task="orders.process", queue="process", reason="delivery_limit")
-    groups = {g["group"]: g["count"] for g in dead_letters.dead_letter_groups()}
-    assert groups == {"enrichment.enrich:rejected": 3, "orders.process:WorkerLost": 1}
-    assert dead_letters.dead_letter_list(group="orders.process:WorkerLost").count() == 1
-
-
-def test_discard_marks_it_handled(catalog):
-    order = _failed_at_enrich()
-    letter = dead_letter_archived(order_id=order.id)
-    dead_letters.dead_letter_discard(dead_letter_id=letter.pk, actor="a")
-    letter.refresh_from_db()
-    assert letter.status == DeadLetterStatus.DISCARDED
-    with pytest.raises(dead_letters.RedriveRefused):
-        dead_letters.dead_letter_discard(dead_letter_id=letter.pk, actor="a")
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +87,7 @@ def dlq_wait_depth(count: int) -> None:
 
     deadline = time.monotonic() + 10
     while dead_letters.dlq_depth() < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # paces the poll: a quorum queue takes a moment to commit a publish
 
 
 def test_archiver_stores_and_acks_malformed_dead_letters_and_goes_on_with_the_next_good_one(catalog, clean_queues):
@@ -167,7 +96,7 @@ def test_archiver_stores_and_acks_malformed_dead_letters_and_goes_on_with_the_ne
     # given: malformed dead letters in the real DLQ, then a good one
     for body, content_type, headers in MALFORMED_LETTERS:
         dlq_publish(body, content_type, headers)
-    order = _failed_at_enrich()
+    order = order_failed_at_enrich()
     good = dead_letter_message(order_id=order.id, task_id="T-1")
     dlq_publish(good["body"], good["content_type"], good["headers"])
     dlq_wait_depth(len(MALFORMED_LETTERS) + 1)
@@ -188,13 +117,18 @@ def test_archiver_stores_and_acks_malformed_dead_letters_and_goes_on_with_the_ne
     assert order.history.filter(event=HistoryEvent.DEAD_LETTERED).exists()
 
 
-def test_a_malformed_dead_letter_with_a_pipeline_task_name_is_never_redriven(catalog):
-    letter, _ = dead_letters.dead_letter_archive(
-        body=b"[1,2,3]", headers={"task": "orders.process", "id": "M-1"}, properties={}, content_type="application/json"
-    )
-    assert letter.exception == "MalformedMessage"
-    with pytest.raises(dead_letters.RedriveRefused):
-        dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="t")
+def failed_batch_logged_after(log, moment: float) -> bool:
+    """Whether the archiver's JSON log has a failed batch timestamped after `moment` (epoch seconds)."""
+    from datetime import datetime
+
+    for line in log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # not a log line of ours (a warning printed at start-up)
+        if entry.get("event") == "loop_batch_failed" and datetime.fromisoformat(entry["timestamp"]).timestamp() > moment:
+            return True
+    return False
 
 
 @pytest.mark.django_db(transaction=True)
@@ -204,24 +138,29 @@ def test_archiver_heartbeat_stops_after_repeated_failures_to_store_and_the_dead_
     import time
 
     from conftest import subprocess_env
+    from core.procs import wait_until
 
     # given: a dead letter, and an archiver whose database is gone
     dlq_publish(b"[1,2,3]", "application/json", {"id": "M-stays"})
     dlq_wait_depth(1)
-    heartbeat = tmp_path / "heartbeat"
-    env = subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope", ARCHIVER_FAILURE_LIMIT="2", OUTBOX_POLL_SECONDS="0.2")
-    archiver = subprocess.Popen([sys.executable, "manage.py", "archive_dead_letters", "--heartbeat-file", str(heartbeat)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    heartbeat, log = tmp_path / "heartbeat", tmp_path / "archiver.log"
+    # JSON logs: each line carries the time it was written, which the wait below reads
+    env = subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope", ARCHIVER_FAILURE_LIMIT="2", OUTBOX_POLL_SECONDS="0.2", LOG_FORMAT="json")
+    with log.open("w") as stderr:
+        archiver = subprocess.Popen([sys.executable, "manage.py", "archive_dead_letters", "--heartbeat-file", str(heartbeat)], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
-        # when: it fails batch after batch
-        time.sleep(6)
+        # when: it fails batch after batch until it says its heartbeat is no longer touched
+        wait_until(lambda: "loop_unhealthy" in log.read_text(), timeout=30, what="the archiver to stop its heartbeat")
         stale_since = heartbeat.stat().st_mtime
-        time.sleep(2)
+        # and it fails another batch more than 2 s after its last beat (a chance to touch the heartbeat)
+        wait_until(lambda: failed_batch_logged_after(log, stale_since + 2), timeout=30, what="a failed batch 2 s after the last beat")
         # then: its heartbeat stopped (the liveness probe restarts it), the process is still up, nothing lost
         assert heartbeat.stat().st_mtime == stale_since and time.time() - stale_since > 2
         assert archiver.poll() is None
     finally:
         archiver.terminate()
-        _, stderr = archiver.communicate(timeout=30)
+        archiver.wait(timeout=30)
+    stderr = log.read_text()
     assert "loop_unhealthy" in stderr
     assert dead_letters.dlq_depth() == 1
     # and once the database is back, it is stored

@@ -1,5 +1,6 @@
-"""The topology's DLQ bound (orders_project/broker.py) and declare_topology on a live queue, in this
-test run's own vhost of the real RabbitMQ."""
+"""The topology's DLQ bound (orders_project/broker.py) and declare_topology
+(orders/management/commands/declare_topology.py) on a live queue, in this test run's own vhost of the
+real RabbitMQ."""
 import io
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from kombu import Connection, Exchange, Queue
 
+from core.procs import wait_until
 from orders_project import broker
 
 
@@ -25,7 +27,7 @@ def get_one(channel, queue: str, timeout: float = 5.0):
     """The next message of `queue` (a quorum queue takes a moment to commit a publish)."""
     deadline = time.monotonic() + timeout
     while (message := channel.basic_get(queue, no_ack=False)) is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # paces the poll
     return message
 
 
@@ -60,12 +62,12 @@ def test_a_full_dlq_refuses_dead_letters_and_their_source_queue_keeps_them(bound
     # then: the DLQ stopped near its bound (quorum queues check it asynchronously) instead of dropping
     # its oldest, and every dead letter it refused is still held by its source queue (rabbitmqctl's
     # counts include the messages waiting to be dead-lettered; they lag by a few seconds)
-    deadline, lengths = time.monotonic() + 20, {}
-    while time.monotonic() < deadline:
+    def all_six_counted() -> dict[str, int] | None:
         lengths = queue_lengths(rabbitmq_vhost)
-        if lengths.get("test.bounded.dlq", 0) + lengths.get("test.bounded.work", 0) == 6:
-            break
-        time.sleep(1)
+        return lengths if lengths.get("test.bounded.dlq", 0) + lengths.get("test.bounded.work", 0) == 6 else None
+
+    # once a second: each rabbitmqctl call starts an Erlang VM
+    lengths = wait_until(all_six_counted, timeout=20, interval=1, what="the six dead letters counted in the DLQ or their source")
     assert 2 <= lengths["test.bounded.dlq"] < 6
     assert lengths["test.bounded.dlq"] + lengths["test.bounded.work"] == 6
 

@@ -1,3 +1,4 @@
+"""`manage.py dlq` (orders/management/commands/dlq.py): list, show, redrive (by id, group, all), discard."""
 import io
 
 import pytest

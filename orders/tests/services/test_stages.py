@@ -1,12 +1,15 @@
-from collections import Counter
+"""The pipeline's stages (orders/services/stages.py): process, enrich, finalize, each doing its work once
+whatever the redeliveries. (Properties over any order of deliveries: test_stages_properties.py.)"""
+import threading
+import time
 
 import pytest
+from django.db import connection, transaction
 
 from enrichment.provider import ProviderPermanentError
-from orders.services import order_enrich
-from clients.models import DEFAULT_CLIENT_ID
 from orders import services
-from orders.models import HistoryEvent, IdempotencyKey, Invoice, OrderEnrichment, OrderStatus, OutboxMessage, Product
+from orders.models import HistoryEvent, Invoice, OrderEnrichment, OrderStatus, Product
+from orders.services import order_enrich
 from orders.tests.factories import order_create
 
 pytestmark = pytest.mark.django_db
@@ -19,31 +22,6 @@ def _stock(sku: str) -> tuple[int, int]:
 
 def _events(order) -> list[tuple[str, str]]:
     return list(order.history.values_list("stage", "event"))
-
-
-def test_order_create_stores_order_items_key_outbox_and_history(catalog):
-    # when
-    order = order_create(items=[("ABC", 2), ("XYZ", 1)], key="key-1")
-    # then
-    assert order.status == OrderStatus.PENDING
-    assert sorted(order.items.values_list("sku", "qty")) == [("ABC", 2), ("XYZ", 1)]
-    assert IdempotencyKey.objects.get(key="key-1").order_id == order.id
-    assert OutboxMessage.objects.filter(order=order, published_at__isnull=True).count() == 1
-    assert _events(order) == [("api", HistoryEvent.ACCEPTED)]
-
-
-def test_order_create_same_key_same_body_returns_same_order(catalog):
-    first = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
-    second = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
-    assert first.created and not second.created
-    assert second.order.id == first.order.id
-    assert OutboxMessage.objects.count() == 1
-
-
-def test_order_create_same_key_other_body_conflicts(catalog):
-    services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
-    with pytest.raises(services.IdempotencyConflict):
-        services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 2)], idempotency_key="k", request_hash="h2")
 
 
 def test_order_process_reserves_stock_and_prices_items(catalog):
@@ -96,12 +74,6 @@ def test_order_process_short_on_one_sku_reserves_none_of_the_others(catalog):
     assert ("process", HistoryEvent.COMPLETED) not in _events(order)
 
 
-def test_stock_reserve_names_every_short_sku_and_reserves_nothing(catalog):
-    with pytest.raises(services.StockShort, match=r"^unknown sku NOPE; not enough stock for SCARCE \(wanted 5, available 2\)$"):
-        services.stock_reserve(Counter({"ABC": 4, "NOPE": 1, "SCARCE": 5}))
-    assert _stock("ABC") == (1000, 0)
-
-
 def test_order_enrich_stores_provider_answer_once(catalog):
     order = order_create(items=[("ABC", 1)])
     services.order_process(order_id=order.id)
@@ -120,6 +92,48 @@ def test_order_enrich_poison_item_raises_permanent_error(catalog):
     services.order_process(order_id=order.id)
     with pytest.raises(ProviderPermanentError):
         order_enrich(order_id=order.id)
+    assert not OrderEnrichment.objects.filter(order=order).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enrich_delivered_before_the_redrive_that_published_it_commits_waits_for_it(catalog):
+    # given: an order that failed at enrich, and a redrive holding its lock, not committed yet
+    order = order_create(items=[("ABC", 1)])
+    services.order_process(order_id=order.id)
+    services.order_fail(order_id=order.id, stage="enrich", reason="provider down")
+    locked, release = threading.Event(), threading.Event()
+
+    def redrive_in_flight():
+        try:
+            with transaction.atomic():
+                reopened = services.order_lock(order.id)
+                reopened.status = OrderStatus.PROCESSING
+                reopened.save(update_fields=["status"])
+                locked.set()
+                release.wait(5)
+                time.sleep(0.3)  # the message is already out; the commit comes a little later
+        finally:
+            connection.close()
+
+    redrive = threading.Thread(target=redrive_in_flight)
+    redrive.start()
+    assert locked.wait(5)
+    release.set()
+    # when: the redriven message is delivered at once
+    result = order_enrich(order_id=order.id)
+    redrive.join()
+    # then: it waited for the commit and enriched, instead of skipping the order as failed
+    assert OrderEnrichment.objects.filter(order=order).exists()
+    assert result.status == OrderStatus.PROCESSING
+    assert ("enrich", HistoryEvent.DUPLICATE_SKIPPED) not in list(order.history.values_list("stage", "event"))
+
+
+@pytest.mark.django_db
+def test_enrich_of_a_failed_order_is_skipped(catalog):
+    order = order_create(items=[("ABC", 1)])
+    services.order_process(order_id=order.id)
+    services.order_fail(order_id=order.id, stage="enrich", reason="x")
+    assert order_enrich(order_id=order.id).status == OrderStatus.FAILED
     assert not OrderEnrichment.objects.filter(order=order).exists()
 
 
@@ -156,20 +170,6 @@ def test_order_finalize_before_enrichment_raises_transient(catalog):
     services.order_process(order_id=order.id)
     with pytest.raises(services.EnrichmentMissing):
         services.order_finalize(order_id=order.id)
-    assert not Invoice.objects.filter(order=order).exists()
-
-
-def test_order_fail_releases_reservation_and_is_final(catalog):
-    order = order_create(items=[("ABC", 4)])
-    services.order_process(order_id=order.id)
-    # when
-    order = services.order_fail(order_id=order.id, stage="enrich", reason="boom")
-    services.order_finalize(order_id=order.id)
-    again = services.order_fail(order_id=order.id, stage="enrich", reason="other")
-    # then
-    assert order.status == OrderStatus.FAILED
-    assert again.failure_reason == "boom"
-    assert _stock("ABC") == (1000, 0)
     assert not Invoice.objects.filter(order=order).exists()
 
 

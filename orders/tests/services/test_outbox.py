@@ -1,5 +1,7 @@
+"""Publishing the outbox rows (orders/services/outbox.py): the relay's batches and the fast path, each row
+exactly once, rows left unsent (and retried) when the broker stops answering; and the relay process
+(orders/management/commands/relay_outbox.py) that runs the batches. The AMQP side: test_publisher.py."""
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -9,22 +11,9 @@ import pytest
 from conftest import queue_messages, subprocess_env
 from orders.models import Order, OutboxMessage
 from orders.services import outbox_relay_batch
+from orders.tests.factories import create_orders_while_broker_is_down
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-CREATE_ORDERS = """
-import django; django.setup()
-from orders import services
-for n in range({count}):
-    services.order_create(client_id=1, customer_id=f"c{{n}}", source="api", items=[services.ItemIn("ABC", 1)])
-"""
-
-
-def create_orders_while_broker_is_down(count: int) -> None:
-    """Orders committed by a process whose publish fails (broker unreachable): the outbox keeps them."""
-    env = subprocess_env(CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//", OUTBOX_PUBLISH_INLINE="True")
-    subprocess.run([sys.executable, "-c", CREATE_ORDERS.format(count=count)], env=env, check=True, timeout=120)
-
 
 def published_order_ids(messages) -> list[str]:
     return [json.loads(m.body)[0][0] for m in messages]
@@ -47,26 +36,6 @@ def test_unpublished_row_is_published_by_the_relay_exactly_once(clean_queues):
     assert messages[0].headers["task"] == "orders.process"
     row.refresh_from_db()
     assert row.published_at is not None
-
-
-def test_relay_publishes_a_batch_on_its_own_confirm_channel_kept_between_batches(clean_queues):
-    # given: a backlog of two batches
-    from orders import publisher as amqp
-
-    create_orders_while_broker_is_down(5)
-    publisher = amqp._publishers.__dict__.pop("publisher", None)
-    if publisher is not None:
-        publisher.close()
-    # when
-    first = outbox_relay_batch(grace_seconds=0, batch_size=3)
-    publisher = amqp._publishers.publisher
-    channel = publisher.channel
-    second = outbox_relay_batch(grace_seconds=0, batch_size=3)
-    # then: every message went out on the relay's channel (not a pooled producer) and was confirmed
-    assert (first, second) == (3, 2)
-    assert publisher.channel is channel and publisher.published == 5
-    assert publisher.acked == set() and not publisher.nacked
-    assert len(queue_messages("process")) == 5
 
 
 def test_relay_leaves_rows_inside_the_grace_period(clean_queues):
@@ -128,20 +97,6 @@ def test_post_publishes_nothing_itself_by_default_and_its_commit_wakes_the_relay
         assert published_order_ids(queue_messages("process")) == [response.json()["order_id"]]
     finally:
         wakeup.close()
-
-
-def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(api_client, clean_queues, rabbitmq_vhost, settings):
-    settings.OUTBOX_PUBLISH_INLINE = True
-    # given: the process's pooled broker connection, then closed by the broker (as on missed heartbeats)
-    post = lambda: api_client.post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, format="json")  # noqa: E731
-    first = post().json()["order_id"]
-    rabbitmqctl = shutil.which("rabbitmqctl")
-    subprocess.run([rabbitmqctl, "close_all_connections", "-p", rabbitmq_vhost, "test: stale connection"], check=True, capture_output=True)
-    # when
-    second = post().json()["order_id"]
-    # then: published at once over a new connection, not left for the relay
-    assert published_order_ids(queue_messages("process")) == [first, second]
-    assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
 
 
 def test_fast_path_publishes_after_commit(api_client, clean_queues, settings):

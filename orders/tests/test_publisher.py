@@ -1,0 +1,52 @@
+"""The outbox's AMQP side (orders/publisher.py): one confirm-mode channel per thread kept across batches,
+and a kept connection the broker closed replaced at once."""
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import queue_messages
+from orders.models import OutboxMessage
+from orders.services import outbox_relay_batch
+from orders.tests.factories import create_orders_while_broker_is_down
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def published_order_ids(messages) -> list[str]:
+    return [json.loads(m.body)[0][0] for m in messages]
+
+
+def test_relay_publishes_a_batch_on_its_own_confirm_channel_kept_between_batches(clean_queues):
+    # given: a backlog of two batches
+    from orders import publisher as amqp
+
+    create_orders_while_broker_is_down(5)
+    publisher = amqp._publishers.__dict__.pop("publisher", None)
+    if publisher is not None:
+        publisher.close()
+    # when
+    first = outbox_relay_batch(grace_seconds=0, batch_size=3)
+    publisher = amqp._publishers.publisher
+    channel = publisher.channel
+    second = outbox_relay_batch(grace_seconds=0, batch_size=3)
+    # then: every message went out on the relay's channel (not a pooled producer) and was confirmed
+    assert (first, second) == (3, 2)
+    assert publisher.channel is channel and publisher.published == 5
+    assert publisher.acked == set() and not publisher.nacked
+    assert len(queue_messages("process")) == 5
+
+
+def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(api_client, clean_queues, rabbitmq_vhost, settings):
+    settings.OUTBOX_PUBLISH_INLINE = True
+    # given: the process's pooled broker connection, then closed by the broker (as on missed heartbeats)
+    post = lambda: api_client.post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, format="json")  # noqa: E731
+    first = post().json()["order_id"]
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    subprocess.run([rabbitmqctl, "close_all_connections", "-p", rabbitmq_vhost, "test: stale connection"], check=True, capture_output=True)
+    # when
+    second = post().json()["order_id"]
+    # then: published at once over a new connection, not left for the relay
+    assert published_order_ids(queue_messages("process")) == [first, second]
+    assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
