@@ -3,6 +3,7 @@
 SECRET_TOKEN is the key of the built-in client `default`; every other key is an ApiClientKey (hashed,
 revocable, several per client). A client sees and writes only its own orders; staff see all."""
 import hmac
+from typing import Any
 
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
@@ -70,3 +71,10 @@ def client_scope(request) -> int | None:
     """The client whose orders this request may see and write; None for staff (all orders)."""
     user = request.user
     return user.client_id if isinstance(user, ClientPrincipal) else None
+
+
+def actor_of(request: Any) -> str:
+    """Who did it, for an order's history: `client:<name>` or `staff:<username>`."""
+    if isinstance(request.user, ClientPrincipal):
+        return request.user.username
+    return f"staff:{request.user.get_username()}"

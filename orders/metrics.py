@@ -5,6 +5,9 @@ from prometheus_client import Counter, Gauge, Histogram
 ORDERS_ACCEPTED = Counter("orders_accepted_total", "Orders accepted by POST /orders", ["source"])
 ORDERS_COMPLETED = Counter("orders_completed_total", "Orders that reached completed", ["source"])
 ORDERS_FAILED = Counter("orders_failed_total", "Orders that reached failed", ["source", "kind"])
+ORDERS_CANCELLED = Counter("orders_cancelled_total", "Cancel requests that took effect: cancelled before completion, or refund requested", ["outcome"])
+ORDERS_REFUNDED = Counter("orders_refunded_total", "Completed orders refunded by the refund stage (credit note written)", ["source"])
+REFUNDS_FAILED = Counter("orders_refunds_failed_total", "Refund stage failures (the order stays refund_pending; its message dead-lettered)", ["kind"])
 STAGE_DURATION = Histogram(
     "order_stage_duration_seconds",
     "Time one stage task took",

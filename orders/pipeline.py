@@ -29,10 +29,16 @@ PROCESS = Stage("process", "orders.process", "process", "order.created")
 ENRICH = Stage("enrich", "enrichment.enrich", "enrichment", "order.enrichment.requested")
 FINALIZE = Stage("finalize", "orders.finalize", "finalize", "order.enriched")
 
-STAGES: tuple[Stage, ...] = (PROCESS, ENRICH, FINALIZE)
-STAGE_BY_NAME = {s.name: s for s in STAGES}
-STAGE_BY_TASK = {s.task: s for s in STAGES}
-STAGE_BY_QUEUE = {s.queue: s for s in STAGES}
+# The compensating stage (a saga's compensation): a completed order that is cancelled is refunded by it.
+# Same queue arguments, retries, dead-lettering, archive and redrive as the forward stages.
+REFUND = Stage("refund", "orders.refund", "refund", "order.refund.requested")
+
+STAGES: tuple[Stage, ...] = (PROCESS, ENRICH, FINALIZE)  # the forward chain, in order
+COMPENSATIONS: tuple[Stage, ...] = (REFUND,)
+ALL_STAGES: tuple[Stage, ...] = STAGES + COMPENSATIONS
+STAGE_BY_NAME = {s.name: s for s in ALL_STAGES}
+STAGE_BY_TASK = {s.task: s for s in ALL_STAGES}
+STAGE_BY_QUEUE = {s.queue: s for s in ALL_STAGES}
 
 
 class Step(StrEnum):
@@ -41,6 +47,7 @@ class Step(StrEnum):
     API = "api"  # accepted by POST /orders
     OUTBOX = "outbox"  # published by the fast path or the relay
     DLQ = "dlq"  # archived from the dead-letter queue
+    CANCEL = "cancel"  # POST /orders/{id}/cancel (or the admin's action)
 
 
 def order_chain(order_id: str) -> Signature:
@@ -51,3 +58,17 @@ def order_chain(order_id: str) -> Signature:
         current_app.signature(first.task, args=[order_id], immutable=True),
         *(current_app.signature(stage.task) for stage in rest),
     )
+
+
+class OutboxKind(StrEnum):
+    """What an outbox row asks to publish."""
+
+    ORDER_CREATED = "order.created"  # the forward chain
+    REFUND_REQUESTED = "order.refund"  # the refund stage
+
+
+def outbox_message(kind: str, order_id: str) -> Signature:
+    """The message an outbox row of `kind` stands for."""
+    if kind == OutboxKind.REFUND_REQUESTED:
+        return current_app.signature(REFUND.task, args=[order_id])
+    return order_chain(order_id)
