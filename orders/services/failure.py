@@ -40,7 +40,7 @@ def order_fail(*, order_id: Any, stage: str, reason: str, kind: str = "error", d
     with transaction.atomic():
         order = order_lock(order_id)
         if order.status == OrderStatus.REFUND_PENDING:
-            if stage == REFUND:
+            if stage == REFUND.name:
                 _refund_failure_record(order, reason=reason, kind=kind, detail=detail)
             return order
         if order.is_terminal:
