@@ -12,6 +12,7 @@ _PUBLIC_DETAIL_KEYS = {
     HistoryEvent.FAILED: frozenset({"kind", "attempts"}),
     HistoryEvent.DEAD_LETTERED: frozenset({"reason", "deliveries"}),
     HistoryEvent.REDRIVEN: frozenset(),
+    HistoryEvent.RECONCILED: frozenset({"attempt"}),
 }
 PUBLIC_FAILURE_REASON = "The order could not be processed; quote its order_id to support."
 

@@ -8,6 +8,12 @@ ORDERS_FAILED = Counter("orders_failed_total", "Orders that reached failed", ["s
 ORDERS_CANCELLED = Counter("orders_cancelled_total", "Cancel requests that took effect: cancelled before completion, or refund requested", ["outcome"])
 ORDERS_REFUNDED = Counter("orders_refunded_total", "Completed orders refunded by the refund stage (credit note written)", ["source"])
 REFUNDS_FAILED = Counter("orders_refunds_failed_total", "Refund stage failures (the order stays refund_pending; its message dead-lettered)", ["kind"])
+ORDERS_STUCK = Counter("orders_stuck_found_total", "In-flight orders found with no progress for STUCK_ORDER_SECONDS", ["stage"])
+ORDERS_RECONCILED = Counter("orders_reconciled_total", "Stuck orders whose stage message the reconciler re-published", ["stage"])
+ORDERS_RECONCILE_GAVE_UP = Counter("orders_reconcile_gave_up_total", "Stuck orders failed after RECONCILE_MAX_ATTEMPTS", ["stage"])
+OLDEST_IN_FLIGHT_AGE = Gauge(
+    "orders_oldest_in_flight_age_seconds", "Age of the oldest order not yet terminal (since its last change)", multiprocess_mode="max"
+)
 STAGE_DURATION = Histogram(
     "order_stage_duration_seconds",
     "Time one stage task took",

@@ -16,6 +16,8 @@ class OrderStatus(models.TextChoices):
 TERMINAL_STATUSES = (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.REFUNDED)
 # Where the forward stages (process, enrich, finalize) still have work; past these they skip and end the chain.
 FORWARD_STATUSES = (OrderStatus.PENDING, OrderStatus.PROCESSING)
+# A stage's message is on its way for these (the reconciler watches them; the in-flight index covers them).
+IN_FLIGHT_STATUSES = (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.REFUND_PENDING)
 
 
 class OrderSource(models.TextChoices):
@@ -37,6 +39,7 @@ class HistoryEvent(models.TextChoices):
     CANCELLED = "cancelled"  # cancelled before it completed
     REFUND_REQUESTED = "refund_requested"  # cancelled after it completed: the refund stage will run
     REFUNDED = "refunded"  # the refund stage wrote the credit note and returned the stock
+    RECONCILED = "reconciled"  # no progress for STUCK_ORDER_SECONDS: its stage's message re-published
 
 
 class Product(models.Model):
@@ -87,6 +90,13 @@ class Order(models.Model):
             models.Index(fields=["client", "-created_at"], name="order_client_created_idx"),
             models.Index(fields=["client", "updated_at"], name="order_client_updated_idx"),
             models.Index(fields=["-created_at"], name="order_created_idx"),
+            # The reconciler's candidates (orders still in flight, oldest change first), and the oldest
+            # in-flight order's age: a small partial index, since most orders are terminal.
+            models.Index(
+                fields=["updated_at"],
+                name="order_in_flight_idx",
+                condition=models.Q(status__in=IN_FLIGHT_STATUSES),
+            ),
         ]
 
     def __str__(self) -> str:

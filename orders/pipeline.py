@@ -65,10 +65,28 @@ class OutboxKind(StrEnum):
 
     ORDER_CREATED = "order.created"  # the forward chain
     REFUND_REQUESTED = "order.refund"  # the refund stage
+    # `order.resume.<stage>`: the reconciler re-publishing an order's stage (and the rest of its chain)
+
+
+def resume_kind(stage: Stage) -> str:
+    return f"order.resume.{stage.name}"
+
+
+def chain_from(stage: Stage, order_id: str) -> Signature:
+    """`stage`'s message for the order and, for a forward stage, the rest of the chain after it."""
+    if stage not in STAGES:
+        return current_app.signature(stage.task, args=[order_id])
+    first, *rest = STAGES[STAGES.index(stage) :]
+    return chain(
+        current_app.signature(first.task, args=[order_id], immutable=True),
+        *(current_app.signature(s.task) for s in rest),
+    )
 
 
 def outbox_message(kind: str, order_id: str) -> Signature:
     """The message an outbox row of `kind` stands for."""
     if kind == OutboxKind.REFUND_REQUESTED:
-        return current_app.signature(REFUND.task, args=[order_id])
+        return chain_from(REFUND, order_id)
+    if kind.startswith("order.resume."):
+        return chain_from(STAGE_BY_NAME[kind.removeprefix("order.resume.")], order_id)
     return order_chain(order_id)

@@ -5,6 +5,7 @@
 - stages.py   the pipeline's stages: process, enrich, finalize
 - cancel.py   cancelling an order: cancelled before completion, or refund_pending after (the saga)
 - refund.py   the refund stage: credit note, stock returned, refunded
+- reconcile.py  finding in-flight orders whose message was lost, re-publishing their stage
 - failure.py  failing an order, recording a retry, re-opening an order for a redrive
 - stock.py    reserving and releasing stock
 - history.py  the order's history (the only writer) and its live events
@@ -16,6 +17,7 @@ from orders.services.failure import OrderReopenRefused, order_fail, order_mark_f
 from orders.services.history import order_duplicate_skip, order_history_append, order_history_append_many
 from orders.services.locks import order_lock
 from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish, outbox_relay_batch
+from orders.services.reconcile import ReconcileResult, orders_reconcile
 from orders.services.refund import order_refund
 from orders.services.stages import (
     EnrichmentDue,
@@ -38,6 +40,7 @@ __all__ = [
     "OrderCreateResult",
     "OrderNotCancellable",
     "OrderReopenRefused",
+    "ReconcileResult",
     "StockShort",
     "order_cancel",
     "order_create",
@@ -55,6 +58,7 @@ __all__ = [
     "order_refund",
     "order_reopen",
     "order_retry_record",
+    "orders_reconcile",
     "outbox_publish",
     "outbox_relay_batch",
     "quantities",
