@@ -14,6 +14,12 @@ ORDERS_RECONCILE_GAVE_UP = Counter("orders_reconcile_gave_up_total", "Stuck orde
 OLDEST_IN_FLIGHT_AGE = Gauge(
     "orders_oldest_in_flight_age_seconds", "Age of the oldest order not yet terminal (since its last change)", multiprocess_mode="max"
 )
+# POST → completed, observed when finalize commits: the latency SLO's histogram (deploy/prometheus/alerts.yml).
+ORDER_COMPLETION_SECONDS = Histogram(
+    "order_completion_seconds",
+    "Seconds from an order's acceptance to its completion",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 STAGE_DURATION = Histogram(
     "order_stage_duration_seconds",
     "Time one stage task took",
