@@ -9,15 +9,9 @@ from clients.tests.factories import api_client_for, client_with_key
 from orders import services
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.pipeline import OutboxKind
-from orders.tests.factories import order_create
+from orders.tests.factories import order_completed, order_create
 
 pytestmark = pytest.mark.django_db
-
-
-def _completed(order: Order) -> Order:
-    services.order_process(order_id=order.id)
-    services.order_enrich(order_id=order.id)
-    return services.order_finalize(order_id=order.id)
 
 
 def _cancel(http: APIClient, order_id, body=None):
@@ -40,7 +34,7 @@ def test_the_owner_cancels_a_pending_order_and_a_second_call_answers_the_same(ap
 
 def test_a_completed_order_answers_202_refund_pending_then_shows_its_credit_note(api_client, catalog):
     # given
-    order = _completed(order_create())
+    order = order_completed()
     # when
     response = _cancel(api_client, order.id)
     services.order_refund(order_id=order.id)

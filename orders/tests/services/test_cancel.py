@@ -10,7 +10,7 @@ from enrichment.provider import ProviderPermanentError, ProviderTransientError
 from orders import services
 from orders.models import CreditNote, HistoryEvent, Invoice, Order, OrderStatus, OutboxMessage, Product
 from orders.pipeline import ENRICH, FINALIZE, PROCESS, REFUND, OutboxKind
-from orders.tests.factories import order_create
+from orders.tests.factories import order_completed, order_create
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +24,6 @@ def provider_controls_reset():
 
 def _shelf() -> dict[str, tuple[int, int]]:
     return {p.sku: (p.stock, p.reserved) for p in Product.objects.filter(sku__in=["ABC", "XYZ"])}
-
-
-def _completed(order: Order) -> Order:
-    services.order_process(order_id=order.id)
-    services.order_enrich(order_id=order.id)
-    return services.order_finalize(order_id=order.id)
 
 
 def _events(order: Order) -> list[tuple[str, str]]:
@@ -88,7 +82,7 @@ def test_enrichment_stored_after_a_cancel_during_the_provider_call_changes_nothi
 
 def test_a_completed_order_becomes_refund_pending_with_one_refund_message(catalog):
     # given
-    order = _completed(order_create())
+    order = order_completed()
     # when
     first = services.order_cancel(order_id=order.id, actor="staff:alice", reason="damaged")
     second = services.order_cancel(order_id=order.id, actor="staff:alice", reason="damaged")
@@ -102,7 +96,7 @@ def test_a_completed_order_becomes_refund_pending_with_one_refund_message(catalo
 def test_the_refund_writes_the_negative_invoice_returns_stock_and_ends_refunded_once(catalog):
     # given: a completed order, cancelled
     shelf = _shelf()
-    order = _completed(order_create())
+    order = order_completed()
     services.order_cancel(order_id=order.id, actor="client:default")
     invoice = Invoice.objects.get(order=order)
     # when: the refund stage runs, and its message is delivered again
@@ -121,7 +115,7 @@ def test_the_refund_writes_the_negative_invoice_returns_stock_and_ends_refunded_
 
 def test_a_finalize_redelivered_after_the_cancel_of_its_completed_order_changes_nothing(catalog):
     # given: finalize committed, its ack lost; the order cancelled meanwhile
-    order = _completed(order_create())
+    order = order_completed()
     services.order_cancel(order_id=order.id, actor="client:default")
     stock_after_sale = _shelf()
     # when: finalize's message is redelivered, then the refund runs
@@ -152,7 +146,7 @@ def test_another_clients_order_is_not_found(catalog):
 
 def test_a_refund_that_fails_leaves_the_order_refund_pending_and_owed(catalog):
     # given: a completed order, cancelled; the provider rejects refunds
-    order = _completed(order_create())
+    order = order_completed()
     services.order_cancel(order_id=order.id, actor="client:default")
     controls.controls_set(refund="reject")
     with pytest.raises(ProviderPermanentError):
@@ -168,13 +162,13 @@ def test_a_refund_that_fails_leaves_the_order_refund_pending_and_owed(catalog):
 
 
 def test_a_forward_stage_failure_never_touches_an_order_being_refunded(catalog):
-    order = _completed(order_create())
+    order = order_completed()
     services.order_cancel(order_id=order.id, actor="client:default")
     assert services.order_fail(order_id=order.id, stage=FINALIZE.name, reason="late", kind="permanent").status == OrderStatus.REFUND_PENDING
 
 
 def test_a_flaky_refund_raises_a_transient_error_until_its_third_attempt(catalog):
-    order = _completed(order_create())
+    order = order_completed()
     services.order_cancel(order_id=order.id, actor="client:default")
     controls.controls_set(refund="flaky")
     for attempt in (0, 1):
@@ -192,7 +186,7 @@ def test_a_forward_redrive_of_an_order_past_its_pipeline_is_refused(catalog, sta
 
 
 def test_the_refund_redrive_needs_a_refund_pending_order(catalog):
-    order = _completed(order_create())
+    order = order_completed()
     with pytest.raises(services.OrderReopenRefused, match="not refund_pending"):
         services.order_reopen(order=order, stage=REFUND)
 

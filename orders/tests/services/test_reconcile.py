@@ -9,7 +9,7 @@ from django.utils import timezone
 from orders import dead_letters, services
 from orders.models import DeadLetter, HistoryEvent, Order, OrderHistory, OrderStatus, OutboxMessage
 from orders.services.reconcile import _LOCK_KEY
-from orders.tests.factories import order_create
+from orders.tests.factories import order_create, order_refund_pending
 
 pytestmark = pytest.mark.django_db
 STUCK = 5.0
@@ -94,12 +94,7 @@ def test_a_processing_order_with_its_enrichment_stored_resumes_at_finalize(catal
 
 
 def test_a_refund_pending_order_resumes_at_the_refund_stage(catalog):
-    order = published(order_create())
-    services.order_process(order_id=order.id)
-    services.order_enrich(order_id=order.id)
-    services.order_finalize(order_id=order.id)
-    services.order_cancel(order_id=order.id, actor="client:default")
-    published(order)
+    order = published(order_refund_pending())
     assert reconcile(at=STUCK + 1).republished == {"refund": 1}
     assert kinds(order) == ["order.resume.refund"]
 
@@ -126,12 +121,7 @@ def test_after_the_bound_the_order_fails_with_a_dead_letter_that_redrives_it(cat
 
 
 def test_a_refund_stuck_past_the_bound_stays_owed(catalog):
-    order = published(order_create())
-    services.order_process(order_id=order.id)
-    services.order_enrich(order_id=order.id)
-    services.order_finalize(order_id=order.id)
-    services.order_cancel(order_id=order.id, actor="client:default")
-    published(order)
+    order = published(order_refund_pending())
     assert reconcile(at=STUCK + 1, attempts=1).republished == {"refund": 1}
     published(order)
     assert reconcile(at=2 * (STUCK + 1), attempts=1).gave_up == 1
