@@ -36,7 +36,7 @@ def rabbitmq_vhost() -> str:
 def purge_queues() -> None:
     with Connection(settings.CELERY_BROKER_URL) as conn:
         channel = conn.channel()
-        names = [s.queue for s in broker.STAGES] + [broker.DEAD_LETTER_QUEUE_NAME]
+        names = [s.queue for s in broker.ALL_STAGES] + [broker.DEAD_LETTER_QUEUE_NAME]
         names += [f"celery_delayed_{level}" for level in range(28)]
         for name in names:
             try:

@@ -6,7 +6,7 @@ revocable, several per client). A client sees and writes only its own orders; st
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
@@ -80,3 +80,10 @@ def client_scope(request: Request) -> int | None:
     """The client whose orders this request may see and write; None for staff (all orders)."""
     user = request.user
     return user.client_id if isinstance(user, ClientPrincipal) else None
+
+
+def actor_of(request: Any) -> str:
+    """Who did it, for an order's history: `client:<name>` or `staff:<username>`."""
+    if isinstance(request.user, ClientPrincipal):
+        return request.user.username
+    return f"staff:{request.user.get_username()}"

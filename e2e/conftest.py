@@ -38,14 +38,17 @@ class Processes:
         ]
         return self.start(f"worker-{queue}", argv, ready=" ready." if wait else None, env=env)
 
-    def pipeline(self, *, env: dict | None = None, relay: bool = True) -> dict[str, Proc]:
-        """The three workers as the run command starts them (enrichment on threads) and, unless the
-        test starts its own, the relay that publishes accepted orders (OUTBOX_PUBLISH_INLINE off)."""
+    def pipeline(self, *, env: dict | None = None, relay: bool = True, refund: bool = False) -> dict[str, Proc]:
+        """The three workers as the run command starts them (enrichment on threads), the refund worker
+        when asked and, unless the test starts its own, the relay that publishes accepted orders
+        (OUTBOX_PUBLISH_INLINE off)."""
         procs = {
             "process": self.worker("process", wait=False, env=env),
             "enrichment": self.worker("enrichment", pool="threads", concurrency=8, wait=False, env=env),
             "finalize": self.worker("finalize", wait=False, env=env),
         }
+        if refund:
+            procs["refund"] = self.worker("refund", pool="threads", concurrency=4, wait=False, env=env)
         if relay:
             procs["relay"] = self.relay(env=env, wait=False)
         wait_ready([p for name, p in procs.items() if name != "relay"], " ready.", timeout=60)
@@ -126,7 +129,7 @@ def http(live_server):
 def wait_terminal(http, order_id: str, timeout: float = 60) -> dict:
     def done():
         order = http.get_order(order_id)
-        return order if order["status"] in ("completed", "failed") else None
+        return order if order["status"] in ("completed", "failed", "cancelled", "refunded") else None
 
     return wait_until(done, timeout=timeout, interval=0.3, what=f"order {order_id} to end")
 

@@ -30,3 +30,13 @@ def failure_rate() -> float:
 def outage_fixed() -> bool:
     """When true, the DOWN, FLAKY and HANG triggers answer normally (the provider was 'fixed')."""
     return bool(controls_get().get("fixed", False))
+
+
+# How the provider answers refund calls (README "Simulating failures"): normally, or failing the way an
+# enrichment call can, so the refund stage's retries, dead-lettering and redrive can be shown and tested.
+REFUND_MODES = ("ok", "flaky", "down", "hang", "reject")
+
+
+def refund_mode() -> str:
+    mode = controls_get().get("refund", "ok")
+    return mode if mode in REFUND_MODES else "ok"

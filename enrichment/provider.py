@@ -1,5 +1,7 @@
 """A simulated external enrichment provider: prices the items and scores the customer.
 
+Refunds (`refund`) fail as `manage.py provider --refund MODE` says (flaky, down, hang, reject).
+
 Demo triggers (README "Simulating failures"): BOMBA is a poison item (permanent error), FLAKY fails
 transiently on the first 2 attempts, DOWN always fails transiently, HANG stalls past the client
 timeout, CRASH kills the worker process (only with DEMO_CRASH_ENABLED). ENRICHMENT_FAILURE_RATE adds
@@ -67,3 +69,20 @@ def enrich(*, customer_id: str, items: Sequence[ProviderItem], attempt: int) -> 
         "discount_pct": 10 if score >= 80 else 5 if score >= 50 else 0,
         "items": [{"sku": i.sku, "qty": i.qty, "list_price": i.unit_price} for i in items],
     }
+
+
+def refund(*, customer_id: str, reference: str, amount: str, attempt: int) -> dict:
+    """Refund `amount` of the invoice `reference` to the customer; fails as controls.refund_mode() says."""
+    mode = controls.refund_mode()
+    if mode == "reject":
+        raise ProviderPermanentError(f"provider rejected the refund of {reference}")
+    if mode == "hang":
+        time.sleep(settings.ENRICHMENT_PROVIDER_TIMEOUT)
+        raise ProviderTransientError(f"provider timed out after {settings.ENRICHMENT_PROVIDER_TIMEOUT}s")
+    time.sleep(settings.ENRICHMENT_LATENCY_MS / 1000)
+    if mode == "down":
+        raise ProviderTransientError("provider unavailable (503)")
+    if mode == "flaky" and attempt < FLAKY_FAILURES:
+        raise ProviderTransientError(f"provider flaked on the refund (attempt {attempt + 1})")
+    digest = hashlib.sha256(f"{customer_id}:{reference}".encode()).hexdigest()[:16]
+    return {"provider": "simulated", "refund_id": f"rf_{digest}", "amount": amount}

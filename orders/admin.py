@@ -4,7 +4,9 @@ from django.contrib import admin, messages
 
 from core.admin import ReadOnlyAdminMixin, pretty_json
 from orders.dead_letters.admin import DeadLetterInline, redrive_in_admin
-from orders.models import DeadLetterStatus, Order, OrderHistory, OrderItem, OrderStatus, Product
+from core.exceptions import ApplicationError
+from orders import services
+from orders.models import CreditNote, DeadLetterStatus, Order, OrderHistory, OrderItem, OrderStatus, Product
 
 
 class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -30,10 +32,10 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [
         "id", "customer_id", "source", "status", "total_amount", "failure_reason", "created_at", "updated_at",
-        "enrichment_data", "invoice_data",
+        "enrichment_data", "invoice_data", "cancelled_by", "cancelled_at", "cancel_reason", "credit_note_data",
     ]
     inlines = [OrderItemInline, OrderHistoryInline, DeadLetterInline]
-    actions = ["retry_failed_orders"]
+    actions = ["retry_failed_orders", "cancel_orders"]
 
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
@@ -53,6 +55,29 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if invoice is None:
             return "—"
         return pretty_json({"number": invoice.number, "subtotal": invoice.subtotal, "discount": invoice.discount, "total": invoice.total, "lines": invoice.lines})
+
+    @admin.display(description="credit note")
+    def credit_note_data(self, order):
+        credit_note = getattr(order, "credit_note", None)
+        if credit_note is None:
+            return "—"
+        return pretty_json({"number": credit_note.number, "total": credit_note.total, "lines": credit_note.lines})
+
+    @admin.action(description="Cancel selected orders (refund the completed ones)")
+    def cancel_orders(self, request, queryset):
+        actor = f"staff:{request.user.get_username()}"
+        done: dict[str, int] = {}
+        for order_id in queryset.values_list("id", flat=True):
+            try:
+                result = services.order_cancel(order_id=order_id, actor=actor, reason="cancelled in the admin")
+            except ApplicationError as exc:
+                self.message_user(request, f"Order {order_id}: {exc.message}", messages.WARNING)
+                continue
+            if result.changed:
+                done[result.order.status] = done.get(result.order.status, 0) + 1
+        if done:
+            summary = ", ".join(f"{count} {status}" for status, count in sorted(done.items()))
+            self.message_user(request, f"Cancelled: {summary}.", messages.SUCCESS)
 
     @admin.action(description="Retry selected failed orders (redrive their dead letters)")
     def retry_failed_orders(self, request, queryset):
@@ -76,3 +101,10 @@ class ProductAdmin(admin.ModelAdmin):
     list_display = ["sku", "name", "price", "stock", "reserved", "available"]
     search_fields = ["sku", "name"]
     readonly_fields = ["reserved"]
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["number", "order", "total", "created_at"]
+    search_fields = ["number"]
+    readonly_fields = ["number", "order", "total", "lines", "created_at"]

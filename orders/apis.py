@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clients.auth import ClientPrincipal, IsClientOrStaff, client_scope
+from clients.auth import ClientPrincipal, IsClientOrStaff, actor_of, client_scope
 from clients.models import DEFAULT_CLIENT_ID
 from core.api import (
     ERRORS,
@@ -42,7 +42,7 @@ from core.api import (
 )
 from core.exceptions import ApplicationError
 from orders import disclosure, selectors, services
-from orders.models import OrderSource, OrderStatus
+from orders.models import Order, OrderSource, OrderStatus
 from orders.pagination import OrderCursorPagination
 
 SKU_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
@@ -215,6 +215,8 @@ class OrderDetailApi(APIView):
                     "items": serializers.ListField(child=serializers.DictField()),
                     "enrichment": serializers.DictField(allow_null=True),
                     "invoice": serializers.DictField(allow_null=True),
+                    "cancellation": serializers.DictField(allow_null=True, help_text="`by`, `at`, `reason`"),
+                    "credit_note": serializers.DictField(allow_null=True, help_text="`number`, `total`, `lines`"),
                     "history": serializers.ListField(child=serializers.DictField()),
                 },
             ),
@@ -232,6 +234,49 @@ class OrderDetailApi(APIView):
         if data is None:
             raise NotFound("Order not found.")
         return Response(data)
+
+
+class OrderCancelApi(APIView):
+    """Cancel an order: `cancelled` (200) if it has not completed, else `refund_pending` (202) until the refund
+    stage writes its credit note. Idempotent: a second call answers the same and changes nothing."""
+
+    permission_classes = [IsClientOrStaff]
+
+    class InputSerializer(serializers.Serializer):
+        reason = StrictCharField(required=False, allow_blank=True, max_length=500, default="")
+
+    @extend_schema_serializer(component_name="OrderCancelled")
+    class OutputSerializer(serializers.Serializer):
+        order_id = serializers.UUIDField(source="id")
+        status = serializers.CharField()
+
+    @extend_schema(
+        operation_id="orders_cancel",
+        parameters=[OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        request=InputSerializer,
+        responses={
+            200: OpenApiResponse(OutputSerializer, description="Cancelled (or refunded already)"),
+            202: OpenApiResponse(OutputSerializer, description="Completed: the refund is on its way (`refund_pending`)"),
+            404: OpenApiResponse(ErrorSerializer, description="No such order (or another client's)"),
+            409: OpenApiResponse(ErrorSerializer, description="The order failed: nothing to cancel"),
+            **{code: ERRORS[code] for code in (400, 401, 403, 415, 429, 503)},
+        },
+    )
+    def post(self, request: Request, order_id: str) -> Response:
+        try:
+            uuid.UUID(order_id)
+        except ValueError:
+            raise NotFound("Order not found.") from None
+        serializer = self.InputSerializer(data=request.data if request.data is not None else {})
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = services.order_cancel(
+                order_id=order_id, actor=actor_of(request), reason=serializer.validated_data["reason"], client_id=client_scope(request)
+            )
+        except Order.DoesNotExist:
+            raise NotFound("Order not found.") from None
+        pending = result.order.status == OrderStatus.REFUND_PENDING
+        return Response(self.OutputSerializer(result.order).data, status=status.HTTP_202_ACCEPTED if pending else status.HTTP_200_OK)
 
 
 class ProductListApi(APIView):

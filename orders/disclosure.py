@@ -6,12 +6,13 @@ from orders.models import HistoryEvent
 # customer's (enrichment scores: the order's own `enrichment` field is where its client reads them), staff
 # usernames (`by`), exception text (`error`, `message`, `exception`) or internal ids. An allowlist, so a key
 # added to an event later stays hidden until it is listed here.
-_PIPELINE_DETAIL_KEYS = frozenset({"items", "source", "via", "status", "reserved", "invoice", "total"})
+_PIPELINE_DETAIL_KEYS = frozenset({"items", "source", "via", "kind", "status", "reserved", "invoice", "total", "credit_note", "from"})
 _PUBLIC_DETAIL_KEYS = {
     HistoryEvent.RETRY: frozenset({"attempt", "next_delay_s"}),
     HistoryEvent.FAILED: frozenset({"kind", "attempts"}),
     HistoryEvent.DEAD_LETTERED: frozenset({"reason", "deliveries"}),
     HistoryEvent.REDRIVEN: frozenset(),
+    HistoryEvent.RECONCILED: frozenset({"attempt"}),
 }
 PUBLIC_FAILURE_REASON = "The order could not be processed; quote its order_id to support."
 
@@ -22,6 +23,11 @@ def public_failure_reason(*, failure_reason: str, failure_kind: str) -> str:
     if not failure_reason or failure_kind == "business":
         return failure_reason
     return PUBLIC_FAILURE_REASON
+
+
+def public_actor(actor: str) -> str:
+    """A client's own name is its to read; a staff member's username is not."""
+    return actor if actor.startswith("client:") else "staff"
 
 
 def public_history_entry(entry: dict) -> dict:

@@ -5,6 +5,21 @@ from prometheus_client import Counter, Gauge, Histogram
 ORDERS_ACCEPTED = Counter("orders_accepted_total", "Orders accepted by POST /orders", ["source"])
 ORDERS_COMPLETED = Counter("orders_completed_total", "Orders that reached completed", ["source"])
 ORDERS_FAILED = Counter("orders_failed_total", "Orders that reached failed", ["source", "kind"])
+ORDERS_CANCELLED = Counter("orders_cancelled_total", "Cancel requests that took effect: cancelled before completion, or refund requested", ["outcome"])
+ORDERS_REFUNDED = Counter("orders_refunded_total", "Completed orders refunded by the refund stage (credit note written)", ["source"])
+REFUNDS_FAILED = Counter("orders_refunds_failed_total", "Refund stage failures (the order stays refund_pending; its message dead-lettered)", ["kind"])
+ORDERS_STUCK = Counter("orders_stuck_found_total", "In-flight orders found with no progress for STUCK_ORDER_SECONDS", ["stage"])
+ORDERS_RECONCILED = Counter("orders_reconciled_total", "Stuck orders whose stage message the reconciler re-published", ["stage"])
+ORDERS_RECONCILE_GAVE_UP = Counter("orders_reconcile_gave_up_total", "Stuck orders failed after RECONCILE_MAX_ATTEMPTS", ["stage"])
+OLDEST_IN_FLIGHT_AGE = Gauge(
+    "orders_oldest_in_flight_age_seconds", "Age of the oldest order not yet terminal (since its last change)", multiprocess_mode="max"
+)
+# POST → completed, observed when finalize commits: the latency SLO's histogram (deploy/prometheus/alerts.yml).
+ORDER_COMPLETION_SECONDS = Histogram(
+    "order_completion_seconds",
+    "Seconds from an order's acceptance to its completion",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 STAGE_DURATION = Histogram(
     "order_stage_duration_seconds",
     "Time one stage task took",

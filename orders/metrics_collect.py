@@ -20,7 +20,7 @@ from kombu import Connection
 
 from core.logging import get_logger
 from orders import metrics
-from orders.models import OutboxMessage
+from orders.models import IN_FLIGHT_STATUSES, Order, OutboxMessage
 from orders_project import broker
 
 log = get_logger(__name__)
@@ -137,6 +137,12 @@ def outbox_state() -> OutboxState:
     return OutboxState(row["backlog"], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
 
 
+def oldest_in_flight_age() -> float:
+    """Seconds since the least recently changed order in flight last changed (the partial index)."""
+    oldest = Order.objects.filter(status__in=IN_FLIGHT_STATUSES).aggregate(oldest=Min("updated_at"))["oldest"]
+    return (timezone.now() - oldest).total_seconds() if oldest else 0.0
+
+
 def _set_up(service: str, check: Check) -> None:
     metrics.BACKING_SERVICE_UP.labels(service=service).set(1 if check.ok else 0)
 
@@ -146,6 +152,7 @@ def refresh_gauges() -> None:
         state = outbox_state()
         metrics.OUTBOX_BACKLOG.set(state.backlog)
         metrics.OUTBOX_OLDEST_AGE.set(state.oldest_age_seconds)
+        metrics.OLDEST_IN_FLIGHT_AGE.set(oldest_in_flight_age())
         _set_up("database", Check(ok=True))
     except Exception:
         _set_up("database", Check(ok=False))

@@ -8,9 +8,16 @@ class OrderStatus(models.TextChoices):
     PROCESSING = "processing"  # stock reserved; enrichment and finalize to go
     COMPLETED = "completed"  # invoice written, stock moved (terminal)
     FAILED = "failed"  # ended with failure_reason (terminal)
+    CANCELLED = "cancelled"  # cancelled before it completed; its reservation released, no invoice (terminal)
+    REFUND_PENDING = "refund_pending"  # cancelled after it completed; the refund stage is on its way
+    REFUNDED = "refunded"  # credit note written, stock returned (terminal)
 
 
-TERMINAL_STATUSES = (OrderStatus.COMPLETED, OrderStatus.FAILED)
+TERMINAL_STATUSES = (OrderStatus.COMPLETED, OrderStatus.FAILED, OrderStatus.CANCELLED, OrderStatus.REFUNDED)
+# Where the forward stages (process, enrich, finalize) still have work; past these they skip and end the chain.
+FORWARD_STATUSES = (OrderStatus.PENDING, OrderStatus.PROCESSING)
+# A stage's message is on its way for these (the reconciler watches them; the in-flight index covers them).
+IN_FLIGHT_STATUSES = (OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.REFUND_PENDING)
 
 
 class OrderSource(models.TextChoices):
@@ -29,6 +36,10 @@ class HistoryEvent(models.TextChoices):
     FAILED = "failed"  # the order ended failed
     DEAD_LETTERED = "dead_lettered"  # its message reached the DLQ
     REDRIVEN = "redriven"  # an operator re-published its dead letter
+    CANCELLED = "cancelled"  # cancelled before it completed
+    REFUND_REQUESTED = "refund_requested"  # cancelled after it completed: the refund stage will run
+    REFUNDED = "refunded"  # the refund stage wrote the credit note and returned the stock
+    RECONCILED = "reconciled"  # no progress for STUCK_ORDER_SECONDS: its stage's message re-published
 
 
 class Product(models.Model):
@@ -57,12 +68,17 @@ class Order(models.Model):
     client = models.ForeignKey("clients.ApiClient", related_name="orders", on_delete=models.PROTECT, db_index=False)
     customer_id = models.CharField(max_length=64, db_index=True)
     source = models.CharField(max_length=10, choices=OrderSource.choices, default=OrderSource.API)
-    status = models.CharField(max_length=12, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING, db_index=True)
     total_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     failure_reason = models.TextField(blank=True, default="")
     # business (the client's to read: unknown sku, no stock), or error, permanent, retries_exhausted,
     # dead_letter (the reason may carry exception text: staff only).
     failure_kind = models.CharField(max_length=20, blank=True, default="")
+    # Who asked to cancel it (`client:<name>` or `staff:<username>`), when and why (POST /orders/{id}/cancel).
+    # db_default: the accepting INSERT (orders/services/create.py) names only the columns it sets.
+    cancelled_by = models.CharField(max_length=200, blank=True, default="", db_default="")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=500, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -74,6 +90,13 @@ class Order(models.Model):
             models.Index(fields=["client", "-created_at"], name="order_client_created_idx"),
             models.Index(fields=["client", "updated_at"], name="order_client_updated_idx"),
             models.Index(fields=["-created_at"], name="order_created_idx"),
+            # The reconciler's candidates (orders still in flight, oldest change first), and the oldest
+            # in-flight order's age: a small partial index, since most orders are terminal.
+            models.Index(
+                fields=["updated_at"],
+                name="order_in_flight_idx",
+                condition=models.Q(status__in=IN_FLIGHT_STATUSES),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -82,6 +105,11 @@ class Order(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def forward_done(self) -> bool:
+        """The forward stages have nothing left to do (completed, failed, cancelled or being refunded)."""
+        return self.status not in FORWARD_STATUSES
 
 
 class OrderItem(models.Model):
@@ -112,6 +140,19 @@ class Invoice(models.Model):
     total = models.DecimalField(max_digits=14, decimal_places=2)
     lines = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class CreditNote(models.Model):
+    """The refund of a completed order: the negative of its invoice. One per order, enforced by the database."""
+
+    order = models.OneToOneField(Order, related_name="credit_note", on_delete=models.CASCADE)
+    number = models.CharField(max_length=40, unique=True)
+    total = models.DecimalField(max_digits=14, decimal_places=2)
+    lines = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.number
 
 
 class IdempotencyKey(models.Model):

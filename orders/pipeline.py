@@ -29,10 +29,16 @@ PROCESS = Stage("process", "orders.process", "process", "order.created")
 ENRICH = Stage("enrich", "enrichment.enrich", "enrichment", "order.enrichment.requested")
 FINALIZE = Stage("finalize", "orders.finalize", "finalize", "order.enriched")
 
-STAGES: tuple[Stage, ...] = (PROCESS, ENRICH, FINALIZE)
-STAGE_BY_NAME = {s.name: s for s in STAGES}
-STAGE_BY_TASK = {s.task: s for s in STAGES}
-STAGE_BY_QUEUE = {s.queue: s for s in STAGES}
+# The compensating stage (a saga's compensation): a completed order that is cancelled is refunded by it.
+# Same queue arguments, retries, dead-lettering, archive and redrive as the forward stages.
+REFUND = Stage("refund", "orders.refund", "refund", "order.refund.requested")
+
+STAGES: tuple[Stage, ...] = (PROCESS, ENRICH, FINALIZE)  # the forward chain, in order
+COMPENSATIONS: tuple[Stage, ...] = (REFUND,)
+ALL_STAGES: tuple[Stage, ...] = STAGES + COMPENSATIONS
+STAGE_BY_NAME = {s.name: s for s in ALL_STAGES}
+STAGE_BY_TASK = {s.task: s for s in ALL_STAGES}
+STAGE_BY_QUEUE = {s.queue: s for s in ALL_STAGES}
 
 
 class Step(StrEnum):
@@ -41,6 +47,7 @@ class Step(StrEnum):
     API = "api"  # accepted by POST /orders
     OUTBOX = "outbox"  # published by the fast path or the relay
     DLQ = "dlq"  # archived from the dead-letter queue
+    CANCEL = "cancel"  # POST /orders/{id}/cancel (or the admin's action)
 
 
 def order_chain(order_id: str) -> Signature:
@@ -51,3 +58,35 @@ def order_chain(order_id: str) -> Signature:
         current_app.signature(first.task, args=[order_id], immutable=True),
         *(current_app.signature(stage.task) for stage in rest),
     )
+
+
+class OutboxKind(StrEnum):
+    """What an outbox row asks to publish."""
+
+    ORDER_CREATED = "order.created"  # the forward chain
+    REFUND_REQUESTED = "order.refund"  # the refund stage
+    # `order.resume.<stage>`: the reconciler re-publishing an order's stage (and the rest of its chain)
+
+
+def resume_kind(stage: Stage) -> str:
+    return f"order.resume.{stage.name}"
+
+
+def chain_from(stage: Stage, order_id: str) -> Signature:
+    """`stage`'s message for the order and, for a forward stage, the rest of the chain after it."""
+    if stage not in STAGES:
+        return current_app.signature(stage.task, args=[order_id])
+    first, *rest = STAGES[STAGES.index(stage) :]
+    return chain(
+        current_app.signature(first.task, args=[order_id], immutable=True),
+        *(current_app.signature(s.task) for s in rest),
+    )
+
+
+def outbox_message(kind: str, order_id: str) -> Signature:
+    """The message an outbox row of `kind` stands for."""
+    if kind == OutboxKind.REFUND_REQUESTED:
+        return chain_from(REFUND, order_id)
+    if kind.startswith("order.resume."):
+        return chain_from(STAGE_BY_NAME[kind.removeprefix("order.resume.")], order_id)
+    return order_chain(order_id)

@@ -1,8 +1,8 @@
-"""The outbox's AMQP side: publishing order chains with pipelined publisher confirms.
+"""The outbox's AMQP side: publishing the outbox's messages (order chains, refunds) with pipelined publisher confirms.
 
 One connection and confirm-mode channel per thread, kept across batches; a batch is published and its
 confirms awaited once, every wait bounded. The outbox services (orders/services/outbox.py) call
-`chains_publish_confirmed` inside the transaction that marks the rows sent.
+`messages_publish_confirmed` inside the transaction that marks the rows sent.
 """
 import socket
 import threading
@@ -11,22 +11,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import current_app
-from celery.canvas import Signature, _prepare_chain_from_options
+from celery.canvas import Signature, _chain, _prepare_chain_from_options
 from django.conf import settings
 from kombu.exceptions import OperationalError  # what kombu turns a connection error into
 
-from orders.pipeline import order_chain
 
 
 class PublishNotConfirmed(Exception):
     """The broker nacked a message of the batch, or did not confirm it in time."""
 
 
-def _chain_publish(signature: Signature, *, producer: Any) -> None:
-    """Publish a chain's first task, the rest embedded, through `producer`. Celery's chain.apply_async
+def _message_publish(signature: Signature, *, producer: Any) -> None:
+    """Publish one task, or a chain's first task with the rest embedded, through `producer`. Celery's chain.apply_async
     takes a `producer` argument but does not pass it on (chain.run drops it): the message would go out
     on a pooled producer, confirmed one by one, and never on this channel. So the chain is prepared as
     chain.run does and its first task published with the producer."""
+    if not isinstance(signature, _chain):
+        signature.apply_async(producer=producer, retry=False)
+        return
     tasks, _ = signature.prepare_steps((), {}, signature.tasks, None, None, None, signature.app, None, None, None)
     first = tasks.pop()
     first.apply_async(producer=producer, retry=False, **_prepare_chain_from_options({}, tasks, False))
@@ -81,11 +83,11 @@ class _ConfirmedPublisher:
                 pass
         self.conn = self.channel = self.producer = None
 
-    def publish(self, order_ids: Sequence[str], *, timeout: float) -> None:
+    def publish(self, messages: Sequence[Signature], *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         reused = self.conn is not None
         try:
-            self._publish(order_ids, timeout=timeout, deadline=deadline)
+            self._publish(messages, timeout=timeout, deadline=deadline)
         except Exception as exc:
             errors = (OperationalError, *(self.conn.connection_errors if self.conn is not None else ()))
             timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__cause__ or exc.__context__, TimeoutError)
@@ -96,17 +98,17 @@ class _ConfirmedPublisher:
             # The broker closed the kept connection while it sat idle (missed heartbeats, a restart):
             # once more, at once, on a new one.
             try:
-                self._publish(order_ids, timeout=timeout, deadline=max(deadline, time.monotonic() + timeout))
+                self._publish(messages, timeout=timeout, deadline=max(deadline, time.monotonic() + timeout))
             except Exception:
                 self.close()
                 raise
 
-    def _publish(self, order_ids: Sequence[str], *, timeout: float, deadline: float) -> None:
+    def _publish(self, messages: Sequence[Signature], *, timeout: float, deadline: float) -> None:
         if self.conn is None:
             self._open(timeout=timeout)
         first = self.published + 1
-        for order_id in order_ids:
-            _chain_publish(order_chain(order_id), producer=self.producer)
+        for message in messages:
+            _message_publish(message, producer=self.producer)
             self.published += 1
         tags = range(first, self.published + 1)
 
@@ -129,11 +131,11 @@ class _ConfirmedPublisher:
 _publishers = threading.local()  # a channel is not thread-safe: one publisher per thread
 
 
-def chains_publish_confirmed(order_ids: Sequence[str], *, timeout: float) -> None:
-    """Publish one chain per order and wait at most `timeout` seconds for the broker's confirms of all of
+def messages_publish_confirmed(messages: Sequence[Signature], *, timeout: float) -> None:
+    """Publish the messages (orders/pipeline.py outbox_message) and wait at most `timeout` seconds for the broker's confirms of all of
     them. Raises if any is nacked or unconfirmed: the caller's transaction then rolls back and the rows
     stay unsent (never marked sent on a timeout)."""
     publisher = getattr(_publishers, "publisher", None)
     if publisher is None:
         publisher = _publishers.publisher = _ConfirmedPublisher()
-    publisher.publish(order_ids, timeout=timeout)
+    publisher.publish(messages, timeout=timeout)

@@ -11,7 +11,7 @@ from django.db.models import Prefetch, QuerySet
 
 from core.logging import get_logger
 from orders import events
-from orders.disclosure import public_failure_reason, public_history_entry
+from orders.disclosure import public_actor, public_failure_reason, public_history_entry
 from orders.models import Order, OrderHistory, Product
 
 log = get_logger(__name__)
@@ -53,7 +53,7 @@ def product_list() -> QuerySet[Product]:
 
 def order_get(*, order_id) -> Order | None:
     return (
-        Order.objects.select_related("enrichment", "invoice")
+        Order.objects.select_related("enrichment", "invoice", "credit_note")
         .prefetch_related("items", Prefetch("history", queryset=OrderHistory.objects.order_by("created_at", "id")))
         .filter(id=order_id)
         .first()
@@ -64,6 +64,7 @@ def _serialize_order(order: Order) -> dict:
     # A missing reverse one-to-one raises RelatedObjectDoesNotExist, an AttributeError.
     enrichment = getattr(order, "enrichment", None)
     invoice = getattr(order, "invoice", None)
+    credit_note = getattr(order, "credit_note", None)
     return {
         # Internal (who may read it, what the client may see of a failure); order_detail strips them.
         "_client_id": order.client_id,
@@ -93,6 +94,21 @@ def _serialize_order(order: Order) -> dict:
             if invoice
             else None
         ),
+        "cancellation": (
+            {"by": order.cancelled_by, "at": order.cancelled_at.isoformat(), "reason": order.cancel_reason}
+            if order.cancelled_at
+            else None
+        ),
+        "credit_note": (
+            {
+                "number": credit_note.number,
+                "total": str(credit_note.total),
+                "lines": credit_note.lines,
+                "created_at": credit_note.created_at.isoformat(),
+            }
+            if credit_note
+            else None
+        ),
         "history": [
             {"stage": h.stage, "event": h.event, "detail": h.detail, "at": h.created_at.isoformat()}
             for h in order.history.all()
@@ -105,8 +121,12 @@ def _view_for(data: dict, reader: Reader) -> dict:
     if not reader.staff:
         view["failure_reason"] = public_failure_reason(failure_reason=data["failure_reason"] or "", failure_kind=data["_failure_kind"]) or None
         view["history"] = [public_history_entry(h) for h in data["history"]]
+        if view.get("cancellation"):
+            view["cancellation"] = {**view["cancellation"], "by": public_actor(view["cancellation"]["by"])}
     if reader.demo:
-        view.update(customer_id="", enrichment=None, invoice=None)
+        view.update(customer_id="", enrichment=None, invoice=None, credit_note=None)
+        if view.get("cancellation"):
+            view["cancellation"] = {**view["cancellation"], "reason": ""}
     return view
 
 

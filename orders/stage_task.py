@@ -98,12 +98,12 @@ class StageTask(Task):
 
     def after_stage(self, order: Order) -> None:
         """A redelivered message of a task that already failed this order (its reject was lost to a
-        broker restart or a worker kill after on_failure) goes to the DLQ now, not acked away; and a
-        terminal order stops the rest of the chain."""
+        broker restart or a worker kill after on_failure) goes to the DLQ now, not acked away; and an
+        order the forward stages are done with (completed, failed, cancelled) stops the rest of the chain."""
         if order.status == OrderStatus.FAILED and OrderHistory.objects.filter(
             order=order, event=HistoryEvent.FAILED, detail__task_id=self.request.id
         ).exists():
             log.warning("stage_failure_redelivered", order_id=str(order.id), stage=self.stage.name, task_id=self.request.id)
             raise Reject("failed earlier; dead-lettering its redelivered message", requeue=False)
-        if order.is_terminal:
+        if order.forward_done:
             self.request.chain = None

@@ -5,7 +5,7 @@ from django.conf import settings
 
 from orders import services
 from orders.models import Order
-from orders.pipeline import ENRICH, FINALIZE, PROCESS
+from orders.pipeline import ENRICH, FINALIZE, PROCESS, REFUND
 from orders.stage_task import StageTask
 
 
@@ -30,3 +30,15 @@ def order_enrich(self: StageTask, order_id: str) -> Order:
 @shared_task(bind=True, base=StageTask, name=FINALIZE.task, stage=FINALIZE)
 def order_finalize(self: StageTask, order_id: str) -> Order:
     return services.order_finalize(order_id=order_id)
+
+
+@shared_task(
+    bind=True,
+    base=StageTask,
+    name=REFUND.task,
+    stage=REFUND,
+    soft_time_limit=settings.ENRICHMENT_SOFT_TIME_LIMIT,
+    time_limit=settings.ENRICHMENT_TIME_LIMIT,
+)
+def order_refund(self: StageTask, order_id: str) -> Order:
+    return services.order_refund(order_id=order_id, attempt=self.request.retries)

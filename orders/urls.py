@@ -2,12 +2,13 @@ from django.urls import re_path
 
 from orders import ops_apis
 from orders.dead_letters import apis as dead_letter_apis
-from orders.apis import OrderDetailApi, OrderListCreateApi, ProductListApi
+from orders.apis import OrderCancelApi, OrderDetailApi, OrderListCreateApi, ProductListApi
 
 # Optional trailing slash: both /orders and /orders/ answer, a POST is never redirected.
 urlpatterns = [
     re_path(r"^orders/?$", OrderListCreateApi.as_view(), name="orders"),
     re_path(r"^orders/(?P<order_id>[^/]+)/?$", OrderDetailApi.as_view(), name="order-detail"),
+    re_path(r"^orders/(?P<order_id>[^/]+)/cancel/?$", OrderCancelApi.as_view(), name="order-cancel"),
     re_path(r"^products/?$", ProductListApi.as_view(), name="products"),
 ]
 

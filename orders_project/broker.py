@@ -7,7 +7,7 @@ See README "Broker topology" for the dead-letter design.
 from kombu import Exchange, Queue
 
 # The stages are defined once, in orders/pipeline.py; their queues and routes are declared here.
-from orders.pipeline import STAGE_BY_QUEUE, STAGE_BY_TASK, STAGES  # noqa: F401  (re-exported)
+from orders.pipeline import ALL_STAGES, STAGE_BY_QUEUE, STAGE_BY_TASK, STAGES  # noqa: F401  (re-exported)
 
 ORDERS_EXCHANGE = Exchange("orders", type="topic", durable=True)
 # Dead letters from every stage land in one DLQ; x-death says which queue they came from.
@@ -31,7 +31,7 @@ def work_queues(delivery_limit: int) -> list[Queue]:
     args = work_queue_arguments(delivery_limit)
     return [
         Queue(s.queue, ORDERS_EXCHANGE, routing_key=s.routing_key, durable=True, queue_arguments=args)
-        for s in STAGES
+        for s in ALL_STAGES
     ]
 
 
@@ -62,5 +62,5 @@ def dead_letter_queue(*, max_length: int = 0, max_bytes: int = 0, name: str = DE
 def task_routes() -> dict:
     return {
         s.task: {"queue": s.queue, "exchange": ORDERS_EXCHANGE.name, "routing_key": s.routing_key}
-        for s in STAGES
+        for s in ALL_STAGES
     }

@@ -330,6 +330,14 @@ QUEUE_DELIVERY_LIMIT = env.int("QUEUE_DELIVERY_LIMIT", default=3)
 OUTBOX_GRACE_SECONDS = env.float("OUTBOX_GRACE_SECONDS", default=5.0)
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
 OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=1.0)
+# The reconciler (orders/services/reconcile.py, run by the relay every RECONCILE_INTERVAL_SECONDS and by
+# `manage.py reconcile_orders`): an order in flight with no history entry for STUCK_ORDER_SECONDS (plus its
+# retry's delay) is re-published at its stage, at most RECONCILE_MAX_ATTEMPTS times without progress, then
+# failed; RECONCILE_BATCH_SIZE orders per pass (0 interval: the relay does not reconcile).
+STUCK_ORDER_SECONDS = env.float("STUCK_ORDER_SECONDS", default=300.0)
+RECONCILE_INTERVAL_SECONDS = env.float("RECONCILE_INTERVAL_SECONDS", default=60.0)
+RECONCILE_MAX_ATTEMPTS = env.int("RECONCILE_MAX_ATTEMPTS", default=3)
+RECONCILE_BATCH_SIZE = env.int("RECONCILE_BATCH_SIZE", default=500)
 # Where the chain is published once the order commits: by the relay (default), which the commit wakes at
 # once with NOTIFY and which publishes in batches with pipelined confirms, or also inline, by the web
 # process right after the commit (a second transaction and a broker round trip on the request).

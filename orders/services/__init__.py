@@ -3,16 +3,22 @@
 - create.py   accepting an order (POST /orders): one durable statement, publish after commit
 - outbox.py   publishing the outbox rows (fast path and relay); AMQP side in orders/publisher.py
 - stages.py   the pipeline's stages: process, enrich, finalize
-- failure.py  failing an order, recording a retry, re-opening a failed order for a redrive
+- cancel.py   cancelling an order: cancelled before completion, or refund_pending after (the saga)
+- refund.py   the refund stage: credit note, stock returned, refunded
+- reconcile.py  finding in-flight orders whose message was lost, re-publishing their stage
+- failure.py  failing an order, recording a retry, re-opening an order for a redrive
 - stock.py    reserving and releasing stock
 - history.py  the order's history (the only writer) and its live events
 - locks.py    named row locks
 """
+from orders.services.cancel import OrderCancelResult, OrderNotCancellable, order_cancel
 from orders.services.create import IdempotencyConflict, ItemIn, OrderCreateResult, order_create
 from orders.services.failure import OrderReopenRefused, order_fail, order_mark_failed, order_reopen, order_retry_record
 from orders.services.history import order_duplicate_skip, order_history_append, order_history_append_many
 from orders.services.locks import order_lock
 from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish, outbox_relay_batch
+from orders.services.reconcile import ReconcileResult, orders_reconcile
+from orders.services.refund import order_refund
 from orders.services.stages import (
     EnrichmentDue,
     EnrichmentMissing,
@@ -22,7 +28,7 @@ from orders.services.stages import (
     order_finalize,
     order_process,
 )
-from orders.services.stock import StockShort, quantities, stock_release, stock_reserve
+from orders.services.stock import StockShort, quantities, stock_release, stock_reserve, stock_return
 
 __all__ = [
     "OUTBOX_CHANNEL",
@@ -30,9 +36,13 @@ __all__ = [
     "EnrichmentMissing",
     "IdempotencyConflict",
     "ItemIn",
+    "OrderCancelResult",
     "OrderCreateResult",
+    "OrderNotCancellable",
     "OrderReopenRefused",
+    "ReconcileResult",
     "StockShort",
+    "order_cancel",
     "order_create",
     "order_duplicate_skip",
     "order_enrich",
@@ -45,11 +55,14 @@ __all__ = [
     "order_lock",
     "order_mark_failed",
     "order_process",
+    "order_refund",
     "order_reopen",
     "order_retry_record",
+    "orders_reconcile",
     "outbox_publish",
     "outbox_relay_batch",
     "quantities",
     "stock_release",
     "stock_reserve",
+    "stock_return",
 ]

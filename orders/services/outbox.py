@@ -16,8 +16,8 @@ from django.utils import timezone
 from core.logging import get_logger
 from orders import events
 from orders.models import HistoryEvent, Order, OutboxMessage
-from orders.pipeline import Step
-from orders.publisher import chains_publish_confirmed
+from orders.pipeline import OutboxKind, Step, outbox_message
+from orders.publisher import messages_publish_confirmed
 from orders.services.history import accepted_change, order_history_append, order_history_append_many
 
 log = get_logger(__name__)
@@ -43,20 +43,27 @@ def outbox_publish(*, message_id: Any, fast_path: bool = False, order: Order | N
             # (down, blocked by an alarm, silent): the row stays unsent and the relay publishes it later.
             # A kept connection the broker closed while the process was idle is replaced once, at once.
             timeout = settings.OUTBOX_INLINE_TIMEOUT if fast_path else settings.OUTBOX_CONFIRM_TIMEOUT
-            chains_publish_confirmed([str(message.order_id)], timeout=timeout)
+            messages_publish_confirmed([outbox_message(message.kind, str(message.order_id))], timeout=timeout)
             message.published_at = timezone.now()
             message.publish_attempts = F("publish_attempts") + 1
             message.save(update_fields=["published_at", "publish_attempts"])
             if order is None or order.id != message.order_id:
                 order = Order.objects.get(id=message.order_id)
             order_history_append(
-                order=order, stage=Step.OUTBOX, event=HistoryEvent.PUBLISHED, detail={"via": "api" if fast_path else "relay"}
+                order=order, stage=Step.OUTBOX, event=HistoryEvent.PUBLISHED, detail=_published_detail(message, via="api" if fast_path else "relay")
             )
-            events.orders_changed_on_commit([accepted_change(order)])
+            if message.kind == OutboxKind.ORDER_CREATED:
+                events.orders_changed_on_commit([accepted_change(order)])
             return True
     except Exception as exc:
         _outbox_record_failure([message_id], exc)
         return False
+
+
+def _published_detail(message: OutboxMessage, *, via: str) -> dict:
+    if message.kind == OutboxKind.ORDER_CREATED:
+        return {"via": via}
+    return {"via": via, "kind": message.kind}
 
 
 def _outbox_record_failure(message_ids: list, exc: Exception) -> None:
@@ -71,7 +78,7 @@ def _outbox_record_failure(message_ids: list, exc: Exception) -> None:
 
 def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float | None = None) -> int:
     """Publish rows committed more than `grace_seconds` ago and still unsent, as one batch: rows locked
-    (SKIP LOCKED, so relays and the fast path never take the same row), chains published with pipelined
+    (SKIP LOCKED, so relays and the fast path never take the same row), messages published with pipelined
     confirms, rows marked sent and history written in the same transaction. Returns how many."""
     cutoff = timezone.now() - timezone.timedelta(seconds=grace_seconds)
     ids: list = []
@@ -87,14 +94,16 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
             if not rows:
                 return 0
             ids = [row.id for row in rows]
-            chains_publish_confirmed([str(row.order_id) for row in rows], timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT)
+            messages_publish_confirmed(
+                [outbox_message(row.kind, str(row.order_id)) for row in rows], timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT
+            )
             OutboxMessage.objects.filter(id__in=ids).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
             )
             # The live page hears of each order here, `accepted` and `published` in one message for the batch.
             order_history_append_many(
-                [(row.order, Step.OUTBOX, HistoryEvent.PUBLISHED, {"via": "relay"}) for row in rows],
-                also_announce=[accepted_change(row.order) for row in rows],
+                [(row.order, Step.OUTBOX, HistoryEvent.PUBLISHED, _published_detail(row, via="relay")) for row in rows],
+                also_announce=[accepted_change(row.order) for row in rows if row.kind == OutboxKind.ORDER_CREATED],
             )
             return len(rows)
     except Exception as exc:

@@ -82,7 +82,7 @@ WITH o AS (
 )
 SELECT o.status, o.source, o.failure_reason, (SELECT count(*) FROM e) FROM o""".format(**_T)
 _FINALIZE_READ_SQL = """
-SELECT o.status, o.source, o.failure_reason, e.data, i.sku, i.qty, i.unit_price
+SELECT o.status, o.source, o.failure_reason, e.data, i.sku, i.qty, i.unit_price, o.created_at
 FROM {order} o LEFT JOIN {enrichment} e ON e.order_id = o.id LEFT JOIN {item} i ON i.order_id = o.id
 WHERE o.id = %s ORDER BY i.id FOR UPDATE OF o""".format(**_T)
 _FINALIZE_WRITE_SQL = """
@@ -224,7 +224,8 @@ def order_finalize(*, order_id: Any) -> Order:
             raise EnrichmentMissing(f"order {order.id} has no enrichment yet")
         if isinstance(data, str):
             data = json.loads(data)
-        items = [(sku, qty, price) for *_, sku, qty, price in rows if sku is not None]
+        items = [(sku, qty, price) for *_, sku, qty, price, _ in rows if sku is not None]
+        created_at = rows[0][7]
         subtotal = sum((price * qty for _, qty, price in items), Decimal("0")).quantize(CENT)
         discount_pct = Decimal(str(data.get("discount_pct", 0)))
         discount = (subtotal * discount_pct / 100).quantize(CENT)
@@ -245,4 +246,5 @@ def order_finalize(*, order_id: Any) -> Order:
         order.total_amount = total
         order_announce(order, stage=FINALIZE.name, event=HistoryEvent.COMPLETED, detail=detail, at=now)
     metrics.ORDERS_COMPLETED.labels(source=order.source).inc()
+    metrics.ORDER_COMPLETION_SECONDS.observe((now - created_at).total_seconds())
     return order

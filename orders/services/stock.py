@@ -77,3 +77,9 @@ def _shortage(short: list[tuple[str, int]], available: dict[str, int] | None = N
         f"unknown sku {sku}" if sku not in available else f"not enough stock for {sku} (wanted {qty}, available {available[sku]})"
         for sku, qty in short
     )
+
+
+def stock_return(returned: Counter) -> None:
+    """Put the stock a completed order took back on the shelf (its refund), in sku order."""
+    for sku, qty in sorted(returned.items()):
+        Product.objects.filter(sku=sku).update(stock=F("stock") + qty)

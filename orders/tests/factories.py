@@ -92,3 +92,17 @@ def dead_letter_message(*, order_id, task="enrichment.enrich", queue="enrichment
 
 def dead_letter_archived(**kwargs):
     return dead_letter_archive(**dead_letter_message(**kwargs))[0]
+
+
+def order_completed(**kwargs) -> Order:
+    """An order taken through every forward stage by the services (no workers)."""
+    order = order_create(**kwargs)
+    services.order_process(order_id=order.id)
+    services.order_enrich(order_id=order.id)
+    return services.order_finalize(order_id=order.id)
+
+
+def order_refund_pending(**kwargs) -> Order:
+    """A completed order, cancelled: its refund is owed."""
+    order = order_completed(**kwargs)
+    return services.order_cancel(order_id=order.id, actor="client:default").order

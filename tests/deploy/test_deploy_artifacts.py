@@ -42,11 +42,19 @@ PROCESS_NAMES = {
     "worker_process": "worker-process",
     "worker_enrichment": "worker-enrichment",
     "worker_finalize": "worker-finalize",
+    "worker_refund": "worker-refund",
     "relay": "relay",
     "archiver": "archiver",
     "flower": "flower",
 }
-WORKERS = {"worker-process": "process", "worker-enrichment": "enrichment", "worker-finalize": "finalize"}
+# Worker Deployment / compose service -> the one queue it consumes (its node name is <queue>@%h).
+# Checked against the Procfile's workers and the broker's topology (test_procfile_workers_*).
+WORKERS = {
+    "worker-process": "process",
+    "worker-enrichment": "enrichment",
+    "worker-finalize": "finalize",
+    "worker-refund": "refund",
+}
 HEARTBEAT_PROCESSES = ("relay", "archiver")
 HEARTBEAT_PROBE = ["python", "manage.py", "check_heartbeat", "/tmp/heartbeat", "--max-age", "60"]
 SETUP_COMMANDS = [
@@ -65,7 +73,7 @@ APP_ENV = {
     "CELERY_BROKER_URL", "REDIS_URL", "SECRET_TOKEN", "FLOWER_BASIC_AUTH",
     "RABBITMQ_MANAGEMENT_URL", "LOG_FORMAT", "ENRICHMENT_LATENCY_MS",
     "ENRICHMENT_FAILURE_RATE", "TASK_MAX_RETRIES", "PROMETHEUS_MULTIPROC_DIR",
-    "WEB_CONCURRENCY", "ENRICHMENT_CONCURRENCY", "PROCESS_CONCURRENCY", "FINALIZE_CONCURRENCY",
+    "WEB_CONCURRENCY", "ENRICHMENT_CONCURRENCY", "PROCESS_CONCURRENCY", "FINALIZE_CONCURRENCY", "REFUND_CONCURRENCY",
 }
 SECRET_ENV = {
     "DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_TOKEN",
@@ -164,6 +172,65 @@ def test_procfile_has_every_process():
         "Procfile processes changed: update PROCESS_NAMES here, docker-compose.yml and k8s/ "
         f"(Procfile has {sorted(procfile())})"
     )
+
+
+def worker_queues(tokens: list[str]) -> list[str] | None:
+    """The queues a `celery ... worker` command consumes (`-Q a,b`, `-Qa,b`, `--queues a,b`, `--queues=a,b`),
+    None for a command that is not a Celery worker."""
+    if tokens[:1] != ["celery"] or "worker" not in tokens:
+        return None
+    value = None
+    for i, token in enumerate(tokens):
+        if token in ("-Q", "--queues") and i + 1 < len(tokens):
+            value = tokens[i + 1]
+        elif token.startswith("--queues="):
+            value = token.split("=", 1)[1]
+        elif token.startswith("-Q") and len(token) > 2:
+            value = token[2:]
+    assert value, f"{' '.join(tokens)}: a worker without -Q consumes Celery's default queue only; name its queues"
+    return [queue for queue in value.split(",") if queue]
+
+
+def procfile_workers() -> dict[str, list[str]]:
+    """{Procfile key: the queues it consumes} for every Celery worker of the Procfile."""
+    workers = {key: worker_queues(normalize(command)) for key, command in procfile().items()}
+    return {key: queues for key, queues in workers.items() if queues is not None}
+
+
+def broker_topology() -> tuple[set[str], set[str]]:
+    """The work queues `manage.py declare_topology` declares and the queues Celery routes tasks to, both
+    from orders_project.broker (no Django settings: broker.py reads only orders/pipeline.py)."""
+    from orders_project import broker
+
+    declared = {queue.name for queue in broker.work_queues(1)}
+    routed = {route["queue"] for route in broker.task_routes().values()}
+    return declared, routed
+
+
+def test_procfile_workers_consume_every_work_queue_and_only_those():
+    """A stage whose queue no Procfile worker consumes would pile up its messages forever (and every
+    deployment of the Procfile with it); a worker on a queue the topology does not declare would wait
+    on a queue nothing routes to."""
+    declared, routed = broker_topology()
+    assert declared and routed <= declared, f"routes to undeclared queues: {sorted(routed - declared)}"
+    consumed = {queue for queues in procfile_workers().values() for queue in queues}
+    assert not declared - consumed, (
+        f"work queues no Procfile worker consumes: {sorted(declared - consumed)} "
+        "(add a worker_<stage> line, its compose service and k8s Deployment, and WORKERS here)"
+    )
+    assert not consumed - declared, f"Procfile workers on queues the broker topology does not declare: {sorted(consumed - declared)}"
+
+
+def test_procfile_workers_are_the_workers_checked_here():
+    """WORKERS drives the compose and Kubernetes worker checks (ping node, probes, metrics, network
+    policies): it must name every Procfile worker, each on the one queue its node is named after."""
+    expected = {}
+    for key, queues in procfile_workers().items():
+        assert len(queues) == 1, f"{key}: one queue per worker (node name, probes and Deployment are per queue), not {queues}"
+        node = option(normalize(procfile()[key]), "-n", "--hostname")
+        assert node == f"{queues[0]}@%h", f"{key}: node name {node!r}, expected {queues[0]}@%h"
+        expected[PROCESS_NAMES[key]] = queues[0]
+    assert WORKERS == expected, f"WORKERS {WORKERS} != the Procfile's workers {expected}"
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -431,6 +498,12 @@ def test_compose_worker_healthcheck_pings_own_node(service, node):
     assert worker_node == f"{node}@%h", "the ping destination must be the worker's node name"
     assert duration_seconds(svc["stop_grace_period"]) >= 60
     assert svc["environment"]["METRICS_PORT"] == "9100"
+
+
+def test_compose_runs_no_worker_outside_the_procfile():
+    services = compose()["services"]
+    runners = {name for name, svc in services.items() if "command" in svc and worker_queues(normalize(compose_command(name))) is not None}
+    assert runners == set(WORKERS), f"compose's Celery workers {sorted(runners)} != the Procfile's {sorted(WORKERS)}"
 
 
 def test_compose_page_opens_its_socket_on_the_published_live_port():
@@ -738,6 +811,15 @@ def test_k8s_workers(directory):
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         multiproc = env["PROMETHEUS_MULTIPROC_DIR"]
         assert multiproc in mounts and "emptyDir" in volumes[mounts[multiproc]], f"{name}: {multiproc} emptyDir"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_k8s_runs_no_worker_outside_the_procfile(directory):
+    runners = {
+        name for name, obj in workloads(directory).items()
+        if any(worker_queues(normalize(c.get("command", []))) is not None for c in pod_spec(obj)["containers"])
+    }
+    assert runners == set(WORKERS), f"{directory}: Celery worker Deployments {sorted(runners)} != the Procfile's {sorted(WORKERS)}"
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)

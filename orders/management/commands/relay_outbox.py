@@ -1,10 +1,12 @@
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
 from core.logging import get_logger
 from core.loop import GracefulLoop
-from orders.services import OUTBOX_CHANNEL, outbox_relay_batch
+from orders.services import OUTBOX_CHANNEL, orders_reconcile, outbox_relay_batch
 
 log = get_logger(__name__)
 
@@ -58,8 +60,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, once, grace, batch_size, heartbeat_file, no_listen, **options):
         wakeup = None if (once or no_listen) else OutboxWakeup(OUTBOX_CHANNEL)
+        interval = settings.RECONCILE_INTERVAL_SECONDS
+        next_reconcile = time.monotonic() + interval
 
         def batch() -> int:
+            nonlocal next_reconcile
+            if interval and not once and time.monotonic() >= next_reconcile:
+                # The relay is the one long-running process beside the outbox: it also finds lost messages.
+                next_reconcile = time.monotonic() + interval
+                try:
+                    orders_reconcile()
+                except Exception as exc:  # never let a reconcile pass stop the relay's publishing
+                    log.warning("reconcile_failed", error=f"{type(exc).__name__}: {exc}")
             published = outbox_relay_batch(grace_seconds=grace, batch_size=batch_size)
             if published:
                 log.info("outbox_relayed", published=published)
