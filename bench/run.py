@@ -25,7 +25,7 @@ import psutil
 
 from bench import procs
 from bench.load import ZIPF_SKUS, zipf_sku
-from core.procs import wait_until
+from devtools.procs import wait_until
 from orders_project.broker import STAGES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from core.procs import Proc, spawn, stop_all
+from devtools.procs import Proc, spawn, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
