@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from core.procs import Proc, reap, spawn, stop_all
+from devtools.procs import Proc, reap, spawn, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"  # bench.run --procfile PATH measures another one (e.g. another worker topology)
@@ -45,7 +45,7 @@ def lock_run(name: str, *, wait: float, log=print) -> None:
 
 def reap_leftovers(name: str, log=print) -> int:
     """Kill what an earlier run of this name started and left behind (its driver was SIGKILLed, so
-    neither atexit nor the SIGTERM handler ran): see core.procs.reap. Call with the run lock held."""
+    neither atexit nor the SIGTERM handler ran): see devtools.procs.reap. Call with the run lock held."""
     global _REGISTRY
     _REGISTRY = Path(f"/tmp/{name}.bench.pids")
     killed = reap(_REGISTRY)

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import subprocess_env
-from core.procs import Proc, reap, spawn, stop_all, wait_ready, wait_until
+from devtools.procs import Proc, reap, spawn, stop_all, wait_ready, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CELERY = str(Path(sys.executable).parent / "celery")

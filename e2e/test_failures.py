@@ -7,8 +7,8 @@ import pytest
 from django.conf import settings
 
 from conftest import queue_messages
-from core.procs import wait_until
 from clients.models import DEFAULT_CLIENT_ID
+from devtools.procs import wait_until
 from e2e.conftest import wait_terminal
 from enrichment import controls
 from orders import pipeline, services

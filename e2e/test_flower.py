@@ -2,7 +2,7 @@
 import pytest
 import requests
 
-from core.procs import wait_until
+from devtools.procs import wait_until
 from e2e.conftest import CELERY, free_port
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from core.procs import wait_until
+from devtools.procs import wait_until
 from e2e.conftest import ARTIFACTS, wait_terminal
 from orders.tests.factories import catalog_create
 

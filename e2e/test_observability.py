@@ -10,7 +10,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from core.procs import wait_until
+from devtools.procs import wait_until
 from e2e.conftest import free_port, start_web
 from orders.models import Invoice, Order, Product
 from orders.tests.factories import catalog_create

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from conftest import queue_messages
-from core.procs import wait_until
+from devtools.procs import wait_until
 from e2e.conftest import wait_terminal
 from enrichment import controls
 from orders.models import DeadLetter, DeadLetterStatus, Invoice, Product

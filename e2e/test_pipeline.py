@@ -3,7 +3,7 @@ import concurrent.futures
 
 import pytest
 
-from core.procs import wait_until
+from devtools.procs import wait_until
 from e2e.conftest import wait_terminal
 from orders.models import Invoice, Order, Product
 from orders.tests.factories import catalog_create

@@ -9,8 +9,8 @@ from django.conf import settings
 from kombu import Connection, Producer
 
 from conftest import queue_messages
-from core.procs import wait_until
 from clients.models import DEFAULT_CLIENT_ID
+from devtools.procs import wait_until
 from orders.dead_letters import dead_letter_archive
 from orders.models import Order, OrderHistory, OrderItem, OrderStatus
 from orders.tests.factories import catalog_create

@@ -31,6 +31,9 @@ AB_FIGURES = {"api_accept_rate_c16", "api_accept_rate_c64", "api_p99_c16", "api_
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 LOCK_WAIT = 420  # another suite's smoke run of the same name may hold the lock this long
+# The bench's default Redis db unless set: its keys carry the run's name anyway, but a checkout whose tests
+# run beside a full bench run (same db 12) can keep them in a db of their own.
+REDIS_DB = os.environ.get("BENCH_SMOKE_REDIS_DB", "12")
 
 
 def numeric(value) -> bool:
@@ -42,7 +45,8 @@ def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out), "--logs", str(out / "logs"), "--lock-wait", str(LOCK_WAIT)],
+        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out), "--logs", str(out / "logs"), "--lock-wait", str(LOCK_WAIT),
+         "--redis-db", REDIS_DB],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=LOCK_WAIT + 420,
     )
     assert done.returncode == 0, f"bench smoke run failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"

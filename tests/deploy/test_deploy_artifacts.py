@@ -12,6 +12,7 @@ may differ).
 
 from __future__ import annotations
 
+import ast
 import base64
 import functools
 import json
@@ -395,6 +396,77 @@ def test_dockerignore_keeps_secrets_and_venv_out():
     entries = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     for needed in (".git", ".venv", ".env"):
         assert needed in entries, f".dockerignore must exclude {needed}"
+
+
+# Development-only code (needs the dev requirements, e.g. psutil): out of the image, and never imported by it.
+DEV_ONLY = ("devtools", "bench", "chaos", "e2e", "tests")
+RUNTIME_PACKAGES = ("core", "orders", "clients", "enrichment", "orders_project")
+
+
+def dockerignored(path: str) -> bool:
+    """Whether `path` (relative to the build context) is left out of it by .dockerignore, as Docker
+    reads it: the last pattern that matches the path or one of its parent directories wins, `!`
+    re-includes, `*` and `?` stay within a path segment, `**` spans any number of them."""
+    def regex(pattern: str) -> re.Pattern:
+        out, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**", i):
+                out, i = out + ".*", i + 2
+            else:
+                out += {"*": "[^/]*", "?": "[^/]"}.get(pattern[i], re.escape(pattern[i]))
+                i += 1
+        return re.compile(out)
+
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate, pattern = line.startswith("!"), line.lstrip("!").strip("/")
+        if any(regex(pattern).fullmatch(prefix) for prefix in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def test_image_build_context_leaves_the_dev_only_code_out():
+    # `COPY . .` in the final stage: what the context holds is what the image holds
+    assert "COPY . ." in [f"COPY {a}" for a in _final_stage_args("COPY")]
+    for name in DEV_ONLY:
+        assert (ROOT / name).is_dir(), name
+        assert dockerignored(name), f".dockerignore must exclude {name}/"
+        for path in (ROOT / name).rglob("*.py"):
+            assert dockerignored(str(path.relative_to(ROOT))), path
+    for needed in ("manage.py", "requirements.lock", *RUNTIME_PACKAGES, "orders_project/settings.py", "orders/templates"):
+        assert not dockerignored(needed), f"the image needs {needed}"
+    assert "psutil" not in lock_entries("requirements.lock"), "psutil is a dev requirement: the runtime must not need it"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Top-level names of the absolute imports in a module (`import a.b`, `from a.b import c`), and of the
+    dotted module paths in its strings (INSTALLED_APPS, ROOT_URLCONF, import_module arguments)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"\w+(\.\w+)+", node.value):
+            names.add(node.value.split(".")[0])
+    return names
+
+
+def test_no_runtime_module_imports_dev_only_code():
+    forbidden = {*DEV_ONLY, "psutil"}
+    found = {}
+    for package in RUNTIME_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            hits = _imported_modules(path) & forbidden
+            if hits:
+                found[str(path.relative_to(ROOT))] = sorted(hits)
+    assert not found, f"runtime modules import development-only code (not in the image): {found}"
+    assert "psutil" in _imported_modules(ROOT / "devtools" / "procs.py")  # the scan sees imports inside functions too
 
 
 # --------------------------------------------------------------------------- compose

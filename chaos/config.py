@@ -1,0 +1,80 @@
+"""A chaos run's configuration, and the environment and commands of the system it runs: the Procfile's
+processes (but `live` and flower) on their own database, RabbitMQ vhost and Redis db, with short retry and
+outbox timings so that the faults' effects are over quickly."""
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+# Production settings refuse short or placeholder secrets (orders_project/settings.py, "Security").
+TOKEN = "chaos-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"
+KINDS = ["web", "worker_process", "worker_enrichment", "worker_finalize", "relay", "archiver"]
+
+
+def log(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass
+class Config:
+    orders: int
+    rate: float
+    kills: int
+    restart_rabbitmq: bool
+    restart_postgres: bool
+    failure_rate: float
+    seed: int
+    port: int
+    report: Path
+    workdir: Path
+    quiesce_timeout: float
+    db_name: str = "orders_chaos"
+    vhost: str = "orders_chaos"
+    redis_url: str = "redis://127.0.0.1:6379/10"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:5432/{self.db_name}"
+
+
+def system_env(cfg: Config) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="orders_project.settings",
+        DJANGO_SECRET_KEY="chaos-secret-key-Jf5rT8wQ1zN4xC7vB2mL6kP9hG3dS0aYq",
+        DJANGO_HTTPS="false",  # plain HTTP on 127.0.0.1: no SSL redirect
+        SECRET_TOKEN=TOKEN,
+        DATABASE_URL=cfg.database_url,
+        CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:5672/{cfg.vhost}",
+        REDIS_URL=cfg.redis_url,
+        CACHE_KEY_PREFIX="chaos",
+        CHANNELS_PREFIX="asgi-chaos",
+        LOG_FORMAT="json",
+        ENRICHMENT_LATENCY_MS="20",
+        TASK_MAX_RETRIES="3",
+        TASK_RETRY_BACKOFF_BASE="1",
+        TASK_RETRY_BACKOFF_MAX="4",
+        OUTBOX_GRACE_SECONDS="2",
+        DB_CONNECT_TIMEOUT="2",
+        HEARTBEAT_FILE=str(cfg.workdir / "heartbeat"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def commands(cfg: Config) -> dict[str, list[str]]:
+    celery = [str(BIN / "celery"), "-A", "orders_project", "worker", "-l", "INFO", "--without-gossip", "--without-mingle"]
+    manage = [sys.executable, "manage.py"]
+    return {
+        # The Procfile's web (gunicorn). Its `live` (the WebSocket) is not started: the run only drives HTTP.
+        "web": [str(BIN / "gunicorn"), "orders_project.wsgi:application", "--config", "python:orders_project.gunicorn_conf", "--bind", f"127.0.0.1:{cfg.port}"],
+        "worker_process": celery + ["-Q", "process", "-n", "process-chaos@%h", "-c", "2"],
+        "worker_enrichment": celery + ["-Q", "enrichment", "-n", "enrichment-chaos@%h", "-P", "threads", "-c", "16"],
+        "worker_finalize": celery + ["-Q", "finalize", "-n", "finalize-chaos@%h", "-c", "2"],
+        "relay": manage + ["relay_outbox"],
+        "archiver": manage + ["archive_dead_letters"],
+    }
