@@ -4,7 +4,7 @@ import pytest
 from django.conf import settings
 from kombu import Connection
 
-from core.procs import wait_until
+from devtools.procs import wait_until
 from e2e.conftest import wait_terminal
 from orders.models import Order, OrderEnrichment, OrderStatus
 from orders.tests.factories import catalog_create

@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from conftest import queue_messages
-from core.procs import wait_ready, wait_until
+from devtools.procs import wait_ready, wait_until
 from e2e.conftest import wait_terminal
 from enrichment import controls
 from orders import dead_letters

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from kombu import Connection, Exchange, Queue
 
-from core.procs import wait_until
+from devtools.procs import wait_until
 from orders_project import broker
 
 

@@ -138,7 +138,7 @@ def test_archiver_heartbeat_stops_after_repeated_failures_to_store_and_the_dead_
     import time
 
     from conftest import subprocess_env
-    from core.procs import wait_until
+    from devtools.procs import wait_until
 
     # given: a dead letter, and an archiver whose database is gone
     dlq_publish(b"[1,2,3]", "application/json", {"id": "M-stays"})
