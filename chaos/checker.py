@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from chaos.config import Config
 from chaos.load import ClientLog
 
+TERMINAL = ("completed", "failed", "cancelled", "refunded")
+
 
 def wait_quiescent(cfg: Config, accepted_ids: set[str]) -> dict:
     """Until every accepted order is terminal, the outbox is published and the stage queues and dead-letter
@@ -24,11 +26,11 @@ def wait_quiescent(cfg: Config, accepted_ids: set[str]) -> dict:
     state = {}
     while time.monotonic() < deadline:
         try:
-            open_orders = Order.objects.filter(id__in=accepted_ids).exclude(status__in=["completed", "failed"]).count()
+            open_orders = Order.objects.filter(id__in=accepted_ids).exclude(status__in=TERMINAL).count()
             unsent = OutboxMessage.objects.filter(published_at__isnull=True).count()
             with app.connection_for_write() as conn:
                 channel = conn.channel()
-                depths = {q: channel.queue_declare(q, passive=True)[1] for q in [s.queue for s in broker.STAGES]}
+                depths = {q: channel.queue_declare(q, passive=True)[1] for q in [s.queue for s in broker.ALL_STAGES]}
             state = {"open_orders": open_orders, "unsent_outbox": unsent, "dlq": dlq_depth(), **depths}
             if not any(state.values()):
                 return state
@@ -76,8 +78,8 @@ def accepted_orders_exist(seen: Seen) -> dict:
 
 
 def none_stuck(seen: Seen) -> dict:
-    stuck = sorted(i for i in seen.accepted_ids & set(seen.orders) if seen.orders[i].status not in ("completed", "failed"))
-    return result("none stuck in pending/processing", not stuck, {"stuck": stuck[:10]})
+    stuck = sorted(i for i in seen.accepted_ids & set(seen.orders) if seen.orders[i].status not in TERMINAL)
+    return result("none stuck in pending/processing/refund_pending", not stuck, {"stuck": stuck[:10]})
 
 
 def failures_have_reasons(seen: Seen) -> dict:
@@ -122,10 +124,51 @@ def one_invoice_per_completed_order(seen: Seen) -> dict:
     orders = seen.orders
     invoice_counts = dict(Invoice.objects.values_list("order_id").annotate(n=Count("id")).values_list("order_id", "n"))
     completed = {i for i, o in orders.items() if o.status == "completed"}
-    bad_invoices = [i for i in completed if invoice_counts.get(orders[i].id, 0) != 1]
-    failed_with_invoice = [i for i in seen.failed_ids if invoice_counts.get(orders[i].id, 0)]
-    return result("one invoice per completed order, none for failed", not bad_invoices and not failed_with_invoice,
-                  {"completed": len(completed), "bad": bad_invoices[:10], "failed_with_invoice": failed_with_invoice[:10]})
+    invoiced = completed | {i for i, o in orders.items() if o.status == "refunded"}
+    bad_invoices = [i for i in invoiced if invoice_counts.get(orders[i].id, 0) != 1]
+    never_invoiced = {i for i, o in orders.items() if o.status in ("failed", "cancelled")}
+    invoiced_wrongly = [i for i in never_invoiced if invoice_counts.get(orders[i].id, 0)]
+    return result(
+        "one invoice per completed or refunded order, none for a failed or cancelled one",
+        not bad_invoices and not invoiced_wrongly,
+        {"completed": len(completed), "bad": bad_invoices[:10], "failed_or_cancelled_with_invoice": invoiced_wrongly[:10]},
+    )
+
+
+def credit_notes_match_refunds(seen: Seen) -> dict:
+    from django.db.models import Count
+
+    from orders.models import CreditNote
+
+    counts = {str(k): n for k, n in CreditNote.objects.values_list("order_id").annotate(n=Count("id")).values_list("order_id", "n")}
+    refunded = {i for i, o in seen.orders.items() if o.status == "refunded"}
+    missing = sorted(i for i in refunded if counts.get(i) != 1)
+    unexpected = sorted(i for i in counts if i not in refunded or counts[i] > 1)
+    return result("exactly one credit note per refunded order, none for any other", not missing and not unexpected,
+                  {"refunded": len(refunded), "missing": missing[:10], "unexpected": unexpected[:10]})
+
+
+def cancels_took_effect(seen: Seen) -> dict:
+    """Every cancel ends `cancelled` or `refunded`, or was answered 409 because its order had failed."""
+    wrong = {}
+    for order_id, (code, answered) in seen.client.cancels.items():
+        order = seen.orders.get(order_id)
+        final = order.status if order else None
+        if code == 409 and final == "failed":
+            continue
+        if code == 200 and answered in ("cancelled", "refunded") and final == answered:
+            continue
+        if code == 202 and answered == "refund_pending" and final == "refunded":
+            continue
+        if code == 200 and answered == "refund_pending" and final == "refunded":  # a repeated cancel
+            continue
+        wrong[order_id] = {"answer": [code, answered], "final": final}
+    by_final = {}
+    for order_id in seen.client.cancels:
+        final = seen.orders[order_id].status if order_id in seen.orders else None
+        by_final[final] = by_final.get(final, 0) + 1
+    return result("every cancel ends cancelled or refunded (409 only for a failed order)", not wrong,
+                  {"cancels": len(seen.client.cancels), "by_final_status": by_final, "wrong": dict(list(wrong.items())[:10])})
 
 
 def stock_adds_up(seen: Seen) -> dict:
@@ -139,7 +182,7 @@ def stock_adds_up(seen: Seen) -> dict:
         expected = seen.initial_stock[product.sku] - sold.get(product.sku, 0)
         if product.stock != expected or product.reserved != 0:
             stock_errors[product.sku] = {"stock": product.stock, "expected": expected, "reserved": product.reserved}
-    return result("stock = initial - sum(qty of completed orders), nothing reserved", not stock_errors, stock_errors)
+    return result("stock = initial - sum(qty of completed, not refunded, orders), nothing reserved", not stock_errors, stock_errors)
 
 
 def no_5xx_but_database_outage(seen: Seen) -> dict:
@@ -161,7 +204,7 @@ def every_request_answered(seen: Seen) -> dict:
 # in the report's order
 INVARIANTS = (
     accepted_orders_exist, none_stuck, failures_have_reasons, dead_letters_archived, one_order_per_key, client_ids_match,
-    one_invoice_per_completed_order, stock_adds_up, no_5xx_but_database_outage, every_request_answered,
+    one_invoice_per_completed_order, credit_notes_match_refunds, cancels_took_effect, stock_adds_up, no_5xx_but_database_outage, every_request_answered,
 )
 
 

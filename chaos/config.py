@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # Production settings refuse short or placeholder secrets (orders_project/settings.py, "Security").
 TOKEN = "chaos-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"
-KINDS = ["web", "worker_process", "worker_enrichment", "worker_finalize", "relay", "archiver"]
+KINDS = ["web", "worker_process", "worker_enrichment", "worker_finalize", "worker_refund", "relay", "archiver"]
 
 
 def log(message: str) -> None:
@@ -58,6 +58,10 @@ def system_env(cfg: Config) -> dict:
         TASK_RETRY_BACKOFF_BASE="1",
         TASK_RETRY_BACKOFF_MAX="4",
         OUTBOX_GRACE_SECONDS="2",
+        # The reconciler finds the orders whose messages the queue purge took, within the run's quiet time.
+        STUCK_ORDER_SECONDS="15",
+        RECONCILE_INTERVAL_SECONDS="3",
+        RECONCILE_MAX_ATTEMPTS="6",
         DB_CONNECT_TIMEOUT="2",
         HEARTBEAT_FILE=str(cfg.workdir / "heartbeat"),
         PYTHONUNBUFFERED="1",
@@ -75,6 +79,7 @@ def commands(cfg: Config) -> dict[str, list[str]]:
         "worker_process": celery + ["-Q", "process", "-n", "process-chaos@%h", "-c", "2"],
         "worker_enrichment": celery + ["-Q", "enrichment", "-n", "enrichment-chaos@%h", "-P", "threads", "-c", "16"],
         "worker_finalize": celery + ["-Q", "finalize", "-n", "finalize-chaos@%h", "-c", "2"],
+        "worker_refund": celery + ["-Q", "refund", "-n", "refund-chaos@%h", "-P", "threads", "-c", "4"],
         "relay": manage + ["relay_outbox"],
         "archiver": manage + ["archive_dead_letters"],
     }

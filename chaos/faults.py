@@ -1,6 +1,7 @@
 """The faults a chaos run injects while the load runs: every process kind killed -9 `kills` times at
 random moments and restarted after 0.3-2 s, RabbitMQ restarted (stop_app/start_app) at 35 % of the run,
-PostgreSQL restarted at 60 %. Each is logged in `events`; the outages' wall-clock windows go to `outages`
+PostgreSQL restarted at 60 %, one stage queue purged (an operator's mistake: the reconciler must recover
+its orders) at 75 %. Each is logged in `events`; the outages' wall-clock windows go to `outages`
 (the checker allows 503s around the database's)."""
 import os
 import random
@@ -25,6 +26,7 @@ def plan(cfg: Config, rng: random.Random, duration: float) -> list[tuple[float, 
         faults.append((0.35 * duration, "rabbitmq", None))
     if cfg.restart_postgres:
         faults.append((0.6 * duration, "postgres", None))
+    faults.append((0.75 * duration, "purge", rng.choice(["process", "enrichment", "finalize"])))
     faults.sort(key=lambda p: p[0])
     return faults
 
@@ -42,6 +44,8 @@ def run_chaos(cfg: Config, sup: Supervisor, rng: random.Random, duration: float,
             restart_rabbitmq(start, events_log, outages)
         elif action == "postgres":
             restart_postgres(start, events_log, outages)
+        elif action == "purge":
+            purge_queue(cfg, sup, kind, start, events_log)
 
 
 def kill_and_restart(sup: Supervisor, kind: str, rng: random.Random, start: float, events_log: list) -> None:
@@ -69,6 +73,26 @@ def restart_postgres(start: float, events_log: list, outages: dict) -> None:
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", pg_cluster(), "main", "restart"], check=True, capture_output=True, timeout=120)
     outages["postgres"][1] = time.time()
     events_log.append({"t": round(time.monotonic() - start, 2), "event": "restart postgres"})
+
+
+def purge_queue(cfg: Config, sup: Supervisor, queue: str, start: float, events_log: list) -> None:
+    """The queue's worker stopped for 3 s so that messages wait in it, then the queue purged, then the
+    worker back: those orders' messages are gone, and only the reconciler can move them on."""
+    from kombu import Connection
+
+    worker = f"worker_{queue}"
+    sup.kill9(worker)
+    time.sleep(3)
+    try:
+        with Connection(f"amqp://guest:guest@127.0.0.1:5672/{cfg.vhost}", connect_timeout=10) as conn:
+            purged = conn.default_channel.queue_purge(queue) or 0
+    except Exception as exc:  # the broker still coming back from its restart: that fault is skipped, logged
+        events_log.append({"t": round(time.monotonic() - start, 2), "event": f"purge {queue} failed", "error": str(exc)})
+        sup.start(worker)
+        return
+    sup.start(worker)
+    log(f"purged {queue}: {purged} messages")
+    events_log.append({"t": round(time.monotonic() - start, 2), "event": f"purge {queue}", "messages": purged})
 
 
 def ensure_services_up() -> None:

@@ -1,6 +1,7 @@
 """The chaos run's load: orders POSTed at a steady rate by a pool of clients that behave like real ones
 (retry with the same idempotency key while the server is down or answers 503; 8 % duplicates of an
-earlier key; some orders for the provider's fault-injection SKUs), and the log of what they were told,
+earlier key; some orders for the provider's fault-injection SKUs; a share of orders cancelled at a random
+moment: at once, while the pipeline runs, or after it completed), and the log of what they were told,
 which the checker holds the database to."""
 import concurrent.futures
 import random
@@ -14,6 +15,9 @@ import requests
 from chaos.config import TOKEN, Config
 
 NORMAL_SKUS = ["ABC", "XYZ", "Notebook", "Pen", "Mug"]
+CANCEL_SHARE = 0.1
+# When a cancel is sent after its order was accepted, in seconds: before the pipeline, during it, after it.
+CANCEL_DELAYS = ((0.0, 0.05), (0.1, 1.5), (8.0, 20.0))
 
 
 @dataclass
@@ -24,6 +28,7 @@ class ClientLog:
     retried_keys: set = field(default_factory=set)
     gave_up: list = field(default_factory=list)
     unexpected: list = field(default_factory=list)
+    cancels: dict = field(default_factory=dict)  # order id -> (HTTP status, status in the answer)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -40,7 +45,7 @@ def order_body(rng: random.Random, n: int) -> dict:
     return {"customer_id": f"chaos-{n % 97}", "source": rng.choice(["web", "mobile", "api"]), "items": items}
 
 
-def send(cfg: Config, client: ClientLog, key: str, body: dict) -> None:
+def send(cfg: Config, client: ClientLog, key: str, body: dict) -> str | None:
     url = f"http://127.0.0.1:{cfg.port}/orders"
     headers = {"Authorization": f"Bearer {TOKEN}", "X-Idempotency-Key": key}
     deadline = time.monotonic() + 120
@@ -60,7 +65,7 @@ def send(cfg: Config, client: ClientLog, key: str, body: dict) -> None:
         if response.status_code == 202:
             with client.lock:
                 client.accepted.setdefault(key, set()).add(response.json()["order_id"])
-            return
+            return response.json()["order_id"]
         if response.status_code == 503:
             time.sleep(0.5)
             continue
@@ -71,9 +76,43 @@ def send(cfg: Config, client: ClientLog, key: str, body: dict) -> None:
         client.gave_up.append(key)
 
 
+def cancel(cfg: Config, client: ClientLog, order_id: str, delay: float) -> None:
+    """Cancel an order after `delay` seconds, retrying like a client while the server is down."""
+    time.sleep(delay)
+    url = f"http://127.0.0.1:{cfg.port}/orders/{order_id}/cancel"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            response = requests.post(url, json={"reason": "chaos"}, headers=headers, timeout=15)
+        except requests.RequestException:
+            time.sleep(0.3)
+            continue
+        with client.lock:
+            client.statuses.append((time.time(), response.status_code))
+        if response.status_code == 503:
+            time.sleep(0.5)
+            continue
+        status = response.json().get("status") if response.headers.get("content-type", "").startswith("application/json") else None
+        with client.lock:
+            client.cancels[order_id] = (response.status_code, status)
+            if response.status_code not in (200, 202, 409):
+                client.unexpected.append({"cancel": order_id, "status": response.status_code, "body": response.text[:300]})
+        return
+    with client.lock:
+        client.gave_up.append(f"cancel {order_id}")
+
+
+def send_and_maybe_cancel(cfg: Config, client: ClientLog, key: str, body: dict, cancel_after: float | None) -> None:
+    order_id = send(cfg, client, key, body)
+    if order_id is not None and cancel_after is not None:
+        cancel(cfg, client, order_id, cancel_after)
+
+
 def drive_load(cfg: Config, client: ClientLog, rng: random.Random) -> None:
     keys: list[str] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=24) as pool:
+    # Clients wait for their cancels (up to 20 s), so the pool is larger than the POSTs alone would need.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
         futures = []
         started = time.monotonic()
         for n in range(cfg.orders):
@@ -83,7 +122,8 @@ def drive_load(cfg: Config, client: ClientLog, rng: random.Random) -> None:
                 key = f"chaos-{uuid.uuid4()}"
                 keys.append(key)
                 client.bodies[key] = order_body(rng, n)
-            futures.append(pool.submit(send, cfg, client, key, client.bodies[key]))
+            cancel_after = rng.uniform(*rng.choice(CANCEL_DELAYS)) if rng.random() < CANCEL_SHARE else None
+            futures.append(pool.submit(send_and_maybe_cancel, cfg, client, key, client.bodies[key], cancel_after))
             # steady rate: sleep until this order's slot
             delay = started + (n + 1) / cfg.rate - time.monotonic()
             if delay > 0:

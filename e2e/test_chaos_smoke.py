@@ -32,6 +32,10 @@ def test_small_chaos_run_loses_and_doubles_nothing(tmp_path):
     assert failed == {}, failed
     assert result.returncode == 0
     kinds_killed = {e["event"].removeprefix("kill -9 ") for e in data["events"] if e["event"].startswith("kill -9")}
-    assert kinds_killed == {"web", "worker_process", "worker_enrichment", "worker_finalize", "relay", "archiver"}
+    assert kinds_killed == {"web", "worker_process", "worker_enrichment", "worker_finalize", "worker_refund", "relay", "archiver"}
     assert {"restart rabbitmq", "restart postgres"} <= {e["event"] for e in data["events"]}
+    assert any(e["event"].startswith("purge ") for e in data["events"])
+    # cancels at every moment were made, and both outcomes happened
+    cancels = data["checks"]["every cancel ends cancelled or refunded (409 only for a failed order)"]["detail"]
+    assert cancels["cancels"] >= 5 and {"cancelled", "refunded"} <= set(cancels["by_final_status"])
     assert data["checks"]["every accepted order exists"]["detail"]["accepted"] >= 100
