@@ -107,11 +107,20 @@ def row(order_id: str, status: str | None = None) -> str:
     return selector + (f'[data-status="{status}"]' if status else "")
 
 
+# The pipeline's stages as the server hands them to the page (orders/live.py, json_script).
+STAGES = ("process", "enrich", "finalize")
+
+
 def assert_completed_with_timeline(page, order_id: str) -> None:
+    from playwright.sync_api import expect
+
     page.wait_for_selector(row(order_id, "completed"), timeout=UI_TIMEOUT_MS)
-    for stage in ("process", "enrich", "finalize"):
+    assert page.locator(f"{row(order_id)} .stage").evaluate_all("nodes => nodes.map((n) => n.dataset.stage)") == list(STAGES)
+    for stage in STAGES:
         page.wait_for_selector(f'{row(order_id)} .stage[data-stage="{stage}"][data-state="done"]', timeout=UI_TIMEOUT_MS)
-    assert page.locator(f'{row(order_id)} .stage[data-stage="finalize"] .stage-time').inner_text().strip()
+    assert page.locator(f'{row(order_id)} .stage[data-stage="{STAGES[-1]}"] .stage-time').inner_text().strip()
+    # the end-to-end time needs the last stage's completion (the final stage, from the server's list)
+    expect(page.locator(f"{row(order_id)} .meta")).to_contain_text("end to end", timeout=UI_TIMEOUT_MS)
 
 
 def test_live_page_follows_orders_and_survives_a_server_restart(processes, http):
@@ -129,6 +138,9 @@ def test_live_page_follows_orders_and_survives_a_server_restart(processes, http)
             page.wait_for_selector('#conn[data-state="live"]', timeout=UI_TIMEOUT_MS)
             page.wait_for_selector('#products li.product[data-sku="ABC"]', timeout=UI_TIMEOUT_MS)
             assert settings.SECRET_TOKEN not in page.content()  # the token is never baked into the page
+            # the script (ES modules) reads the stages the server embedded
+            stages = page.evaluate('JSON.parse(document.getElementById("pipeline-stages").textContent)')
+            assert [s["name"] for s in stages] == list(STAGES)
             page.evaluate("window.__sameDocument = true")
             page.evaluate(STATUS_RECORDER)
 

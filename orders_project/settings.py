@@ -82,14 +82,15 @@ ASGI_APPLICATION = "orders_project.asgi.application"
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # The image runs collectstatic at build time with DJANGO_STATIC_MANIFEST=true (Dockerfile): hashed,
-# pre-compressed files that WhiteNoise serves from STATIC_ROOT with far-future cache headers. Everywhere
+# pre-compressed files (ES module imports rewritten to the hashed names: orders_project/storage.py)
+# that WhiteNoise serves from STATIC_ROOT with far-future cache headers. Everywhere
 # else (make run, tests, DEBUG) nothing is collected: plain storage, and WhiteNoise finds the files in the
 # apps' static/ directories when each process starts (STATIC_ROOT does not exist there).
 STATIC_MANIFEST = env.bool("DJANGO_STATIC_MANIFEST", default=False)
 if STATIC_MANIFEST:
     STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+        "staticfiles": {"BACKEND": "orders_project.storage.StaticFilesStorage"},
     }
 else:
     WHITENOISE_USE_FINDERS = True

@@ -367,21 +367,38 @@ def test_dockerfile_collectstatic_builds_what_whitenoise_serves(tmp_path):
     assert collect.returncode == 0, collect.stdout + collect.stderr
     serve = subprocess.run([sys.executable, "-c", IMAGE_STATIC_CHECK], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert serve.returncode == 0, serve.stdout + serve.stderr
-    src, status, cache_control, encoding = serve.stdout.split()[-4:]
-    assert re.fullmatch(r"/static/orders/live\.[0-9a-f]{12}\.js", src), src
-    assert (status, encoding) == ("200", "gzip")
-    assert "immutable" in cache_control and "max-age=315360000" in cache_control
+    served = json.loads(serve.stdout.splitlines()[-1])
+    entry = served[0]["url"]
+    assert re.fullmatch(r"/static/orders/live/main\.[0-9a-f]{12}\.js", entry), entry
+    # The entry's ES module imports, and theirs, name hashed files too (orders_project/storage.py):
+    # every module of the page is cached for good, and one page never mixes two builds' modules.
+    assert len(served) > 1, served
+    for module in served:
+        assert re.fullmatch(r"/static/orders/live/\w+\.[0-9a-f]{12}\.js", module["url"]), module
+        assert (module["status"], module["encoding"]) == (200, "gzip"), module
+        assert "immutable" in module["cache_control"] and "max-age=315360000" in module["cache_control"], module
 
 
+# The page's module script, then every module it imports, as the browser would fetch them.
 IMAGE_STATIC_CHECK = """
-import re, django
+import json, posixpath, re, django
 django.setup()
 from django.test import Client
 client = Client()
 page = client.get("/", HTTP_HOST="localhost").content.decode()
-src = re.search(r'src="(/static/orders/live[^"]+)"', page).group(1)
-response = client.get(src, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="gzip")
-print(src, response.status_code, response["Cache-Control"].replace(" ", ""), response.get("Content-Encoding"))
+queue = [re.search(r'<script type="module" src="(/static/orders/live/[^"]+)"', page).group(1)]
+served = []
+while queue:
+    url = queue.pop(0)
+    if any(m["url"] == url for m in served):
+        continue
+    response = client.get(url, HTTP_HOST="localhost", HTTP_ACCEPT_ENCODING="gzip")
+    plain = b"".join(client.get(url, HTTP_HOST="localhost").streaming_content).decode()
+    served.append({"url": url, "status": response.status_code, "encoding": response.get("Content-Encoding"),
+                   "cache_control": response["Cache-Control"].replace(" ", "")})
+    for target in re.findall(r'^import [^;]*? from "([^"]+)";', plain, re.M):
+        queue.append(posixpath.normpath(posixpath.join(posixpath.dirname(url), target)))
+print(json.dumps(served))
 """
 
 
@@ -1008,7 +1025,7 @@ def ingress_backend(rule: dict, request_path: str) -> dict:
         ("/", "web"),
         ("/orders", "web"),
         ("/orders/3f1c", "web"),
-        ("/static/orders/live.js", "web"),
+        ("/static/orders/live/main.js", "web"),
         ("/admin/", "web"),
         ("/healthz", "web"),
         ("/wsx", "web"),
