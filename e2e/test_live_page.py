@@ -199,3 +199,64 @@ def test_live_page_follows_orders_and_survives_a_server_restart(processes, http)
         except Exception:
             screenshot(page, "failure")
             raise
+
+
+def cancel(base_url: str, order_id: str) -> requests.Response:
+    return requests.post(
+        f"{base_url}/orders/{order_id}/cancel", json={}, headers={"Authorization": f"Bearer {settings.SECRET_TOKEN}"}, timeout=10
+    )
+
+
+def test_live_page_shows_cancelled_refund_pending_and_refunded(processes, http):
+    # given: the pipeline with its refund worker, and the page open
+    catalog_create()
+    processes.pipeline(refund=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    start_web(processes, port)
+    with chromium_page(base) as page:
+        try:
+            page.goto("/")
+            page.wait_for_selector('#conn[data-state="live"]', timeout=UI_TIMEOUT_MS)
+            page.evaluate(STATUS_RECORDER)
+            # when: an order completes, then is cancelled
+            sold = post_order(base, "ABC", 1)
+            assert_completed_with_timeline(page, sold)
+            assert cancel(base, sold).status_code == 202
+            # then: the completed order goes through refund_pending to refunded
+            page.wait_for_selector(row(sold, "refunded"), timeout=UI_TIMEOUT_MS)
+            shown = statuses_shown(page, sold)
+            assert shown[-1] == "refunded" and "completed" in shown
+            assert page.locator(f"{row(sold)} .status").inner_text().strip() == "refunded"
+            wait_until(lambda: page.locator('[data-count="refunded"] b').inner_text() == "1", timeout=10, what="refunded count")
+            screenshot(page, "6-refunded")
+            assert page.errors == [], page.errors
+        except Exception:
+            screenshot(page, "failure-saga")
+            raise
+
+
+def test_live_page_shows_a_cancelled_order_with_its_stages_skipped(processes, http):
+    # given: no workers yet, the page open
+    catalog_create()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    start_web(processes, port)
+    with chromium_page(base) as page:
+        try:
+            page.goto("/")
+            page.wait_for_selector('#conn[data-state="live"]', timeout=UI_TIMEOUT_MS)
+            # when: an order is accepted and cancelled before its first stage
+            order_id = post_order(base, "XYZ", 1)
+            page.wait_for_selector(row(order_id), timeout=5_000)
+            assert cancel(base, order_id).json()["status"] == "cancelled"
+            # then: its row says cancelled, its stages never ran, and the count shows it
+            page.wait_for_selector(row(order_id, "cancelled"), timeout=UI_TIMEOUT_MS)
+            states = page.locator(f"{row(order_id)} .stage").evaluate_all("nodes => nodes.map((n) => n.dataset.state)")
+            assert states == ["skipped", "skipped", "skipped"]
+            assert page.locator('[data-count="cancelled"] b').inner_text() == "1"
+            screenshot(page, "7-cancelled")
+            assert page.errors == [], page.errors
+        except Exception:
+            screenshot(page, "failure-cancelled")
+            raise

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from orders_project import broker
+from orders.pipeline import STAGES
 
 # Same-origin only: no CDN, no inline script, the API on this host; the socket on this origin too, or,
 # with LIVE_WS_PORT, on this host's live port.
@@ -51,7 +51,7 @@ def live_page(request):
             "anonymous_feed": settings.LIVE_FEED_ANONYMOUS,
             # Empty: the socket is on this origin. Else the port of the live process on this host.
             "live_ws_port": settings.LIVE_WS_PORT,
-            "pipeline_stages": [{"name": s.name, "queue": s.queue} for s in broker.STAGES],
+            "pipeline_stages": [{"name": s.name, "queue": s.queue} for s in STAGES],
         },
     )
     response["Content-Security-Policy"] = content_security_policy(request)

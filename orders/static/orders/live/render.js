@@ -26,7 +26,7 @@ export function render(rec) {
   el.dataset.status = rec.status;
   el.dataset.createdAt = String(rec.createdAt);
   if (previous && previous !== rec.status) flash(el);
-  el.querySelector(".status").textContent = rec.status;
+  el.querySelector(".status").textContent = rec.status.replace("_", " ");
 
   const t = timeline(rec);
   const meta = [rec.source, isFinite(rec.createdAt) ? fmtAgo(rec.createdAt) : "", rec.items || ""];
@@ -107,7 +107,7 @@ function updateCounts() {
   if (countsTimer) return;
   countsTimer = requestAnimationFrame(() => {
     countsTimer = null;
-    const counts = { pending: 0, processing: 0, completed: 0, failed: 0 };
+    const counts = { pending: 0, processing: 0, completed: 0, failed: 0, cancelled: 0, refund_pending: 0, refunded: 0 };
     for (const rec of orders.values()) if (rec.status in counts) counts[rec.status] += 1;
     for (const [status, n] of Object.entries(counts)) {
       const node = document.querySelector(`[data-count="${status}"] b`);

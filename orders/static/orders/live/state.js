@@ -2,8 +2,9 @@
 import { pageRenderedAtMs } from "./config.js";
 import { ms } from "./format.js";
 
-export const TERMINAL = new Set(["completed", "failed"]);
-const RANK = { pending: 0, processing: 1, completed: 2, failed: 2 };
+export const TERMINAL = new Set(["completed", "failed", "cancelled", "refunded"]);
+// A status never moves back: cancelled ends pending or processing; a completed order is refunded after it.
+const RANK = { pending: 0, processing: 1, completed: 2, failed: 2, cancelled: 2, refund_pending: 3, refunded: 4 };
 
 /** order id -> {id, status, source, createdAt, failureReason, total, history, el, seq, ...} */
 export const orders = new Map();

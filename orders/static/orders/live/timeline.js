@@ -39,8 +39,12 @@ export function timeline(rec) {
       out = { name, state: "failed", retries, ms: failed ? ms(failed.at) - start : NaN };
       blocked = true;
       failedPlaced = true;
-    } else if (rec.status === "completed") {
+    } else if (rec.status === "completed" || rec.status === "refund_pending" || rec.status === "refunded") {
       out = { name, state: "done", retries };
+    } else if (rec.status === "cancelled") {
+      // cancelled before this stage's work: it never runs
+      out = { name, state: "skipped", retries };
+      blocked = true;
     } else if (isFinite(start)) {
       out = { name, state: "running", retries, since: start };
       blocked = true; // later stages wait
@@ -51,9 +55,10 @@ export function timeline(rec) {
     return out;
   });
   stages.forEach((s) => {
-    if (s.state === "skipped" && !failedPlaced) s.state = "waiting";
+    if (s.state === "skipped" && !failedPlaced && rec.status !== "cancelled") s.state = "waiting";
   });
-  const endEvent = rec.status === "completed" ? last((h) => h.stage === FINAL_STAGE && h.event === "completed") : failed;
+  const sold = rec.status === "completed" || rec.status === "refund_pending" || rec.status === "refunded";
+  const endEvent = sold ? last((h) => h.stage === FINAL_STAGE && h.event === "completed") : failed;
   return {
     stages,
     retries: history.filter((h) => h.event === "retry").length,
