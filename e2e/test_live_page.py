@@ -227,7 +227,7 @@ def test_live_page_shows_cancelled_refund_pending_and_refunded(processes, http):
             page.wait_for_selector(row(sold, "refunded"), timeout=UI_TIMEOUT_MS)
             shown = statuses_shown(page, sold)
             assert shown[-1] == "refunded" and "completed" in shown
-            assert page.locator(f"{row(sold)} .status").inner_text().strip() == "refunded"
+            assert page.locator(f"{row(sold)} .status").inner_text().strip().lower() == "refunded"
             wait_until(lambda: page.locator('[data-count="refunded"] b').inner_text() == "1", timeout=10, what="refunded count")
             screenshot(page, "6-refunded")
             assert page.errors == [], page.errors
@@ -237,8 +237,9 @@ def test_live_page_shows_cancelled_refund_pending_and_refunded(processes, http):
 
 
 def test_live_page_shows_a_cancelled_order_with_its_stages_skipped(processes, http):
-    # given: no workers yet, the page open
+    # given: the relay (the publisher announces an accepted order to the page) but no worker, the page open
     catalog_create()
+    processes.relay()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     start_web(processes, port)
