@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 bash scripts/venv.sh requirements-dev.txt
 bash scripts/browser.sh
+bash scripts/promtool.sh
 export PATH="$PWD/.venv/bin:$PATH"
 exec python -m pytest "$@"
