@@ -9,5 +9,6 @@ bash scripts/venv.sh requirements-dev.txt
 LINT=${LINT:-0}
 if [ "$LINT" = 1 ]; then bash scripts/lint.sh; fi
 bash scripts/browser.sh
+bash scripts/promtool.sh
 export PATH="$PWD/.venv/bin:$PATH"
 exec python -m pytest "$@"

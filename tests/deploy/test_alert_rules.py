@@ -1,0 +1,347 @@
+"""The Prometheus alerts (deploy/prometheus/alerts.yml), their promtool unit tests (alerts_test.yml), the
+scrape configuration that gives their labels (prometheus.yml) and the Grafana dashboard
+(deploy/grafana/orders-dashboard.json).
+
+promtool comes from Debian's `prometheus` package (scripts/promtool.sh, run by scripts/test.sh). A missing
+promtool is a FAILURE, never a skip. No Django, no service: everything here runs offline.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orders.pipeline import ALL_STAGES
+from orders_project.broker import DEAD_LETTER_QUEUE_NAME
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+ALERTS = PROMETHEUS_DIR / "alerts.yml"
+ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
+SCRAPE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "orders-dashboard.json"
+README = ROOT / "README.md"
+METRICS_MODULE = ROOT / "orders" / "metrics.py"
+K8S_BASE = ROOT / "k8s" / "base"
+
+SEVERITIES = {"critical", "warning"}
+REQUIRED_ANNOTATIONS = {"severity", "summary", "runbook"}
+# Metrics a rule may use before the code exports them (each one said so in a comment in alerts.yml).
+FUTURE_METRICS = {"orders_webhook_backlog": "the webhook work's gauge of pending deliveries"}
+# Jobs alerts.yml names that are not a pod's app.kubernetes.io/name (prometheus.yml's own jobs).
+EXTRA_JOBS = {"rabbitmq-detailed"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if not found:
+        pytest.fail(
+            "promtool is not on PATH: `bash scripts/promtool.sh` installs Debian's prometheus package "
+            "(scripts/test.sh runs it). Not skipping.",
+            pytrace=False,
+        )
+    return found
+
+
+def run_promtool(*args: str | Path) -> str:
+    result = subprocess.run([promtool(), *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"promtool {' '.join(map(str, args))} failed:\n{output}"
+    return output
+
+
+@functools.cache
+def rule_groups() -> list[dict]:
+    return yaml.safe_load(ALERTS.read_text())["groups"]
+
+
+@functools.cache
+def alerts() -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for group in rule_groups():
+        for rule in group["rules"]:
+            assert "alert" in rule, f"only alerting rules belong in {ALERTS.name}: {rule}"
+            assert rule["alert"] not in found, f"alert {rule['alert']} defined twice"
+            found[rule["alert"]] = rule
+    return found
+
+
+@functools.cache
+def unit_tests() -> dict:
+    return yaml.safe_load(ALERTS_TEST.read_text())
+
+
+@functools.cache
+def dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def dashboard_targets() -> list[tuple[str, str]]:
+    """(panel title, expr) of every query of every panel, rows' nested panels included."""
+    found = []
+
+    def visit(panels: list[dict]) -> None:
+        for panel in panels:
+            visit(panel.get("panels", []))
+            for target in panel.get("targets", []):
+                found.append((panel.get("title", "?"), target.get("expr", "")))
+
+    visit(dashboard()["panels"])
+    return found
+
+
+@functools.cache
+def exported_metrics() -> dict[str, set[str]]:
+    """Metric family -> the series names it exposes, from the Counter/Gauge/Histogram/Summary calls of
+    orders/metrics.py (read as source: the module needs Django's settings to import)."""
+    families: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse(METRICS_MODULE.read_text())):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        kind = node.func.id
+        if kind not in {"Counter", "Gauge", "Histogram", "Summary"}:
+            continue
+        name = node.args[0].value
+        assert isinstance(name, str)
+        if kind == "Histogram":
+            families[name] = {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+        elif kind == "Summary":
+            families[name] = {name, f"{name}_count", f"{name}_sum"}
+        elif kind == "Counter":
+            base = name.removesuffix("_total")
+            families[name] = {f"{base}_total", f"{base}_created"}
+        else:
+            families[name] = {name}
+    assert families, f"no metric found in {METRICS_MODULE}"
+    return families
+
+
+def known_series() -> set[str]:
+    return set().union(*exported_metrics().values())
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_OFFSET = re.compile(r"\boffset\s+-?[0-9smhdwy]+")
+_GRAFANA_VARIABLE = re.compile(r"\$\{?\w+\}?")
+_NUMBER = re.compile(r"(?<![\w:])\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool", "inf", "nan"}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, keywords, label names and values dropped)."""
+    text = _STRING.sub('""', expr)
+    text = _GRAFANA_VARIABLE.sub("", text)
+    text = _MATCHERS.sub(" ", text)
+    text = _RANGE.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    text = _OFFSET.sub(" ", text)
+    text = _NUMBER.sub(" ", text)
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        word = match.group(0)
+        if text[match.end() :].lstrip().startswith("(") or word.lower() in _KEYWORDS:
+            continue  # a function or an aggregation
+        names.add(word)
+    return names
+
+
+def test_promql_metric_names_helper():
+    assert promql_metric_names(
+        'sum by (stage) (rate(order_stage_duration_seconds_count{outcome="error"}[10m])) / on(stage) group_left '
+        "sum(rate(x_total[$__rate_interval])) > 0.2 and on() max(y offset 5m) - 1e3 or absent(up{job=\"web\"})"
+    ) == {"order_stage_duration_seconds_count", "x_total", "y", "up"}
+    assert promql_metric_names("histogram_quantile(0.99, sum by (le) (rate(a_bucket[5m]))) > 14.4 * 0.01") == {"a_bucket"}
+
+
+def github_slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"<[^>]+>", "", heading).strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def markdown_anchors(markdown: str) -> set[str]:
+    """Anchors a Markdown file offers: its headings' slugs and every <a id|name="..."> tag."""
+    anchors = set(re.findall(r"<a\s+(?:id|name)=\"([^\"]+)\"", markdown))
+    in_code = False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            in_code = not in_code
+            continue
+        heading = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if heading and not in_code:
+            anchors.add(github_slug(heading.group(1)))
+    return anchors
+
+
+def test_markdown_anchors_helper():
+    text = '## Alerts and runbook\n| <a id="alert-x"></a>`X` | y |\n```sh\n# not a heading\n```\n### Tests (CI)\n'
+    assert markdown_anchors(text) == {"alerts-and-runbook", "alert-x", "tests-ci"}
+
+
+@functools.cache
+def scraped_pod_names() -> set[str]:
+    """app.kubernetes.io/name of every pod template the Kubernetes manifests annotate for scraping."""
+    names = set()
+    for path in sorted(K8S_BASE.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            template = ((doc or {}).get("spec") or {}).get("template") or {}
+            metadata = template.get("metadata") or {}
+            if (metadata.get("annotations") or {}).get("prometheus.io/scrape") == "true":
+                names.add(metadata["labels"]["app.kubernetes.io/name"])
+    return names
+
+
+# --------------------------------------------------------------------------- promtool
+
+
+def test_promtool_check_rules():
+    output = run_promtool("check", "rules", ALERTS)
+    assert f"SUCCESS: {len(alerts())} rules found" in output, output
+
+
+def test_promtool_unit_tests():
+    output = run_promtool("test", "rules", ALERTS_TEST)
+    assert "SUCCESS" in output, output
+
+
+def test_promtool_check_scrape_config(tmp_path):
+    """prometheus.yml with its Kubernetes service discovery swapped for a static target (Debian's
+    Prometheus is built without Kubernetes SD): relabelling, params and rule_files are checked."""
+    config = yaml.safe_load(SCRAPE_CONFIG.read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    for job in config["scrape_configs"]:
+        assert job.pop("kubernetes_sd_configs"), job["job_name"]
+        job["static_configs"] = [{"targets": ["kubernetes-sd.invalid:80"]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    shutil.copy(ALERTS, tmp_path / "alerts.yml")
+    run_promtool("check", "config", tmp_path / "prometheus.yml")
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def test_every_alert_fires_and_stays_quiet_in_a_unit_test():
+    tests = unit_tests()
+    assert tests["rule_files"] == [ALERTS.name]
+    fires, quiet = set(), set()
+    for group in tests["tests"]:
+        for case in group.get("alert_rule_test", []):
+            (fires if case.get("exp_alerts") else quiet).add(case["alertname"])
+    unknown = (fires | quiet) - set(alerts())
+    assert not unknown, f"alerts_test.yml tests alerts that alerts.yml does not define (a typo passes as quiet): {unknown}"
+    assert not set(alerts()) - fires, f"alerts never tested firing: {sorted(set(alerts()) - fires)}"
+    assert not set(alerts()) - quiet, f"alerts never tested quiet: {sorted(set(alerts()) - quiet)}"
+
+
+@pytest.mark.parametrize("name", sorted(alerts()))
+def test_alert_labels_and_annotations(name):
+    rule = alerts()[name]
+    annotations, labels = rule.get("annotations", {}), rule.get("labels", {})
+    assert REQUIRED_ANNOTATIONS <= set(annotations), f"{name}: annotations {sorted(annotations)}"
+    assert all(str(annotations[key]).strip() for key in REQUIRED_ANNOTATIONS), name
+    # Alertmanager routes on the label; the annotation says the same to whoever reads the alert.
+    assert labels.get("severity") in SEVERITIES, f"{name}: severity label {labels.get('severity')!r}"
+    assert annotations["severity"] == labels["severity"], name
+    assert annotations["runbook"] == f"README.md#alert-{name.lower()}", name
+    assert rule.get("for"), f"{name}: no `for:`, it would flap"
+
+
+def test_runbook_anchors_exist_in_readme():
+    anchors = markdown_anchors(README.read_text())
+    missing = sorted(
+        rule["annotations"]["runbook"] for rule in alerts().values() if rule["annotations"]["runbook"].partition("#")[2] not in anchors
+    )
+    assert not missing, f"runbook anchors with no heading or <a id> in README.md: {missing}"
+
+
+def test_alert_expressions_use_exported_metrics():
+    allowed = known_series() | set(FUTURE_METRICS)
+    for name, rule in alerts().items():
+        names = promql_metric_names(rule["expr"])
+        assert names, f"{name}: no metric found in its expression"
+        unknown = {n for n in names - allowed if not n.startswith("rabbitmq_") and n != "up"}
+        assert not unknown, f"{name} uses metrics orders/metrics.py does not export: {unknown}"
+    for metric in FUTURE_METRICS:
+        assert not any(metric in names for names in exported_metrics().values()), (
+            f"{metric} is exported now: drop it from FUTURE_METRICS"
+        )
+
+
+def test_alerts_name_the_scraped_jobs():
+    """The jobs in up{job=...} are the pods k8s/base annotates for scraping (job = app.kubernetes.io/name,
+    prometheus.yml), and every scraped Deployment is watched as a whole by OrdersComponentNotReporting."""
+    pods = scraped_pod_names()
+    jobs = pods | EXTRA_JOBS
+    matchers = [m for rule in alerts().values() for m in re.findall(r'up\{job(=~?)"([^"]+)"\}', rule["expr"])]
+    assert matchers, "no up{job=...} in alerts.yml"
+    for op, value in matchers:
+        matched = {job for job in jobs if (re.fullmatch(value, job) if op == "=~" else job == value)}
+        assert matched, f"up{{job{op}{value!r}}} matches no scraped job ({sorted(jobs)})"
+    absent = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', alerts()["OrdersComponentNotReporting"]["expr"]))
+    assert absent == (pods - {"rabbitmq"}) | EXTRA_JOBS, f"absent() per scraped job: {sorted(absent)} vs {sorted(pods)}"
+
+
+def test_no_consumer_alert_covers_every_queue():
+    expr = alerts()["OrdersQueueNoConsumers"]["expr"]
+    pattern = re.search(r'queue=~"([^"]+)"', expr).group(1).replace("\\\\", "\\")
+    for queue in [stage.queue for stage in ALL_STAGES] + [DEAD_LETTER_QUEUE_NAME]:
+        assert re.fullmatch(pattern, queue), f"OrdersQueueNoConsumers does not watch queue {queue}"
+
+
+# --------------------------------------------------------------------------- the dashboard
+
+
+def test_dashboard_panels_and_queries():
+    board = dashboard()
+    assert board["uid"] and board["title"]
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids repeat"
+    graphs = [panel for panel in board["panels"] if panel["type"] != "row"]
+    assert graphs
+    for panel in graphs:
+        assert panel.get("targets"), f"panel {panel['title']!r} has no query"
+        assert all(target.get("expr", "").strip() for target in panel["targets"]), panel["title"]
+        ref_ids = [target["refId"] for target in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), panel["title"]
+
+
+def test_dashboard_uses_exported_metrics_only():
+    allowed = known_series()
+    for title, expr in dashboard_targets():
+        names = promql_metric_names(expr)
+        assert names, f"{title}: no metric in {expr!r}"
+        unknown = {n for n in names - allowed if not n.startswith("rabbitmq_") and n != "up"}
+        assert not unknown, f"panel {title!r} uses metrics orders/metrics.py does not export: {unknown}"
+
+
+def test_dashboard_shows_every_exported_metric():
+    used = set().union(*(promql_metric_names(expr) for _, expr in dashboard_targets()))
+    missing = sorted(family for family, series in exported_metrics().items() if not series & used)
+    assert not missing, f"metrics on no panel: {missing}"
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path):
+    """Each query as a recording rule through `promtool check rules` (Grafana's $__ intervals as 5m)."""
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": re.sub(r"\$__(rate_)?interval|\$__range", "5m", expr)}
+        for i, (_, expr) in enumerate(dashboard_targets())
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    run_promtool("check", "rules", path)
