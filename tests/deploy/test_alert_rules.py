@@ -345,3 +345,25 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     run_promtool("check", "rules", path)
+
+
+def test_compose_monitoring_profile_runs_the_shipped_rules_and_dashboard():
+    import yaml as _yaml
+
+    services = _yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    prometheus, grafana = services["prometheus"], services["grafana"]
+    assert prometheus["profiles"] == grafana["profiles"] == ["monitoring"]  # optional: not started by default
+    mounts = " ".join(prometheus["volumes"] + grafana["volumes"])
+    for path in ("deploy/prometheus/prometheus-compose.yml", "deploy/prometheus/alerts.yml", "deploy/grafana/orders-dashboard.json"):
+        assert f"./{path}:" in mounts and (ROOT / path).exists(), path
+    # the compose configuration is valid and names the jobs the rules match on
+    config = ROOT / "deploy/prometheus/prometheus-compose.yml"
+    rules_dir = ROOT / "deploy/prometheus"
+    text = config.read_text().replace("/etc/prometheus/alerts.yml", str(rules_dir / "alerts.yml"))
+    local = ROOT / "test-artifacts" / "prometheus-compose.yml"
+    local.parent.mkdir(exist_ok=True)
+    local.write_text(text)
+    result = subprocess.run([promtool(), "check", "config", str(local)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {job["job_name"] for job in _yaml.safe_load(text)["scrape_configs"]}
+    assert {"web", "worker-process", "worker-enrichment", "worker-finalize", "worker-refund", "rabbitmq-detailed"} <= jobs

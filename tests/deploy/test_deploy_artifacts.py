@@ -1131,7 +1131,7 @@ def test_k8s_statefulsets_and_setup_job(directory):
 
 # --------------------------------------------------------------------------- operator surfaces
 
-OPERATOR_SERVICES = ("flower", "rabbitmq", "postgres", "redis")
+OPERATOR_SERVICES = ("flower", "rabbitmq", "postgres", "redis", "prometheus", "grafana")
 
 
 def test_compose_publishes_operator_ports_on_loopback_only():
