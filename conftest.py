@@ -1,5 +1,6 @@
 """Fixtures shared by every test: the test vhost on the real RabbitMQ, a clean Redis test db,
 an API client with the bearer token."""
+
 import shutil
 import subprocess
 
@@ -26,7 +27,9 @@ def rabbitmq_vhost() -> str:
         rabbitmqctl = shutil.which("rabbitmqctl")
         assert rabbitmqctl, "RabbitMQ test vhost missing and rabbitmqctl not found to create it"
         subprocess.run([rabbitmqctl, "add_vhost", vhost], check=False, capture_output=True)
-        subprocess.run([rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+        subprocess.run(
+            [rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True
+        )
     from django.core.management import call_command
 
     call_command("declare_topology", stdout=open("/dev/null", "w"))

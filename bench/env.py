@@ -1,6 +1,7 @@
 """Where a bench run runs: its own PostgreSQL database, RabbitMQ vhost, Redis db and key prefixes, all named
 after the run (--name, --redis-db), and the product's settings every process it starts gets (bench_env).
 prepare() sets them up before the first phase."""
+
 import os
 import socket
 import subprocess
@@ -99,8 +100,10 @@ def ensure_database(name: str, deadline: float, log) -> None:
 
 def migrate_and_seed(env: dict) -> None:
     # one Django start-up for the three set-up commands of the README (migrate, seed_catalog, declare_topology)
-    code = ("import django; django.setup(); from django.core.management import call_command as c; "
-            "c('migrate', interactive=False, verbosity=0); c('seed_catalog', verbosity=0); c('declare_topology', verbosity=0)")
+    code = (
+        "import django; django.setup(); from django.core.management import call_command as c; "
+        "c('migrate', interactive=False, verbosity=0); c('seed_catalog', verbosity=0); c('declare_topology', verbosity=0)"
+    )
     subprocess.run([PY, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
 
 
@@ -118,8 +121,12 @@ def no_consumers(ctx) -> None:
     """Nobody else consumes this run's queues (a worker of a dead run would take its messages)."""
     queues = ctx.queues
     try:
-        wait_until(lambda: not any(queues.consumers(q) for q in queues.work_queues()), timeout=30,
-                   what="no consumers on the bench queues", interval=0.5)
+        wait_until(
+            lambda: not any(queues.consumers(q) for q in queues.work_queues()),
+            timeout=30,
+            what="no consumers on the bench queues",
+            interval=0.5,
+        )
     except TimeoutError:
         found = {q: queues.consumers(q) for q in queues.work_queues()}
         raise RuntimeError(f"processes this run did not start consume vhost {ctx.args.name}: {found}; stop them first")

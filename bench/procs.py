@@ -1,6 +1,7 @@
 """Processes the bench starts (each in its own process group, killed at the end whatever happens),
 the per-name run lock and registry of those processes, and a psutil sampler of CPU seconds and RSS
 per process kind (a kind = one or more process trees)."""
+
 import atexit
 import fcntl
 import re
@@ -82,7 +83,7 @@ def option(argv: list[str], *names: str) -> str | None:
             if name.startswith("--") and arg.startswith(name + "="):
                 return arg.partition("=")[2]
             if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):  # -Qprocess, -c4
-                return arg[len(name):]
+                return arg[len(name) :]
     return None
 
 
@@ -102,7 +103,9 @@ def set_option(argv: list[str], names: tuple[str, ...], value: str) -> list[str]
             elif name.startswith("--") and arg.startswith(name + "="):
                 out.append(f"{name}={value}")
                 matched = True
-            elif not name.startswith("--") and arg.startswith(name) and len(arg) > len(name) and not arg.startswith("--"):
+            elif (
+                not name.startswith("--") and arg.startswith(name) and len(arg) > len(name) and not arg.startswith("--")
+            ):
                 out += [name, value]
                 matched = True
             if matched:
@@ -130,10 +133,18 @@ class WorkerSpec:
     concurrency: int
 
     def with_queues(self, queues: list[str]) -> "WorkerSpec":
-        return WorkerSpec(self.name, set_option(self.argv, QUEUES_OPT, ",".join(queues)), list(queues), self.pool, self.concurrency)
+        return WorkerSpec(
+            self.name, set_option(self.argv, QUEUES_OPT, ",".join(queues)), list(queues), self.pool, self.concurrency
+        )
 
     def with_concurrency(self, concurrency: int) -> "WorkerSpec":
-        return WorkerSpec(self.name, set_option(self.argv, CONCURRENCY_OPT, str(concurrency)), list(self.queues), self.pool, concurrency)
+        return WorkerSpec(
+            self.name,
+            set_option(self.argv, CONCURRENCY_OPT, str(concurrency)),
+            list(self.queues),
+            self.pool,
+            concurrency,
+        )
 
 
 def worker_spec(name: str, argv: list[str]) -> WorkerSpec:
@@ -147,7 +158,9 @@ def worker_spec(name: str, argv: list[str]) -> WorkerSpec:
 
 def procfile_workers(env: dict, procfile: Path | None = None) -> list[WorkerSpec]:
     """Every Celery worker of the Procfile, in order: its argv (expanded from `env`), -Q list, pool, concurrency."""
-    return [worker_spec(name, argv) for name, argv in procfile_commands(env, procfile).items() if name.startswith("worker")]
+    return [
+        worker_spec(name, argv) for name, argv in procfile_commands(env, procfile).items() if name.startswith("worker")
+    ]
 
 
 def serve_on(argv: list[str], host: str, port: int) -> list[str]:
@@ -263,7 +276,13 @@ class Sampler:
             cpu: dict[str, float] = {}
             for pid, (kind, value) in self._last.items():
                 cpu[kind] = cpu.get(kind, 0.0) + max(0.0, value - self._base.get(pid, 0.0))
-            result = {kind: {"cpu_s": round(cpu.get(kind, 0.0), 3), "peak_rss_mb": round(self._peak.get(kind, 0.0) / 2**20, 1)} for kind in self.roots}
+            result = {
+                kind: {
+                    "cpu_s": round(cpu.get(kind, 0.0), 3),
+                    "peak_rss_mb": round(self._peak.get(kind, 0.0) / 2**20, 1),
+                }
+                for kind in self.roots
+            }
         return result
 
     def forget(self, kind: str, pids: list[int] | None = None) -> None:

@@ -1,4 +1,5 @@
 """The run's RabbitMQ vhost as the driver sees it: the vhost itself, queue depths and consumers, purges."""
+
 import subprocess
 import time
 
@@ -71,8 +72,13 @@ class Queues:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"RabbitMQ vhost {name} not usable: {exc}") from exc
                 created = subprocess.run(["rabbitmqctl", "add_vhost", name], capture_output=True, timeout=60)
-                allowed = subprocess.run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-                                         capture_output=True, timeout=60)
+                allowed = subprocess.run(
+                    ["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+                    capture_output=True,
+                    timeout=60,
+                )
                 if allowed.returncode != 0:
-                    log(f"RabbitMQ not ready ({(allowed.stderr or created.stderr).decode(errors='replace').strip()[:80]}); retrying")
+                    log(
+                        f"RabbitMQ not ready ({(allowed.stderr or created.stderr).decode(errors='replace').strip()[:80]}); retrying"
+                    )
                     time.sleep(3)

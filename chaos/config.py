@@ -1,6 +1,7 @@
 """A chaos run's configuration, and the environment and commands of the system it runs: the Procfile's
 processes (but `live` and flower) on their own database, RabbitMQ vhost and Redis db, with short retry and
 outbox timings so that the faults' effects are over quickly."""
+
 import os
 import sys
 import time
@@ -71,11 +72,27 @@ def system_env(cfg: Config) -> dict:
 
 
 def commands(cfg: Config) -> dict[str, list[str]]:
-    celery = [str(BIN / "celery"), "-A", "orders_project", "worker", "-l", "INFO", "--without-gossip", "--without-mingle"]
+    celery = [
+        str(BIN / "celery"),
+        "-A",
+        "orders_project",
+        "worker",
+        "-l",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     manage = [sys.executable, "manage.py"]
     return {
         # The Procfile's web (gunicorn). Its `live` (the WebSocket) is not started: the run only drives HTTP.
-        "web": [str(BIN / "gunicorn"), "orders_project.wsgi:application", "--config", "python:orders_project.gunicorn_conf", "--bind", f"127.0.0.1:{cfg.port}"],
+        "web": [
+            str(BIN / "gunicorn"),
+            "orders_project.wsgi:application",
+            "--config",
+            "python:orders_project.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{cfg.port}",
+        ],
         "worker_process": celery + ["-Q", "process", "-n", "process-chaos@%h", "-c", "2"],
         "worker_enrichment": celery + ["-Q", "enrichment", "-n", "enrichment-chaos@%h", "-P", "threads", "-c", "16"],
         "worker_finalize": celery + ["-Q", "finalize", "-n", "finalize-chaos@%h", "-c", "2"],

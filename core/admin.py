@@ -1,4 +1,5 @@
 """Admin building blocks with no domain in them."""
+
 import json
 from typing import Any
 

@@ -1,6 +1,7 @@
 """DRF building blocks every API of the project shares: strict fields, the error shape's schema, and the
 OpenAPI helpers for hand-paginated views. No domain in here."""
-from datetime import datetime, timezone as dt_timezone
+
+from datetime import UTC, datetime
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
@@ -46,9 +47,9 @@ class InstantField(serializers.DateTimeField):
     def enforce_timezone(self, value):
         if value.tzinfo is not None:
             try:
-                value.astimezone(dt_timezone.utc)
+                value.astimezone(UTC)
             except OverflowError:
-                return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=dt_timezone.utc)
+                return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
         return super().enforce_timezone(value)
 
 
@@ -60,15 +61,26 @@ def blank_or(schema: dict) -> dict:
 
 PAGE_PARAMETERS = [
     OpenApiParameter(
-        "cursor", {"type": "string"}, OpenApiParameter.QUERY, description="Opaque: take it from `next` or `previous`; a tampered cursor is a 404"
+        "cursor",
+        {"type": "string"},
+        OpenApiParameter.QUERY,
+        description="Opaque: take it from `next` or `previous`; a tampered cursor is a 404",
     ),
-    OpenApiParameter("page_size", blank_or({"type": "integer", "minimum": 1}), OpenApiParameter.QUERY, description="Orders a page (capped)"),
+    OpenApiParameter(
+        "page_size",
+        blank_or({"type": "integer", "minimum": 1}),
+        OpenApiParameter.QUERY,
+        description="Orders a page (capped)",
+    ),
 ]
 
 
 # Staff lists (dead letters) still page by number.
 PAGE = OpenApiParameter(
-    "page", blank_or({"type": "integer", "minimum": 1}), OpenApiParameter.QUERY, description="Page number (50 a page); past the last page is a 404"
+    "page",
+    blank_or({"type": "integer", "minimum": 1}),
+    OpenApiParameter.QUERY,
+    description="Page number (50 a page); past the last page is a 404",
 )
 
 

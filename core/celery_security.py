@@ -12,6 +12,7 @@ What Celery 5.7 does with a message whose content type is not accepted (pickle, 
 a worker refuses is dead-lettered and the archiver stores it ("UndecodableMessage"), never silently
 dropped and never deserialized. Wired in orders_project/celery.py: `app.steps["consumer"].add(...)`.
 """
+
 from celery import bootsteps
 from kombu.utils.encoding import safe_repr
 

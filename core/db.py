@@ -1,4 +1,5 @@
 """Database helpers with no domain in them."""
+
 import contextlib
 from typing import ContextManager
 

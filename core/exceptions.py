@@ -1,4 +1,5 @@
 """One error family and one DRF handler: every error is JSON `{message, code, extra}`."""
+
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
@@ -67,7 +68,9 @@ def exception_handler(exc, context):
         response.data = {
             "message": "Validation error",
             "code": "invalid",
-            "extra": {"fields": response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}},
+            "extra": {
+                "fields": response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+            },
         }
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data

@@ -11,6 +11,7 @@ it all before any view anyway (and spools an ASGI body over 2.5 MiB to disk, whi
 and a chunked body reaches Django at all (its WSGI request ignores a body without Content-Length).
 Both answers close the connection: the rest of the body is never read.
 """
+
 import asyncio
 import io
 import json
@@ -25,8 +26,18 @@ _CHUNK = 64 * 1024
 
 def _error_body(status: int, max_bytes: int, timeout: float) -> tuple[str, bytes]:
     reason, code, message, extra = {
-        413: ("413 Content Too Large", "request_too_large", f"Request body over {max_bytes} bytes.", {"max_bytes": max_bytes}),
-        408: ("408 Request Timeout", "request_timeout", f"Request body not received within {timeout:g} s.", {"timeout_seconds": timeout}),
+        413: (
+            "413 Content Too Large",
+            "request_too_large",
+            f"Request body over {max_bytes} bytes.",
+            {"max_bytes": max_bytes},
+        ),
+        408: (
+            "408 Request Timeout",
+            "request_timeout",
+            f"Request body not received within {timeout:g} s.",
+            {"timeout_seconds": timeout},
+        ),
         400: ("400 Bad Request", "malformed_body", "Request body could not be read (malformed chunked encoding?).", {}),
     }[status]
     return reason, json.dumps({"message": message, "code": code, "extra": extra}).encode()
@@ -193,6 +204,10 @@ class ASGIRequestLimits:
 
     async def _refuse(self, status: int, send) -> None:
         _, body = _error_body(status, self.max_bytes, self.timeout)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -3,6 +3,7 @@
 Context bound with `bind_order_context` (order_id, and task_id/stage in workers) rides on every line,
 so `grep <order_id>` follows one order across web, workers, relay and archiver.
 """
+
 import logging
 
 import structlog
@@ -25,11 +26,7 @@ def configure_structlog() -> None:
 
 
 def build_formatter(fmt: str = "json") -> logging.Formatter:
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     return structlog.stdlib.ProcessorFormatter(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,

@@ -8,6 +8,7 @@ form's or a no-cors fetch's included. So an unsafe request authenticated by Basi
 `Content-Type: application/json`: another site's page can send that only after a CORS preflight, which
 this API never grants (it sends no CORS headers). curl and scripts add the header at no cost.
 """
+
 from drf_spectacular.authentication import BasicScheme
 from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication

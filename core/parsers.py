@@ -12,6 +12,7 @@ the database or disagrees with other parsers. This one refuses, each as a 400:
   first), so a proxy or a log could read another order than the one accepted.
 The body size is bounded before this runs (REQUEST_MAX_BODY_BYTES, core/limits.py).
 """
+
 import json
 import re
 
@@ -70,7 +71,9 @@ class BoundedJSONParser(JSONParser):
                 text, parse_constant=strict_constant if self.strict else None, object_pairs_hook=_unique_keys
             )
         except RecursionError:  # past ~900 levels, before any depth check could see the data
-            raise ParseError(f"JSON parse error - nested deeper than {settings.REQUEST_JSON_MAX_DEPTH} levels") from None
+            raise ParseError(
+                f"JSON parse error - nested deeper than {settings.REQUEST_JSON_MAX_DEPTH} levels"
+            ) from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {str(exc)[:200]}") from None
         # Cheap first: no more levels than opening brackets (two C-speed counts; a normal order stops here).

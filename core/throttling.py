@@ -4,6 +4,7 @@ A fixed window per caller: one pipelined INCR + EXPIRE per request, whatever the
 SimpleRateThrottle keeps every request's timestamp in one cached list that it reads and rewrites
 on each request, which at API rates (hundreds a second) costs more than the request itself.
 If Redis is unreachable the request is let through (the API stays up without Redis, like POST)."""
+
 import time
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from core.logging import get_logger
 from core.rates import parse_rate
 
 log = get_logger(__name__)
+
 
 class _WindowThrottle(BaseThrottle):
     scope = ""

@@ -5,14 +5,14 @@ are shared by every pod, so failing readiness on them would take every web pod o
 once, although POST (outbox) and GET (database) still work: their health is a gauge on /metrics and the
 staff-only GET /ops/diagnostics (orders/metrics_collect.py, registered with on_metrics_scrape). Anonymous callers never see error text.
 """
+
 import os
 from collections.abc import Callable
 
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client import REGISTRY
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from core.logging import get_logger
 

@@ -1,6 +1,7 @@
 """Celery worker hooks: /metrics on METRICS_PORT from the main process, clean-up of the per-process
 metric files of pool children that exit (prometheus-client multiprocess mode), and the database
 connection check after each task."""
+
 import os
 
 from celery.signals import task_postrun, worker_init, worker_process_shutdown

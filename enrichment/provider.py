@@ -7,12 +7,13 @@ transiently on the first 2 attempts, DOWN always fails transiently, HANG stalls 
 timeout, CRASH kills the worker process (only with DEMO_CRASH_ENABLED). ENRICHMENT_FAILURE_RATE adds
 random transient failures.
 """
+
 import hashlib
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from django.conf import settings
 

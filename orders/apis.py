@@ -46,6 +46,8 @@ from orders.models import Order, OrderSource, OrderStatus
 from orders.pagination import OrderCursorPagination
 
 SKU_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     """Documents clients.auth.BearerKeyAuthentication as the `bearerAuth` security scheme."""
 
@@ -62,7 +64,11 @@ class CanReadOrders(IsClientOrStaff):
     def has_permission(self, request: Request, view: APIView) -> bool:
         if super().has_permission(request, view):
             return True
-        return request.method in ("GET", "HEAD", "OPTIONS") and settings.LIVE_FEED_ANONYMOUS and not request.user.is_authenticated
+        return (
+            request.method in ("GET", "HEAD", "OPTIONS")
+            and settings.LIVE_FEED_ANONYMOUS
+            and not request.user.is_authenticated
+        )
 
 
 def order_reader(request) -> selectors.Reader:
@@ -126,13 +132,18 @@ class OrderListCreateApi(APIView):
         def get_failure_reason(self, order) -> str:
             if self.context["reader"].staff:
                 return order.failure_reason
-            return disclosure.public_failure_reason(failure_reason=order.failure_reason, failure_kind=order.failure_kind)
+            return disclosure.public_failure_reason(
+                failure_reason=order.failure_reason, failure_kind=order.failure_kind
+            )
 
     FILTER_PARAMETERS = [
         OpenApiParameter("status", blank_or({"type": "string", "enum": OrderStatus.values}), OpenApiParameter.QUERY),
         OpenApiParameter("source", blank_or({"type": "string", "enum": OrderSource.values}), OpenApiParameter.QUERY),
         OpenApiParameter(
-            "updated_since", blank_or({"type": "string", "format": "date-time"}), OpenApiParameter.QUERY, description="Changed after (ISO 8601)"
+            "updated_since",
+            blank_or({"type": "string", "format": "date-time"}),
+            OpenApiParameter.QUERY,
+            description="Changed after (ISO 8601)",
         ),
         *PAGE_PARAMETERS,
     ]
@@ -152,7 +163,11 @@ class OrderListCreateApi(APIView):
                 description="Same key → same order (an empty value is the same as no key)",
             )
         ],
-        responses={202: OutputSerializer, 409: OpenApiResponse(ErrorSerializer, description="Key reused with another body"), **ERRORS},
+        responses={
+            202: OutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="Key reused with another body"),
+            **ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -160,7 +175,10 @@ class OrderListCreateApi(APIView):
         data = serializer.validated_data
         key = request.headers.get("X-Idempotency-Key") or None
         if key is not None and not (1 <= len(key) <= 255):
-            raise ApplicationError("X-Idempotency-Key must be 1..255 characters.", extra={"fields": {"X-Idempotency-Key": ["Invalid length."]}})
+            raise ApplicationError(
+                "X-Idempotency-Key must be 1..255 characters.",
+                extra={"fields": {"X-Idempotency-Key": ["Invalid length."]}},
+            )
         result = services.order_create(
             # Staff (a session, e.g. the browsable API) create orders as the built-in client.
             client_id=client_scope(request) or DEFAULT_CLIENT_ID,
@@ -190,8 +208,12 @@ class OrderListCreateApi(APIView):
         filters.is_valid(raise_exception=True)
         paginator = OrderCursorPagination(by_updated="updated_since" in filters.validated_data)
         reader = order_reader(request)
-        page = paginator.paginate_queryset(selectors.order_list(reader=reader, **filters.validated_data), request, view=self)
-        return paginator.get_paginated_response(self.ListItemSerializer(page, many=True, context={"reader": reader}).data)
+        page = paginator.paginate_queryset(
+            selectors.order_list(reader=reader, **filters.validated_data), request, view=self
+        )
+        return paginator.get_paginated_response(
+            self.ListItemSerializer(page, many=True, context={"reader": reader}).data
+        )
 
 
 class OrderDetailApi(APIView):
@@ -256,7 +278,9 @@ class OrderCancelApi(APIView):
         request=InputSerializer,
         responses={
             200: OpenApiResponse(OutputSerializer, description="Cancelled (or refunded already)"),
-            202: OpenApiResponse(OutputSerializer, description="Completed: the refund is on its way (`refund_pending`)"),
+            202: OpenApiResponse(
+                OutputSerializer, description="Completed: the refund is on its way (`refund_pending`)"
+            ),
             404: OpenApiResponse(ErrorSerializer, description="No such order (or another client's)"),
             409: OpenApiResponse(ErrorSerializer, description="The order failed: nothing to cancel"),
             **{code: ERRORS[code] for code in (400, 401, 403, 415, 429, 503)},
@@ -271,12 +295,17 @@ class OrderCancelApi(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             result = services.order_cancel(
-                order_id=order_id, actor=actor_of(request), reason=serializer.validated_data["reason"], client_id=client_scope(request)
+                order_id=order_id,
+                actor=actor_of(request),
+                reason=serializer.validated_data["reason"],
+                client_id=client_scope(request),
             )
         except Order.DoesNotExist:
             raise NotFound("Order not found.") from None
         pending = result.order.status == OrderStatus.REFUND_PENDING
-        return Response(self.OutputSerializer(result.order).data, status=status.HTTP_202_ACCEPTED if pending else status.HTTP_200_OK)
+        return Response(
+            self.OutputSerializer(result.order).data, status=status.HTTP_202_ACCEPTED if pending else status.HTTP_200_OK
+        )
 
 
 class ProductListApi(APIView):
@@ -291,7 +320,10 @@ class ProductListApi(APIView):
         reserved = serializers.IntegerField()
         available = serializers.IntegerField()
 
-    @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True), **{code: ERRORS[code] for code in (401, 429, 503)}})
+    @extend_schema(
+        operation_id="products_list",
+        responses={200: OutputSerializer(many=True), **{code: ERRORS[code] for code in (401, 429, 503)}},
+    )
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(selectors.product_list(), many=True).data)
 

@@ -2,6 +2,7 @@
 
 Only services call `order_changed_on_commit`, so nothing is announced that did not commit.
 """
+
 import asyncio
 import functools
 import os
@@ -53,7 +54,11 @@ def orders_changed(*, changes: list[tuple]) -> None:
     a version key expires and counts from 0 again, nothing cached under an old version is left to be read."""
     from django.conf import settings
 
-    keys = [cache.make_and_validate_key(order_cache_version_key(order_id)) for order_id, _, created in changes if not created]
+    keys = [
+        cache.make_and_validate_key(order_cache_version_key(order_id))
+        for order_id, _, created in changes
+        if not created
+    ]
     if keys:
         try:
             pipe = get_redis_connection("default").pipeline(transaction=False)

@@ -1,4 +1,5 @@
 """GET /orders pages by cursor: no COUNT(*), no OFFSET scan, served by the order indexes (orders/models.py)."""
+
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound, ValidationError

@@ -4,7 +4,7 @@ One connection and confirm-mode channel per thread, kept across batches; a batch
 confirms awaited once, every wait bounded. The outbox services (orders/services/outbox.py) call
 `messages_publish_confirmed` inside the transaction that marks the rows sent.
 """
-import socket
+
 import threading
 import time
 from collections.abc import Sequence
@@ -14,7 +14,6 @@ from celery import current_app
 from celery.canvas import Signature, _chain, _prepare_chain_from_options
 from django.conf import settings
 from kombu.exceptions import OperationalError  # what kombu turns a connection error into
-
 
 
 class PublishNotConfirmed(Exception):
@@ -55,7 +54,11 @@ class _ConfirmedPublisher:
         socket_timeout = min(settings.BROKER_SOCKET_TIMEOUT, timeout)
         self.conn = current_app.connection_for_write(
             connect_timeout=min(settings.CELERY_BROKER_CONNECTION_TIMEOUT, timeout),
-            transport_options={"confirm_publish": False, "read_timeout": socket_timeout, "write_timeout": socket_timeout},
+            transport_options={
+                "confirm_publish": False,
+                "read_timeout": socket_timeout,
+                "write_timeout": socket_timeout,
+            },
         )
         self.conn.connect()  # one attempt: the caller (relay loop, or the relay after the fast path) retries
         self.channel = self.conn.channel()
@@ -121,7 +124,7 @@ class _ConfirmedPublisher:
                 raise PublishNotConfirmed(f"{unconfirmed()} of {len(tags)} messages unconfirmed after {timeout}s")
             try:
                 self.conn.drain_events(timeout=remaining)
-            except socket.timeout:
+            except TimeoutError:
                 continue
         if self.nacked:
             raise PublishNotConfirmed("the broker nacked a message of the batch")

@@ -1,5 +1,6 @@
 """gunicorn settings for the REST API (the Procfile's `web`): synchronous DRF views on a WSGI server
 with several worker processes (bench/README.md measured it against uvicorn and gthread)."""
+
 import os
 
 bind = f"{os.environ.get('WEB_HOST', '0.0.0.0')}:{os.environ.get('WEB_PORT', '8000')}"

@@ -1,5 +1,6 @@
 """core/limits.py in-process: what each wrapper reads of a body, and what it answers. The real servers
 (gunicorn, uvicorn) with real sockets are in e2e/test_limits.py."""
+
 import asyncio
 import io
 import json
@@ -48,21 +49,31 @@ def test_wsgi_a_content_length_over_the_limit_is_413_without_reading_the_body():
     # given: a request announcing 10 MiB
     stream = CountingInput(b"x" * (10 * 1024 * 1024))
     # when
-    status, headers, body, seen = call_wsgi({"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(10 * 1024 * 1024), "wsgi.input": stream})
+    status, headers, body, seen = call_wsgi(
+        {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(10 * 1024 * 1024), "wsgi.input": stream}
+    )
     # then: refused in the error shape, nothing read, the app never called, the connection not kept
     assert status.startswith("413") and seen == [] and stream.taken == 0
-    assert json.loads(body) == {"message": f"Request body over {LIMIT} bytes.", "code": "request_too_large", "extra": {"max_bytes": LIMIT}}
+    assert json.loads(body) == {
+        "message": f"Request body over {LIMIT} bytes.",
+        "code": "request_too_large",
+        "extra": {"max_bytes": LIMIT},
+    }
     assert headers["Content-Type"] == "application/json" and headers["Connection"] == "close"
 
 
 def test_wsgi_a_chunked_body_is_cut_off_one_byte_past_the_limit():
     stream = CountingInput(b"x" * (10 * LIMIT))
-    status, _, _, seen = call_wsgi({"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": stream})
+    status, _, _, seen = call_wsgi(
+        {"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": stream}
+    )
     assert status.startswith("413") and seen == [] and stream.taken == LIMIT + 1
 
 
 def test_wsgi_a_chunked_body_within_the_limit_reaches_the_app_whole_with_its_length():
-    status, _, _, seen = call_wsgi({"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": io.BytesIO(b"y" * LIMIT)})
+    status, _, _, seen = call_wsgi(
+        {"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": io.BytesIO(b"y" * LIMIT)}
+    )
     assert status.startswith("200") and seen == [(str(LIMIT), b"y" * LIMIT)]
 
 
@@ -91,7 +102,9 @@ def run_asgi(messages: list[dict], headers: list, *, timeout: float = 5) -> tupl
 
 
 def test_asgi_a_content_length_over_the_limit_is_413_before_any_body_is_received():
-    sent, received, taken = run_asgi([{"type": "http.request", "body": b"x" * 65536, "more_body": True}], [(b"content-length", b"10485760")])
+    sent, received, taken = run_asgi(
+        [{"type": "http.request", "body": b"x" * 65536, "more_body": True}], [(b"content-length", b"10485760")]
+    )
     assert (sent[0]["status"], received, taken) == (413, [], 0)
     assert (b"connection", b"close") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["code"] == "request_too_large"
@@ -104,15 +117,24 @@ def test_asgi_a_streamed_body_is_refused_once_it_grows_past_the_limit():
 
 
 def test_asgi_a_body_within_the_limit_reaches_the_app_as_one_message():
-    chunks = [{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.request", "body": b"c", "more_body": False}]
+    chunks = [
+        {"type": "http.request", "body": b"ab", "more_body": True},
+        {"type": "http.request", "body": b"c", "more_body": False},
+    ]
     sent, received, _ = run_asgi(chunks, [(b"content-length", b"3")])
     assert received == [{"type": "http.request", "body": b"abc", "more_body": False}] and sent[0]["status"] == 200
 
 
 def test_asgi_a_body_that_stops_arriving_is_408_after_the_timeout():
-    sent, received, _ = run_asgi([{"type": "http.request", "body": b"a", "more_body": True}], [(b"content-length", b"10")], timeout=0.2)
+    sent, received, _ = run_asgi(
+        [{"type": "http.request", "body": b"a", "more_body": True}], [(b"content-length", b"10")], timeout=0.2
+    )
     assert (sent[0]["status"], received) == (408, [])
-    assert json.loads(sent[1]["body"]) == {"message": "Request body not received within 0.2 s.", "code": "request_timeout", "extra": {"timeout_seconds": 0.2}}
+    assert json.loads(sent[1]["body"]) == {
+        "message": "Request body not received within 0.2 s.",
+        "code": "request_timeout",
+        "extra": {"timeout_seconds": 0.2},
+    }
 
 
 @pytest.mark.parametrize("scope_type", ["websocket", "lifespan"])

@@ -1,5 +1,6 @@
 """The operator API's POSTs (redrive, discard) cannot be triggered from another site: not with the Basic
 credentials a staff browser caches, not with its session cookie (core/operator_auth.py)."""
+
 import base64
 
 import pytest
@@ -41,7 +42,9 @@ def assert_untouched(letter):
 )
 def test_basic_auth_post_a_cross_site_page_can_send_is_refused(letter, action, content_type, body):
     extra = {"CONTENT_TYPE": content_type} if content_type else {}
-    response = Client().generic("POST", f"/ops/dead-letters/{letter.pk}/{action}", body, HTTP_AUTHORIZATION=BASIC, **extra)
+    response = Client().generic(
+        "POST", f"/ops/dead-letters/{letter.pk}/{action}", body, HTTP_AUTHORIZATION=BASIC, **extra
+    )
     assert response.status_code == 403, response.content
     assert "Content-Type: application/json" in response.json()["message"]
     assert_untouched(letter)
@@ -49,7 +52,9 @@ def test_basic_auth_post_a_cross_site_page_can_send_is_refused(letter, action, c
 
 def test_basic_auth_post_with_json_content_type_is_served(letter):
     # what curl, scripts and the e2e test send: a cross-site page cannot without a CORS preflight
-    response = Client().post(f"/ops/dead-letters/{letter.pk}/discard", content_type="application/json", HTTP_AUTHORIZATION=BASIC)
+    response = Client().post(
+        f"/ops/dead-letters/{letter.pk}/discard", content_type="application/json", HTTP_AUTHORIZATION=BASIC
+    )
     assert response.status_code == 200, response.content
     assert DeadLetter.objects.get(pk=letter.pk).status == DeadLetterStatus.DISCARDED
 
@@ -60,8 +65,12 @@ def test_basic_auth_reads_need_no_content_type(letter):
 
 def test_wrong_basic_credentials_are_still_401(letter):
     wrong = "Basic " + base64.b64encode(b"ops:nope").decode()
-    response = Client().post(f"/ops/dead-letters/{letter.pk}/discard", "x=1", content_type="application/x-www-form-urlencoded",
-                             HTTP_AUTHORIZATION=wrong)
+    response = Client().post(
+        f"/ops/dead-letters/{letter.pk}/discard",
+        "x=1",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=wrong,
+    )
     assert response.status_code == 401
     assert_untouched(letter)
 

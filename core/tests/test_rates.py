@@ -1,10 +1,13 @@
 """Rate strings (core/rates.py): "N/unit", anything else refused."""
+
 import pytest
 
 from core.rates import parse_rate
 
 
-@pytest.mark.parametrize("rate, expected", [("600/s", (600, 1)), ("60/min", (60, 60)), ("1000/hour", (1000, 3600)), ("5/day", (5, 86400))])
+@pytest.mark.parametrize(
+    "rate, expected", [("600/s", (600, 1)), ("60/min", (60, 60)), ("1000/hour", (1000, 3600)), ("5/day", (5, 86400))]
+)
 def test_rates_parse(rate, expected):
     assert parse_rate(rate) == expected
 

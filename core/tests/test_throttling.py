@@ -1,5 +1,6 @@
 """Rate limits per client and per anonymous IP, counted in the real Redis: over the limit a 429 with
 Retry-After in the error shape; each client and each IP has its own budget."""
+
 import pytest
 from django.test.utils import override_settings
 

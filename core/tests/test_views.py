@@ -1,5 +1,6 @@
 """The probes (core/views.py): /healthz always answers; /readyz checks only what the web cannot serve
 without, and names a failed check without its error text. (/metrics: orders/tests/test_metrics*.py.)"""
+
 import json
 import subprocess
 import sys
@@ -48,7 +49,11 @@ print(json.dumps({{"http_status": response.status_code, "body": response.content
 
 def probe(path: str, **env) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE.format(path=path)], env=subprocess_env(**env), capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", PROBE.format(path=path)],
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -1,6 +1,7 @@
 """The archiver's work: take messages off the RabbitMQ DLQ, store each, then ack it (at-least-once; a
 second store of the same message is a no-op). A dead letter for an order that is not terminal yet (a
 crash loop ended by the delivery limit) ends that order failed, through the order services."""
+
 import base64
 import hashlib
 import os
@@ -73,12 +74,19 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
                 if parsed.reason == "delivery_limit"
                 else f"dead-lettered: {exception or parsed.reason}: {error}"
             )
-            order = order_fail(order_id=order.id, stage=stage.name if stage else Step.DLQ, reason=reason, kind="dead_letter")
+            order = order_fail(
+                order_id=order.id, stage=stage.name if stage else Step.DLQ, reason=reason, kind="dead_letter"
+            )
             order_history_append(
                 order=order,
                 stage=stage.name if stage else Step.DLQ,
                 event=HistoryEvent.DEAD_LETTERED,
-                detail={"dead_letter_id": dead_letter.id, "reason": parsed.reason, "deliveries": parsed.deliveries, "task_id": parsed.task_id},
+                detail={
+                    "dead_letter_id": dead_letter.id,
+                    "reason": parsed.reason,
+                    "deliveries": parsed.deliveries,
+                    "task_id": parsed.task_id,
+                },
             )
     if created:
         metrics.DEAD_LETTERED.labels(stage=dead_letter.stage or "unknown", reason=parsed.reason).inc()
@@ -95,7 +103,9 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
     return dead_letter, created
 
 
-def dead_letter_store_raw(*, body: bytes, headers: Any, properties: Any, content_type: str, error: Exception) -> DeadLetter:
+def dead_letter_store_raw(
+    *, body: bytes, headers: Any, properties: Any, content_type: str, error: Exception
+) -> DeadLetter:
     """The last resort when archiving failed on what the message holds: its bytes (base64) and headers,
     marked malformed, with no order touched."""
     dead_letter, created = DeadLetter.objects.get_or_create(
@@ -103,7 +113,9 @@ def dead_letter_store_raw(*, body: bytes, headers: Any, properties: Any, content
         defaults=dict(
             reason="unknown",
             exception=MALFORMED,
-            error_message=clip(f"could not be archived: {type(error).__name__}: {error}; body stored as base64", 10_000),
+            error_message=clip(
+                f"could not be archived: {type(error).__name__}: {error}; body stored as base64", 10_000
+            ),
             headers=jsonable({"raw": repr(headers)[:100_000]}),
             properties=jsonable({"raw": repr(properties)[:10_000]}),
             body=base64.b64encode(body).decode(),
@@ -129,7 +141,9 @@ def _archive_one(message: Any) -> None:
     except Exception as exc:
         log.warning("dead_letter_archive_failed", error=f"{type(exc).__name__}: {exc}")
         try:
-            dead_letter_store_raw(body=body, headers=message.headers, properties=properties, content_type=content_type, error=exc)
+            dead_letter_store_raw(
+                body=body, headers=message.headers, properties=properties, content_type=content_type, error=exc
+            )
         except Exception as store_exc:
             metrics.ARCHIVER_STORE_FAILURES.inc()
             raise ArchiveFailed(f"{type(store_exc).__name__}: {store_exc}") from store_exc
@@ -143,7 +157,10 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
     with Connection(
         settings.CELERY_BROKER_URL,
         connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT,
-        transport_options={"read_timeout": settings.BROKER_SOCKET_TIMEOUT, "write_timeout": settings.BROKER_SOCKET_TIMEOUT},
+        transport_options={
+            "read_timeout": settings.BROKER_SOCKET_TIMEOUT,
+            "write_timeout": settings.BROKER_SOCKET_TIMEOUT,
+        },
     ) as conn:
         channel = conn.channel()
         for _ in range(limit):

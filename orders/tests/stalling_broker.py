@@ -2,6 +2,7 @@
 to the real one that passes on the first `answers` frames RabbitMQ sends to the client and swallows
 everything after (what a client sees when the broker blocks publishers under a memory or disk alarm,
 or hangs). `answers=0` accepts and never answers at all. What the client sends is always passed on."""
+
 import socket
 import struct
 import threading

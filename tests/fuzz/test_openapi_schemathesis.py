@@ -8,6 +8,7 @@ phases (examples, coverage, fuzzing) and modes (positive and negative) run with 
 including ignored_auth (an authenticated 2xx is replayed without and with wrong credentials). The one
 relaxation is in `call_and_validate`, with its reason. FUZZ_MAX_EXAMPLES=500 fuzzes harder.
 """
+
 import base64
 import json
 import os
@@ -20,8 +21,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.urls import Resolver404, resolve
 from hypothesis import HealthCheck
-from schemathesis.generation.modes import GenerationMode
 from hypothesis import settings as hypothesis_settings
+from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import content_type_conformance
 
 from conftest import purge_queues

@@ -26,4 +26,6 @@ class Command(BaseCommand):
         fixed = True if fix else False if unfix else None
         if failure_rate is not None or fixed is not None or refund is not None:
             controls.controls_set(failure_rate=failure_rate, fixed=fixed, refund=refund)
-        self.stdout.write(f"failure_rate={controls.failure_rate()} fixed={controls.outage_fixed()} refund={controls.refund_mode()}")
+        self.stdout.write(
+            f"failure_rate={controls.failure_rate()} fixed={controls.outage_fixed()} refund={controls.refund_mode()}"
+        )

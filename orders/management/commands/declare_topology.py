@@ -1,11 +1,11 @@
 import json
 
 from amqp.exceptions import PreconditionFailed
+from celery import current_app as app
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from orders_project import broker
-from celery import current_app as app
 
 # Queue arguments as RabbitMQ policy keys, for the advice printed when a live queue has other arguments.
 POLICY_KEYS = {
@@ -54,6 +54,8 @@ class Command(BaseCommand):
                         )
                     )
                     continue
-                self.stdout.write(f"queue {queue.name} -> {queue.exchange.name} [{queue.routing_key}] {queue.queue_arguments}")
+                self.stdout.write(
+                    f"queue {queue.name} -> {queue.exchange.name} [{queue.routing_key}] {queue.queue_arguments}"
+                )
             channel.close()
         self.stdout.write(self.style.SUCCESS("topology declared"))

@@ -53,7 +53,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="one batch, then exit")
         # Rows are the fast path's for a grace period; with the inline publish off, they are the relay's at once.
-        parser.add_argument("--grace", type=float, default=settings.OUTBOX_GRACE_SECONDS if settings.OUTBOX_PUBLISH_INLINE else 0.0)
+        parser.add_argument(
+            "--grace", type=float, default=settings.OUTBOX_GRACE_SECONDS if settings.OUTBOX_PUBLISH_INLINE else 0.0
+        )
         parser.add_argument("--batch-size", type=int, default=settings.OUTBOX_BATCH_SIZE)
         parser.add_argument("--heartbeat-file", default=settings.HEARTBEAT_FILE)
         parser.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY wake-up")

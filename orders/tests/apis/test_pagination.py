@@ -1,5 +1,6 @@
 """GET /orders pages by cursor: no COUNT, no OFFSET, served by an index, a capped page size, and a
 tampered cursor is a 404, never a 500."""
+
 import base64
 
 import pytest

@@ -1,5 +1,6 @@
 """Redriving and discarding dead letters (orders/dead_letters/redrive.py): the order re-opened and the
 stage re-published with its retries reset, once; a completed order or an unreadable letter refused."""
+
 import json
 
 import pytest

@@ -8,6 +8,7 @@ its reservation and never leave an invoice.
 Each example creates its own products (unique SKUs) and orders, so examples are independent although
 they share the test's transaction.
 """
+
 import itertools
 from decimal import Decimal
 
@@ -15,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enrichment import controls
-from orders.services import order_enrich
 from clients.models import DEFAULT_CLIENT_ID
+from enrichment import controls
 from orders import services
 from orders.models import Invoice, Order, OrderEnrichment, OrderStatus, Product
+from orders.services import order_enrich
 
 pytestmark = pytest.mark.django_db
 
@@ -114,7 +115,9 @@ def _state(order: Order, skus: list[str]) -> dict:
 
 @PROPERTY_SETTINGS
 @given(initial_stock=stocks, order_lines=lines, deliveries=chaos)
-def test_duplicate_and_out_of_order_stages_then_one_in_order_run_equal_a_clean_run(initial_stock, order_lines, deliveries):
+def test_duplicate_and_out_of_order_stages_then_one_in_order_run_equal_a_clean_run(
+    initial_stock, order_lines, deliveries
+):
     # given: two identical catalogs and orders
     clean_skus = _catalog(initial_stock)
     clean = _order(clean_skus, order_lines)
@@ -147,7 +150,9 @@ def test_duplicate_and_out_of_order_stages_then_one_in_order_run_equal_a_clean_r
     after=chaos,
     fail_stage=st.sampled_from(STAGES + ("dlq",)),
 )
-def test_fail_at_any_point_releases_the_reservation_and_never_invoices(initial_stock, order_lines, before, after, fail_stage):
+def test_fail_at_any_point_releases_the_reservation_and_never_invoices(
+    initial_stock, order_lines, before, after, fail_stage
+):
     # given
     skus = _catalog(initial_stock)
     order = _order(skus, order_lines)
