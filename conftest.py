@@ -32,7 +32,8 @@ def rabbitmq_vhost() -> str:
         )
     from django.core.management import call_command
 
-    call_command("declare_topology", stdout=open("/dev/null", "w"))
+    with open("/dev/null", "w") as devnull:
+        call_command("declare_topology", stdout=devnull)
     return vhost
 
 

@@ -5,7 +5,7 @@ import time
 
 # the stages' queues and Celery's delayed-delivery queues (retries with a countdown wait there)
 DELAYED = [f"celery_delayed_{i}" for i in range(28)]
-PIPELINE_QUEUES = ["process", "enrichment", "finalize"] + DELAYED
+PIPELINE_QUEUES = ["process", "enrichment", "finalize", *DELAYED]
 
 
 class Queues:
@@ -52,7 +52,7 @@ class Queues:
     def purge(self) -> None:
         from bench.ceiling_celery import QUEUES
 
-        names = ["process", "enrichment", "finalize", "orders.dlq", *QUEUES] + DELAYED
+        names = ["process", "enrichment", "finalize", "orders.dlq", *QUEUES, *DELAYED]
         with self.connection() as conn:
             channel = conn.channel()
             for name in names:
@@ -79,6 +79,7 @@ class Queues:
                 )
                 if allowed.returncode != 0:
                     log(
-                        f"RabbitMQ not ready ({(allowed.stderr or created.stderr).decode(errors='replace').strip()[:80]}); retrying"
+                        "RabbitMQ not ready "
+                        f"({(allowed.stderr or created.stderr).decode(errors='replace').strip()[:80]}); retrying"
                     )
                     time.sleep(3)

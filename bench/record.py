@@ -84,7 +84,7 @@ def versions(ctx) -> dict:
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
         ).stdout
         found["git_dirty_files"] = [line[3:] for line in dirty.splitlines()]
-    except Exception:
+    except Exception:  # noqa: S110  git metadata is best-effort (no git, not a checkout)
         pass
     return found
 

@@ -58,11 +58,16 @@ def markdown(r: dict) -> str:
     lines = [
         f"# Benchmark {r.get('started_at', '')}{' (smoke: tiny sizes, not a measurement)' if st.get('smoke') else ''}",
         "",
-        f"Machine: {m['cores']} cores, {m['memory_gb']} GiB, {m['cpu_model']}; load average at start {m['load_avg_at_start']}.  ",
-        f"Versions: Python {v['python']}, Django {v['django']}, Celery {v['celery']}, kombu {v['kombu']}, RabbitMQ {v['rabbitmq']}, "
-        f"PostgreSQL {v['postgresql']}, Redis {v.get('redis_server')}, gunicorn {v.get('gunicorn')}, uvicorn {v['uvicorn']}; "
-        f"git {v.get('git', '?')}{' (+ uncommitted: ' + ', '.join(v['git_dirty_files']) + ')' if v.get('git_dirty_files') else ''}.  ",
-        f"Publish (OUTBOX_PUBLISH_INLINE as the settings resolve it): default **{pub.get('default', '?')}**, A/B {pub.get('ab', '?')}.  ",
+        f"Machine: {m['cores']} cores, {m['memory_gb']} GiB, {m['cpu_model']}; "
+        f"load average at start {m['load_avg_at_start']}.  ",
+        f"Versions: Python {v['python']}, Django {v['django']}, Celery {v['celery']}, "
+        f"kombu {v['kombu']}, RabbitMQ {v['rabbitmq']}, "
+        f"PostgreSQL {v['postgresql']}, Redis {v.get('redis_server')}, gunicorn {v.get('gunicorn')}, "
+        f"uvicorn {v['uvicorn']}; "
+        f"git {v.get('git', '?')}"
+        f"{' (+ uncommitted: ' + ', '.join(v['git_dirty_files']) + ')' if v.get('git_dirty_files') else ''}.  ",
+        f"Publish (OUTBOX_PUBLISH_INLINE as the settings resolve it): "
+        f"default **{pub.get('default', '?')}**, A/B {pub.get('ab', '?')}.  ",
         f"Duration {r.get('duration_s')} s.",
         "",
         "| figure | value | ceiling (same run) | ratio | target | met |",
@@ -72,7 +77,8 @@ def markdown(r: dict) -> str:
         met = "–" if f["met"] is None else ("yes" if f["met"] else "**no**")
         note = f" ({f['note']})" if f.get("note") else ""
         lines.append(
-            f"| {name(key)}{note} | {_fmt(f['value'])} {f['unit']} | {_fmt(f['ceiling'])} {f['unit']} — {f['ceiling_name']} "
+            f"| {name(key)}{note} | {_fmt(f['value'])} {f['unit']} | {_fmt(f['ceiling'])} {f['unit']} "
+            f"— {f['ceiling_name']} "
             f"| {_fmt(f['ratio'])} | {f['target']} | {met} |"
         )
     steps = sustained_steps(r)
@@ -81,9 +87,11 @@ def markdown(r: dict) -> str:
         lines += [
             "",
             f"Sustained, whole Procfile, provider latency 0, open loop, {steps[0].get('seconds', 0):g} s per step, "
-            f"{sus.get('catalog')} catalog, publish {sus.get('publish')}; latencies in ms, POST → completed from the order's history:",
+            f"{sus.get('catalog')} catalog, publish {sus.get('publish')}; "
+            f"latencies in ms, POST → completed from the order's history:",
             "",
-            "| offered/s | offered | sent | accepted | completed | failed | errors | POST p50 | POST p99 | p50 | p99 | max "
+            "| offered/s | offered | sent | accepted | completed | failed | errors "
+            "| POST p50 | POST p99 | p50 | p99 | max "
             "| CPU ms/order, all | without shared servers | p99 ≤ target, all done |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
@@ -92,15 +100,19 @@ def markdown(r: dict) -> str:
                 lines.append(f"| {s['rate']:g} | skipped: {s['skipped']} |" + " |" * 13)
                 continue
             lines.append(
-                f"| {s['rate']:g} | {s['offered']} | {s['sent']} | {s['accepted']} | {s['completed']} | {s['failed']} | {s['errors']} "
-                f"| {_fmt(s['post_p50_ms'])} | {_fmt(s['post_p99_ms'])} | {_fmt(s['p50_ms'])} | {_fmt(s['p99_ms'])} | {_fmt(s['max_ms'])} "
-                f"| {_fmt(s['cpu_ms_per_order_total'])} | {_fmt(s['cpu_ms_per_order_own'])} | {'yes' if s['ok'] else 'no'} |"
+                f"| {s['rate']:g} | {s['offered']} | {s['sent']} | {s['accepted']} | {s['completed']} | {s['failed']} "
+                f"| {s['errors']} "
+                f"| {_fmt(s['post_p50_ms'])} | {_fmt(s['post_p99_ms'])} | {_fmt(s['p50_ms'])} "
+                f"| {_fmt(s['p99_ms'])} | {_fmt(s['max_ms'])} "
+                f"| {_fmt(s['cpu_ms_per_order_total'])} | {_fmt(s['cpu_ms_per_order_own'])} "
+                f"| {'yes' if s['ok'] else 'no'} |"
             )
         measured = [s for s in steps if not s.get("skipped")]
         kinds = sorted({k for s in measured for k in s["cpu_ms_per_order"]}, key=lambda k: (k.endswith("(shared)"), k))
         lines += [
             "",
-            "CPU milliseconds per completed order by process kind, per sustained step (`(shared)`: the machine's servers, "
+            "CPU milliseconds per completed order by process kind, "
+            "per sustained step (`(shared)`: the machine's servers, "
             "which include anyone else's load):",
             "",
             "| process kind | " + " | ".join(f"{s['rate']:g}/s" for s in measured) + " |",
@@ -114,19 +126,22 @@ def markdown(r: dict) -> str:
         zipf = cost.get("pipeline_zipf_per_1000_orders", {})
         lines += [
             "",
-            "Cost per 1,000 completed orders (pipeline drains at latency 0, fill + drain; `(shared)` servers include anyone else's load):",
+            "Cost per 1,000 completed orders (pipeline drains at latency 0, fill + drain; "
+            "`(shared)` servers include anyone else's load):",
             "",
             "| process kind | CPU s / 1,000, hot | CPU s / 1,000, Zipf | peak RSS MB |",
             "|---|---|---|---|",
         ]
         for kind, c in cost["pipeline_per_1000_orders"].items():
             lines.append(
-                f"| {kind} | {_fmt(c['cpu_s_per_1000'])} | {_fmt(zipf.get(kind, {}).get('cpu_s_per_1000'))} | {_fmt(c['peak_rss_mb'])} |"
+                f"| {kind} | {_fmt(c['cpu_s_per_1000'])} | {_fmt(zipf.get(kind, {}).get('cpu_s_per_1000'))} "
+                f"| {_fmt(c['peak_rss_mb'])} |"
             )
         for kind, c in cost.get("bare_chain_per_1000_chains", {}).items():
             if kind.startswith("ceiling_"):
                 lines.append(
-                    f"| {kind} (bare chain, per 1,000 chains) | {_fmt(c['cpu_s_per_1000'])} | | {_fmt(c['peak_rss_mb'])} |"
+                    f"| {kind} (bare chain, per 1,000 chains) "
+                    f"| {_fmt(c['cpu_s_per_1000'])} | | {_fmt(c['peak_rss_mb'])} |"
                 )
     lines += [
         "",
@@ -238,7 +253,7 @@ def plot(r: dict, path: Path) -> None:
         for kind in kinds:
             values = [s["cpu_ms_per_order"].get(kind, 0) for s in steps]
             ax.bar(labels, values, bottom=bottom, label=kind)
-            bottom = [b + v for b, v in zip(bottom, values)]
+            bottom = [b + v for b, v in zip(bottom, values, strict=False)]
         ax.axhline(15, color="black", linestyle="--", linewidth=1, label="target 15 ms")
         ax.legend(fontsize=7)
     ax.set_ylabel("CPU ms per completed order")
@@ -247,7 +262,7 @@ def plot(r: dict, path: Path) -> None:
     ax = axes[2][0]
     scale = sorted((int(k.rsplit("_", 1)[1]), v["value"] or 0) for k, v in f.items() if k.startswith("scale_out_"))
     if scale:
-        xs_, ys = zip(*scale)
+        xs_, ys = zip(*scale, strict=False)
         ax.plot(xs_, ys, marker="o", label="measured")
         ax.plot(xs_, [ys[0] * x / xs_[0] for x in xs_], linestyle="--", color="grey", label="linear")
         if "pipeline_throughput" in f:

@@ -97,7 +97,8 @@ def full_run(ctx: Bench, port: int) -> None:
     _, workers = drain.run(ctx, "pipeline_drain_zipf", port, s.drain_orders, catalog="zipf", keep=True)
     e2e.run_default_and_ab(ctx, port)
     sustained.run_with_archiver(ctx, port)  # 5. the whole Procfile, one rate step after another
-    # 6. I/O-bound enrichment at 1000 ms with the Procfile's pool and concurrency (the rest of the pipeline keeps running)
+    # 6. I/O-bound enrichment at 1000 ms with the Procfile's pool and concurrency
+    #    (the rest of the pipeline keeps running)
     workers = enrichment.without_enrichment_consumers(ctx, workers)
     enrichment.run_io(ctx, port)
     enrichment.run_scale_out(ctx, port)  # 7. scale-out: 1, 2, 4 enrichment processes at 1000 ms

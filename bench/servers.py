@@ -82,7 +82,7 @@ class Servers:
             )
             try:
                 wait_until(
-                    lambda: healthy(proc, port),
+                    lambda: healthy(proc, port),  # noqa: B023  called within this iteration, by wait_until
                     timeout=self.sizes.start_timeout,
                     what=f"{proc.name} /healthz",
                     interval=0.2,
@@ -124,7 +124,7 @@ class Servers:
     ) -> procs.Proc:
         """The Procfile's relay or archiver (a manage.py loop), without its liveness heartbeat file."""
         env = {**self.env, **(extra_env or {})}
-        argv = venv_argv(procs.procfile_commands(env)[kind]) + ["--heartbeat-file", ""]
+        argv = [*venv_argv(procs.procfile_commands(env)[kind]), "--heartbeat-file", ""]
         proc = procs.start(name or kind, sample_kind or kind, argv, env, self.logs)
         settle(proc, self.sizes.start_timeout)  # its start-up (Django, connections) is not the CPU of what it then does
         self.sampler.track(sample_kind or kind, proc.pid)

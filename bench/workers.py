@@ -34,7 +34,7 @@ def ceiling_specs(workers: list[procs.WorkerSpec], stage_queues: tuple[str, ...]
     that is not a stage's is dropped, and so is a worker left without any."""
     from bench.ceiling_celery import QUEUES
 
-    mapping = dict(zip(stage_queues, QUEUES))
+    mapping = dict(zip(stage_queues, QUEUES, strict=False))
     specs = []
     for spec in workers:
         queues = [mapping[q] for q in spec.queues if q in mapping]

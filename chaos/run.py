@@ -125,7 +125,8 @@ def main(argv=None) -> int:
     rng = random.Random(seed)
     cfg = make_config(args, seed, rng)
     log(
-        f"seed={seed} orders={cfg.orders} rate={cfg.rate}/s kills={cfg.kills} failure_rate={cfg.failure_rate} logs={cfg.workdir}"
+        f"seed={seed} orders={cfg.orders} rate={cfg.rate}/s kills={cfg.kills} "
+        f"failure_rate={cfg.failure_rate} logs={cfg.workdir}"
     )
     prepare(cfg)
     os.environ.update(system_env(cfg))

@@ -13,6 +13,7 @@ Both answers close the connection: the rest of the body is never read.
 """
 
 import asyncio
+import contextlib
 import io
 import json
 import socket
@@ -83,10 +84,8 @@ class _Watchdog:
             armed = self.armed
             if armed is not None and time.monotonic() >= armed[0]:
                 armed[2] = True
-                try:
+                with contextlib.suppress(OSError):  # already closed: the request ended meanwhile
                     armed[1].shutdown(socket.SHUT_RD)
-                except OSError:  # already closed: the request ended meanwhile
-                    pass
 
 
 class WSGIRequestLimits:

@@ -1,5 +1,5 @@
-"""Authentication of the operator APIs (orders/dead_letters/apis.py, orders/ops_apis.py): staff, by session or HTTP Basic, and no
-state-changing request can be made from another site with either.
+"""Authentication of the operator APIs (orders/dead_letters/apis.py, orders/ops_apis.py): staff, by session or
+HTTP Basic, and no state-changing request can be made from another site with either.
 
 A session cookie: DRF's SessionAuthentication enforces Django's CSRF check on unsafe methods (the
 admin's dead-letter actions are Django admin forms, under the CSRF middleware).

@@ -3,7 +3,8 @@
 Readiness is what the process cannot serve without: PostgreSQL and its migrations. RabbitMQ and Redis
 are shared by every pod, so failing readiness on them would take every web pod out of the Service at
 once, although POST (outbox) and GET (database) still work: their health is a gauge on /metrics and the
-staff-only GET /ops/diagnostics (orders/metrics_collect.py, registered with on_metrics_scrape). Anonymous callers never see error text.
+staff-only GET /ops/diagnostics (orders/metrics_collect.py, registered with on_metrics_scrape). Anonymous
+callers never see error text.
 """
 
 import os

@@ -2,6 +2,7 @@
 process group, so a Celery worker and its pool children are signalled, and die, together; its output
 goes to a log file."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,18 +56,14 @@ class Proc:
         return self.popen.poll() is None
 
     def signal(self, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def kill9(self) -> None:
         """SIGKILL the whole group (what is left of it), like an OOM kill."""
         self.signal(signal.SIGKILL)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
     def stop(self, timeout: float = 20) -> None:
         stop_all([self], grace=timeout)
@@ -78,7 +75,7 @@ def spawn(
     """Start `argv` in a new process group; its pid and start time go to `registry`, if given."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as handle:
-        popen = subprocess.Popen(
+        popen = subprocess.Popen(  # noqa: S603  argv: our own processes' command lines, no shell
             argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
         )
     if registry is not None:
@@ -123,9 +120,7 @@ def stop_all(procs: list[Proc], grace: float = 20) -> None:
         proc.signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
     for proc in running:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     for proc in procs:
         proc.kill9()

@@ -23,7 +23,7 @@ def dlq() -> list[dict]:
     """Take every message off the DLQ: headers plus the decoded Celery body."""
     taken = []
     for message in queue_messages("orders.dlq"):
-        args, kwargs, embed = json.loads(message.body)
+        args, _kwargs, embed = json.loads(message.body)
         taken.append({"headers": message.headers, "args": args, "embed": embed})
     return taken
 
@@ -71,7 +71,8 @@ def stage_messages_all_ran(order_id: str, *, chains: int) -> bool:
     if len(runs[pipeline.STAGES[0].name]) < chains:
         return False
     return all(
-        len(runs[after.name]) == sum(runs[before.name]) for before, after in zip(pipeline.STAGES, pipeline.STAGES[1:])
+        len(runs[after.name]) == sum(runs[before.name])
+        for before, after in zip(pipeline.STAGES, pipeline.STAGES[1:], strict=False)
     )
 
 

@@ -95,7 +95,9 @@ new MutationObserver((mutations) => {
     note(m.target);
     m.addedNodes.forEach(note);
   }
-}).observe(document.getElementById("orders"), { subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"] });
+}).observe(document.getElementById("orders"), {
+  subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"]
+});
 """
 
 

@@ -55,7 +55,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict:
-        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Bearer")
+        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Bearer")  # noqa: S106  a scheme name
 
 
 class CanReadOrders(IsClientOrStaff):
@@ -250,7 +250,7 @@ class OrderDetailApi(APIView):
         try:
             uuid.UUID(order_id)
         except ValueError:
-            raise NotFound("Order not found.")
+            raise NotFound("Order not found.") from None
         # Another client's order is a 404, as if it did not exist: ids are not confirmed to outsiders.
         data = selectors.order_detail(order_id=order_id, reader=order_reader(request))
         if data is None:

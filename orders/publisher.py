@@ -5,6 +5,7 @@ confirms awaited once, every wait bounded. The outbox services (orders/services/
 `messages_publish_confirmed` inside the transaction that marks the rows sent.
 """
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -80,10 +81,8 @@ class _ConfirmedPublisher:
 
     def close(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.conn.release()
-            except Exception:
-                pass
         self.conn = self.channel = self.producer = None
 
     def publish(self, messages: Sequence[Signature], *, timeout: float) -> None:
@@ -135,9 +134,9 @@ _publishers = threading.local()  # a channel is not thread-safe: one publisher p
 
 
 def messages_publish_confirmed(messages: Sequence[Signature], *, timeout: float) -> None:
-    """Publish the messages (orders/pipeline.py outbox_message) and wait at most `timeout` seconds for the broker's confirms of all of
-    them. Raises if any is nacked or unconfirmed: the caller's transaction then rolls back and the rows
-    stay unsent (never marked sent on a timeout)."""
+    """Publish the messages (orders/pipeline.py outbox_message) and wait at most `timeout` seconds for the broker's
+    confirms of all of them. Raises if any is nacked or unconfirmed: the caller's transaction then rolls back and
+    the rows stay unsent (never marked sent on a timeout)."""
     publisher = getattr(_publishers, "publisher", None)
     if publisher is None:
         publisher = _publishers.publisher = _ConfirmedPublisher()

@@ -16,7 +16,8 @@ def run(ctx, port: int) -> None:
     ctx.servers.keep(fast)
     ab_port = ctx.ab.start()
     ctx.log(
-        f"fast API ceiling on 127.0.0.1:{fast_port}: {' '.join(fast.popen.args)}; A/B web (publish {ctx.ab.label}) on {ab_port}"
+        f"fast API ceiling on 127.0.0.1:{fast_port}: {' '.join(fast.popen.args)}; "
+        f"A/B web (publish {ctx.ab.label}) on {ab_port}"
     )
     warm_up(ctx, port, fast_port, ab_port)
     for c in CONCURRENCIES:

@@ -52,7 +52,8 @@ def measure_latency(ctx) -> None:
     publish_at_rate(ctx, total, ctx.sizes.e2e_rate)
     if wait_progress(ctx, lambda: done_count(ctx), total, lambda: waiting(ctx), "bare-chain e2e") != "done":
         ctx.log(
-            f"warning: queue depths {[ctx.queues.depth(q) for q in QUEUES]}, consumers {[ctx.queues.consumers(q) for q in QUEUES]}"
+            f"warning: queue depths {[ctx.queues.depth(q) for q in QUEUES]}, "
+            f"consumers {[ctx.queues.consumers(q) for q in QUEUES]}"
         )
     latencies = sorted(done - sent for done, sent in done_times(ctx))
     ctx.results["phases"]["ceiling_chain_e2e"] = latency_summary(latencies, total)

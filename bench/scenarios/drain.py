@@ -31,7 +31,8 @@ def run(ctx, label: str, port: int, orders: int, *, catalog: str = "hot", keep: 
     )
     ctx.results["phases"][label] = result
     ctx.log(
-        f"{label}: {result['completed']} completed ({result['failed']} failed) at {result['rate']} orders/s, end={result['end']}"
+        f"{label}: {result['completed']} completed ({result['failed']} failed) "
+        f"at {result['rate']} orders/s, end={result['end']}"
     )
     if keep:
         return result, workers

@@ -76,7 +76,8 @@ def run(
     )
     ctx.results["phases"][label] = result
     ctx.log(
-        f"{label}: {result['completed']} completed ({result['failed']} failed) at {result['rate']} orders/s, end={result['end']}"
+        f"{label}: {result['completed']} completed ({result['failed']} failed) "
+        f"at {result['rate']} orders/s, end={result['end']}"
     )
     ctx.workers.stop(workers)
     return result

@@ -71,7 +71,7 @@ def measure_step(ctx, port: int, rate: float) -> dict:
     step = {
         "rate": rate,
         "seconds": s.sustained_seconds,
-        "offered": int(round(rate * s.sustained_seconds)),
+        "offered": round(rate * s.sustained_seconds),
         "sent": post["sent"],
         "accepted": post["accepted"],
         "completed": completed,
@@ -94,7 +94,8 @@ def measure_step(ctx, port: int, rate: float) -> dict:
     }
     step["ok"] = step_ok(step, s.sustained_p99_target_ms)
     ctx.log(
-        f"sustained {rate:g}/s: {completed}/{step['sent']} completed, p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, "
+        f"sustained {rate:g}/s: {completed}/{step['sent']} completed, "
+        f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, "
         f"POST p99 {step['post_p99_ms']} ms, {step['errors']} errors, CPU {step['cpu_ms_per_order_total']} ms/order"
     )
     return step
@@ -186,7 +187,8 @@ def reference_figures(ref: dict, ce2e: dict, chain_cpu: dict, s) -> dict:
             "CPU ms",
             "<= 15 ms",
             total is not None and total <= 15,
-            note=f"every process kind {at}, PostgreSQL/RabbitMQ/Redis (shared) included; without them {ref['cpu_ms_per_order_own']} ms",
+            note=f"every process kind {at}, PostgreSQL/RabbitMQ/Redis (shared) included; "
+            f"without them {ref['cpu_ms_per_order_own']} ms",
             ceiling_name="bare chain, CPU per chain (workers + servers)",
         ),
     }

@@ -15,7 +15,12 @@ def test_api_database_outage_is_503_not_500():
 import django; django.setup()
 from django.conf import settings
 from django.test import Client
-r = Client().post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, content_type="application/json", HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN)
+r = Client().post(
+    "/orders",
+    {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]},
+    content_type="application/json",
+    HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN,
+)
 print(r.status_code, r["Content-Type"], r.get("Retry-After"), r.json()["code"])
 """
     result = subprocess.run(

@@ -78,7 +78,7 @@ class DeadLetterSerializer(serializers.ModelSerializer):
 @extend_schema_serializer(component_name="DeadLetterDetail")
 class DeadLetterDetailSerializer(DeadLetterSerializer):
     class Meta(DeadLetterSerializer.Meta):
-        fields = DeadLetterSerializer.Meta.fields + ["headers", "properties", "body", "content_type"]
+        fields = [*DeadLetterSerializer.Meta.fields, "headers", "properties", "body", "content_type"]
 
 
 class DeadLetterListApi(DeadLetterApi):

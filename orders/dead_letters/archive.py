@@ -51,22 +51,22 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
     with transaction.atomic():
         dead_letter, created = DeadLetter.objects.get_or_create(
             message_key=parsed.message_key,
-            defaults=dict(
-                order=order,
-                task_name=parsed.task_name,
-                stage=stage.name if stage else "",
-                queue=stage.queue if stage else parsed.queue,
-                reason=parsed.reason,
-                exception=clip(exception, 200),
-                error_message=clip(error, 10_000),
-                attempts=attempts,
-                first_death_at=parsed.first_death_at,
-                last_death_at=parsed.last_death_at,
-                headers=jsonable(headers),
-                properties=jsonable(properties),
-                body=parsed.body_text,
-                content_type=clip(content_type, 100),
-            ),
+            defaults={
+                "order": order,
+                "task_name": parsed.task_name,
+                "stage": stage.name if stage else "",
+                "queue": stage.queue if stage else parsed.queue,
+                "reason": parsed.reason,
+                "exception": clip(exception, 200),
+                "error_message": clip(error, 10_000),
+                "attempts": attempts,
+                "first_death_at": parsed.first_death_at,
+                "last_death_at": parsed.last_death_at,
+                "headers": jsonable(headers),
+                "properties": jsonable(properties),
+                "body": parsed.body_text,
+                "content_type": clip(content_type, 100),
+            },
         )
         if created and order is not None:
             reason = (
@@ -110,17 +110,17 @@ def dead_letter_store_raw(
     marked malformed, with no order touched."""
     dead_letter, created = DeadLetter.objects.get_or_create(
         message_key=hashlib.sha256(body).hexdigest(),
-        defaults=dict(
-            reason="unknown",
-            exception=MALFORMED,
-            error_message=clip(
+        defaults={
+            "reason": "unknown",
+            "exception": MALFORMED,
+            "error_message": clip(
                 f"could not be archived: {type(error).__name__}: {error}; body stored as base64", 10_000
             ),
-            headers=jsonable({"raw": repr(headers)[:100_000]}),
-            properties=jsonable({"raw": repr(properties)[:10_000]}),
-            body=base64.b64encode(body).decode(),
-            content_type=clip(content_type, 100),
-        ),
+            "headers": jsonable({"raw": repr(headers)[:100_000]}),
+            "properties": jsonable({"raw": repr(properties)[:10_000]}),
+            "body": base64.b64encode(body).decode(),
+            "content_type": clip(content_type, 100),
+        },
     )
     if created:
         metrics.DEAD_LETTERS_MALFORMED.inc()

@@ -109,7 +109,7 @@ def test_declare_topology_keeps_a_live_dlq_with_other_arguments_and_prints_the_p
             assert "topology declared" in out.getvalue()
             assert f"queue {broker.DEAD_LETTER_QUEUE_NAME} exists with other arguments" in err.getvalue()
             assert (
-                '"max-length": %d' % settings.DLQ_MAX_LENGTH in err.getvalue()
+                f'"max-length": {settings.DLQ_MAX_LENGTH}' in err.getvalue()
                 and '"overflow": "reject-publish"' in err.getvalue()
             )
             conn.Producer(channel).publish({}, exchange=broker.DEAD_LETTER_EXCHANGE.name, routing_key="process")

@@ -58,7 +58,8 @@ def test_leftovers_of_a_dead_run_are_killed_and_nothing_else(name):
     try:
         created = psutil.Process(left.pid).create_time()
         Path(f"/tmp/{name}.bench.pids").write_text(
-            f"{left.pid} {created}\n{stranger.pid} {psutil.Process(stranger.pid).create_time() - 5}\n"  # recycled pid: other start time
+            # the stranger: a recycled pid (other start time)
+            f"{left.pid} {created}\n{stranger.pid} {psutil.Process(stranger.pid).create_time() - 5}\n"
         )
         assert procs.reap_leftovers(name, log=lambda m: None) == 1
         assert left.wait(timeout=10) == -9

@@ -16,7 +16,7 @@ worker_process: celery -A orders_project worker -Q process -n process@%h --concu
 worker_enrichment: celery -A orders_project worker -Q enrichment -n enrichment@%h --pool threads --concurrency ${ENRICHMENT_CONCURRENCY:-16} -E
 worker_finalize: celery -A orders_project worker -Q finalize -n finalize@%h --concurrency ${FINALIZE_CONCURRENCY:-2} -E
 relay: python manage.py relay_outbox
-"""
+"""  # noqa: E501  Procfile lines cannot be wrapped
 SHARED = """\
 web: gunicorn orders_project.wsgi:application --bind=0.0.0.0:${WEB_PORT:-8000}
 worker: celery -A orders_project worker -Qprocess,enrichment,finalize -c ${WORKER_CONCURRENCY:-3} -E

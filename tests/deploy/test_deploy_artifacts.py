@@ -868,7 +868,7 @@ def test_k8s_commands_match_procfile(directory, key):
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
 def test_k8s_app_env_complete(directory):
-    configmaps, secrets = config_data(directory)
+    configmaps, _secrets = config_data(directory)
     for name, obj in workloads(directory).items():
         if not is_app(obj):
             continue

@@ -104,7 +104,9 @@ import django
 django.setup()
 from django.test import Client
 client = Client()
-for path, headers in [("/orders", {}), ("/orders", {"HTTP_X_FORWARDED_PROTO": "https"}), ("/healthz", {}), ("/metrics", {})]:
+for path, headers in [
+    ("/orders", {}), ("/orders", {"HTTP_X_FORWARDED_PROTO": "https"}), ("/healthz", {}), ("/metrics", {})
+]:
     response = client.get(path, HTTP_HOST="orders.example.com", **headers)
     print(path, headers.get("HTTP_X_FORWARDED_PROTO", "http"), response.status_code, response.get("Location", "-"),
           response.get("Strict-Transport-Security", "-"))
@@ -117,7 +119,7 @@ def test_plain_http_is_redirected_to_https_except_the_probes():
     lines = result.stdout.splitlines()[-4:]
     assert lines[0] == "/orders http 301 https://orders.example.com/orders -", lines
     # behind the TLS proxy (X-Forwarded-Proto: https): served, with HSTS
-    path, proto, status, location, hsts = lines[1].split(" ", 4)
+    _path, proto, status, location, hsts = lines[1].split(" ", 4)
     assert (proto, status) != ("https", "301") and location == "-", lines
     assert hsts == "max-age=31536000; includeSubDomains; preload", lines
     assert lines[2].split()[2] != "301" and lines[3].split()[2] != "301", lines

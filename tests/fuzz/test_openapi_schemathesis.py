@@ -10,6 +10,7 @@ relaxation is in `call_and_validate`, with its reason. FUZZ_MAX_EXAMPLES=500 fuz
 """
 
 import base64
+import contextlib
 import json
 import os
 from importlib import import_module
@@ -47,10 +48,8 @@ def fuzz_data(db):
     User.objects.create_user(STAFF[0], password=STAFF[1], is_staff=True)
     yield
     # A successful redrive really published to the test vhost; leave the queues as we found them.
-    try:
+    with contextlib.suppress(Exception):  # broker down: the 503 path was exercised instead, nothing was published
         purge_queues()
-    except Exception:  # broker down: the 503 path was exercised instead, nothing was published
-        pass
 
 
 def _load():

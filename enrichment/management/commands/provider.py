@@ -13,7 +13,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--refund",
             choices=controls.REFUND_MODES,
-            help="refund calls: ok, flaky (2 transient failures), down (always transient), hang (past the timeout), reject (permanent)",
+            help="refund calls: ok, flaky (2 transient failures), down (always transient), "
+            "hang (past the timeout), reject (permanent)",
         )
         parser.add_argument("--reset", action="store_true", help="back to the environment's settings")
 

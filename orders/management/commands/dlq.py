@@ -9,7 +9,8 @@ from orders.models import DeadLetter, DeadLetterStatus
 
 
 class Command(BaseCommand):
-    help = "Inspect and recover dead letters: list | show ID | redrive ID... | redrive --group G | redrive --all | discard ID..."
+    help = "Inspect and recover dead letters: list | show ID | redrive ID... "
+    "| redrive --group G | redrive --all | discard ID..."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -94,10 +95,10 @@ class Command(BaseCommand):
                 dead_letters.dead_letter_discard(dead_letter_id=pk, actor=actor)
                 self.stdout.write(f"discarded {pk}")
             except (ApplicationError, DeadLetter.DoesNotExist) as exc:
-                raise CommandError(getattr(exc, "message", str(exc)))
+                raise CommandError(getattr(exc, "message", str(exc))) from exc
 
     def _get(self, pk: int) -> DeadLetter:
         try:
             return DeadLetter.objects.get(pk=pk)
         except DeadLetter.DoesNotExist:
-            raise CommandError(f"no dead letter {pk}")
+            raise CommandError(f"no dead letter {pk}") from None

@@ -1,3 +1,4 @@
+import contextlib
 import time
 
 from django.conf import settings
@@ -40,10 +41,8 @@ class OutboxWakeup:
 
     def close(self) -> None:
         if self.wrapper is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.wrapper.close()
-            except Exception:
-                pass
             self.wrapper = None
 
 

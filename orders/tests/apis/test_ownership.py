@@ -83,7 +83,7 @@ def test_the_list_shows_only_the_callers_orders_and_staff_see_all(shop, partner,
 
 
 def test_the_same_idempotency_key_from_two_clients_makes_two_orders(shop, partner, catalog):
-    (shop_client, shop_http), (partner_client, partner_http) = shop, partner
+    (_shop_client, shop_http), (partner_client, partner_http) = shop, partner
     first = shop_http.post("/orders", ORDER, format="json", HTTP_X_IDEMPOTENCY_KEY="k-1")
     second = partner_http.post("/orders", ORDER, format="json", HTTP_X_IDEMPOTENCY_KEY="k-1")
     replay = shop_http.post("/orders", ORDER, format="json", HTTP_X_IDEMPOTENCY_KEY="k-1")

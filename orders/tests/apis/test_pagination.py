@@ -92,7 +92,8 @@ def test_a_clients_page_is_served_by_the_client_created_at_index(catalog):
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(
-            "EXPLAIN SELECT id FROM orders_order WHERE client_id = 1 AND created_at < now() ORDER BY created_at DESC LIMIT 51"
+            "EXPLAIN SELECT id FROM orders_order WHERE client_id = 1 AND created_at < now() "
+            "ORDER BY created_at DESC LIMIT 51"
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "order_client_created_idx" in plan

@@ -125,7 +125,12 @@ import json, time, django; django.setup()
 from django.conf import settings
 from django.test import Client
 started = time.monotonic()
-response = Client().post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, content_type="application/json", HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN)
+response = Client().post(
+    "/orders",
+    {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]},
+    content_type="application/json",
+    HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN,
+)
 print(json.dumps({"status": response.status_code, "seconds": time.monotonic() - started}))
 """
 
