@@ -2,6 +2,7 @@
 OpenAPI helpers for hand-paginated views. No domain in here."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
@@ -15,7 +16,7 @@ NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
 class StrictCharField(serializers.CharField):
     """A CharField that refuses numbers and booleans instead of coercing them to text."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -24,7 +25,7 @@ class StrictCharField(serializers.CharField):
 class StrictIntegerField(serializers.IntegerField):
     """An IntegerField that refuses strings ("2"), floats (2.0) and booleans instead of coercing them."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -33,7 +34,7 @@ class StrictIntegerField(serializers.IntegerField):
 class StrictBooleanField(serializers.BooleanField):
     """A BooleanField that takes only JSON true/false, not "yes", 1 or "on"."""
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool):
             self.fail("invalid", input=data)
         return data
@@ -44,7 +45,7 @@ class InstantField(serializers.DateTimeField):
     (`0001-01-01T00:00:00+01:00`, `9999-12-31T23:59:59-01:00`): for a "changed since" filter they mean
     the earliest / latest instant. DRF would answer 400 "Datetime value out of range" to valid input."""
 
-    def enforce_timezone(self, value):
+    def enforce_timezone(self, value: datetime) -> datetime:
         if value.tzinfo is not None:
             try:
                 value.astimezone(UTC)
@@ -85,7 +86,7 @@ PAGE = OpenApiParameter(
 )
 
 
-def paginated(name: str, serializer: serializers.Serializer):
+def paginated(name: str, serializer: serializers.Serializer) -> serializers.Serializer:
     """The page DRF's PageNumberPagination actually returns, for APIViews that paginate by hand."""
     return inline_serializer(
         name,
@@ -98,7 +99,7 @@ def paginated(name: str, serializer: serializers.Serializer):
     )
 
 
-def cursor_paginated(name: str, serializer: serializers.Serializer):
+def cursor_paginated(name: str, serializer: serializers.Serializer) -> serializers.Serializer:
     """The page DRF's CursorPagination returns: no count, links to the next and previous pages."""
     return inline_serializer(
         name,

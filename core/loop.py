@@ -3,6 +3,7 @@
 import signal
 import threading
 from collections.abc import Callable
+from types import FrameType
 
 from core import heartbeat
 from core.logging import get_logger
@@ -20,7 +21,7 @@ class GracefulLoop:
         self.failures = 0
         self.stopping = threading.Event()
 
-    def _stop(self, signum, frame) -> None:
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
         log.info("loop_stopping", loop=self.name, signal=signal.Signals(signum).name)
         self.stopping.set()
 

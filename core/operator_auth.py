@@ -9,10 +9,13 @@ form's or a no-cors fetch's included. So an unsafe request authenticated by Basi
 this API never grants (it sends no CORS headers). curl and scripts add the header at no cost.
 """
 
+from typing import Any
+
 from drf_spectacular.authentication import BasicScheme
 from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
 from rest_framework.views import APIView
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -20,7 +23,7 @@ JSON = "application/json"
 
 
 class CrossSiteSafeBasicAuthentication(BasicAuthentication):
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         result = super().authenticate(request)  # None without Basic credentials; 401 for wrong ones
         if result is not None and request.method not in SAFE_METHODS:
             media_type = (request.content_type or "").split(";", 1)[0].strip().lower()

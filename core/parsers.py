@@ -15,6 +15,8 @@ The body size is bounded before this runs (REQUEST_MAX_BODY_BYTES, core/limits.p
 
 import json
 import re
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -24,7 +26,7 @@ from rest_framework.utils.json import strict_constant
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def nesting_too_deep(data, max_depth: int) -> bool:
+def nesting_too_deep(data: Any, max_depth: int) -> bool:
     """Walks the parsed data one level at a time (containers only), stopping at max_depth."""
     level = [data] if type(data) is dict or type(data) is list else []
     for _ in range(max_depth):
@@ -42,13 +44,18 @@ def nesting_too_deep(data, max_depth: int) -> bool:
 def _unique_keys(pairs: list) -> dict:
     data = dict(pairs)
     if len(data) != len(pairs):
-        seen = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        seen: set[str] = set()
+        duplicate = ""
+        for key, _ in pairs:
+            if key in seen:
+                duplicate = key
+                break
+            seen.add(key)
         raise ValueError(f"duplicate key {duplicate[:40]!r}")
     return data
 
 
-def _has_lone_surrogate(data) -> bool:
+def _has_lone_surrogate(data: Any) -> bool:
     if isinstance(data, str):
         return _LONE_SURROGATE.search(data) is not None
     if isinstance(data, dict):
@@ -59,7 +66,9 @@ def _has_lone_surrogate(data) -> bool:
 
 
 class BoundedJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         raw = stream.read()
         try:

@@ -20,7 +20,7 @@ from core.logging import get_logger
 log = get_logger(__name__)
 
 
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
@@ -48,8 +48,9 @@ def _check_migrations() -> str | None:
 READINESS_CHECKS = {"database": _check_database, "migrations": _check_migrations}
 
 
-def readyz(request):
-    results, ok = {}, True
+def readyz(request: HttpRequest) -> JsonResponse:
+    results: dict[str, str] = {}
+    ok = True
     for name, check in READINESS_CHECKS.items():
         if not ok:
             results[name] = "not checked"

@@ -10,7 +10,7 @@ from conftest import subprocess_env
 pytestmark = pytest.mark.django_db
 
 
-def test_api_database_outage_is_503_not_500():
+def test_api_database_outage_is_503_not_500() -> None:
     code = """
 import django; django.setup()
 from django.conf import settings

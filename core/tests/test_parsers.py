@@ -4,6 +4,9 @@
 import json
 
 import pytest
+from rest_framework.test import APIClient
+
+from orders.models import Product
 
 pytestmark = pytest.mark.django_db
 
@@ -30,14 +33,18 @@ def nested(depth: int) -> str:
         pytest.param(ORDER + ', "\\udfff": 1}', "application/json", id="lone-surrogate-key"),
     ],
 )
-def test_bodies_the_parser_cannot_take_are_400_parse_error(api_client, body, content_type):
+def test_bodies_the_parser_cannot_take_are_400_parse_error(
+    api_client: APIClient, body: str, content_type: str | None
+) -> None:
     response = api_client.post("/orders", data=body.encode("utf-8", "surrogatepass"), content_type=content_type)
     assert response.status_code == 400, response.content[:300]
     payload = response.json()
     assert set(payload) == {"message", "code", "extra"} and payload["code"] == "parse_error", payload
 
 
-def test_an_order_32_deep_and_a_paired_surrogate_still_parse(api_client, catalog):
+def test_an_order_32_deep_and_a_paired_surrogate_still_parse(
+    api_client: APIClient, catalog: dict[str, Product]
+) -> None:
     # given: nesting at the limit, an emoji written as an escaped surrogate pair, 100 items
     items = [{"sku": "ABC", "qty": 1}] * 100
     body = json.dumps(
