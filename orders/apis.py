@@ -71,7 +71,7 @@ class CanReadOrders(IsClientOrStaff):
         )
 
 
-def order_reader(request) -> selectors.Reader:
+def order_reader(request: Request) -> selectors.Reader:
     if isinstance(request.user, ClientPrincipal):
         return selectors.client_reader(request.user.client_id)
     return selectors.STAFF if request.user.is_staff else selectors.DEMO
@@ -97,8 +97,9 @@ class OrderListCreateApi(APIView):
                 return value
 
         customer_id = StrictCharField(max_length=64, min_length=1, trim_whitespace=False)
-        source = serializers.ChoiceField(choices=OrderSource.choices, default=OrderSource.API)
-        items = ItemSerializer(many=True, allow_empty=False, max_length=100)
+        source = serializers.ChoiceField(choices=OrderSource.choices, default=OrderSource.API)  # type: ignore[assignment]  # drf-stubs: a declared field named `source` is not Field.source (the metaclass pops it)
+        # drf-stubs lack the ListSerializer kwargs that many=True passes on (max_length, DRF >= 3.14)
+        items = ItemSerializer(many=True, allow_empty=False, max_length=100)  # type: ignore[call-arg]
 
         def validate_customer_id(self, value: str) -> str:
             if not value.strip():
@@ -112,7 +113,7 @@ class OrderListCreateApi(APIView):
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-        source = serializers.ChoiceField(choices=OrderSource.choices, required=False)
+        source = serializers.ChoiceField(choices=OrderSource.choices, required=False)  # type: ignore[assignment]  # drf-stubs: a declared field named `source` is not Field.source (the metaclass pops it)
         updated_since = InstantField(required=False)
 
     @extend_schema_serializer(component_name="OrderSummary")
@@ -120,16 +121,16 @@ class OrderListCreateApi(APIView):
         order_id = serializers.UUIDField(source="id")
         status = serializers.CharField()
         customer_id = serializers.SerializerMethodField()
-        source = serializers.CharField()
+        source = serializers.CharField()  # type: ignore[assignment]  # drf-stubs: a declared field named `source` is not Field.source (the metaclass pops it)
         total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
         failure_reason = serializers.SerializerMethodField()
         created_at = serializers.DateTimeField()
         updated_at = serializers.DateTimeField()
 
-        def get_customer_id(self, order) -> str:
+        def get_customer_id(self, order: Order) -> str:
             return "" if self.context["reader"].demo else order.customer_id
 
-        def get_failure_reason(self, order) -> str:
+        def get_failure_reason(self, order: Order) -> str:
             if self.context["reader"].staff:
                 return order.failure_reason
             return disclosure.public_failure_reason(

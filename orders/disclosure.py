@@ -43,7 +43,8 @@ def public_history_entry(entry: dict) -> dict:
 
 def public_live_event(event: dict) -> dict:
     """A live event (orders/services/history.py live_event) as a non-staff socket may see it."""
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    raw = event.get("detail")
+    detail: dict = raw if isinstance(raw, dict) else {}
     entry = public_history_entry({**event, "detail": detail})
     kind = detail.get("kind", "") if event.get("event") == HistoryEvent.FAILED else ""
     if "failure_reason" in entry:

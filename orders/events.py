@@ -90,7 +90,8 @@ class _Broadcaster:
     def current_layer(self):
         """Its own layer instance (its connection pool belongs to this loop alone), rebuilt when the
         CHANNEL_LAYERS setting changes, as channels does for its shared one."""
-        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+        # types-channels lacks DEFAULT_CHANNEL_LAYER (channels.layers defines it)
+        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers  # type: ignore[attr-defined]
         from django.conf import settings
 
         config = getattr(settings, "CHANNEL_LAYERS", None)

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import current_app
-from celery.canvas import Signature, _chain, _prepare_chain_from_options
+
+# celery-types lack this private helper of celery.canvas (chain.run's own; see _message_publish)
+from celery.canvas import Signature, _chain, _prepare_chain_from_options  # type: ignore[attr-defined]
 from django.conf import settings
 from kombu.exceptions import OperationalError  # what kombu turns a connection error into
 
@@ -29,7 +31,19 @@ def _message_publish(signature: Signature, *, producer: Any) -> None:
     if not isinstance(signature, _chain):
         signature.apply_async(producer=producer, retry=False)
         return
-    tasks, _ = signature.prepare_steps((), {}, signature.tasks, None, None, None, signature.app, None, None, None)
+    # celery-types: prepare_steps takes any sequence of tasks (it makes a deque of them), chain.tasks is a tuple
+    tasks, _ = signature.prepare_steps(
+        (),
+        {},
+        signature.tasks,  # type: ignore[arg-type]
+        None,
+        None,
+        None,
+        signature.app,
+        None,
+        None,
+        None,
+    )
     first = tasks.pop()
     first.apply_async(producer=producer, retry=False, **_prepare_chain_from_options({}, tasks, False))
 

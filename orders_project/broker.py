@@ -40,7 +40,7 @@ def dead_letter_queue_arguments(*, max_length: int = 0, max_bytes: int = 0) -> d
     """A bounded DLQ that never drops: when full it refuses new dead letters (`reject-publish`; the
     default, `drop-head`, would silently discard the oldest), and since the work queues dead-letter
     at-least-once, a refused dead letter stays in its source queue, retried until the archiver makes room."""
-    args = {"x-queue-type": "quorum"}
+    args: dict[str, str | int] = {"x-queue-type": "quorum"}
     if max_length:
         args["x-max-length"] = max_length
     if max_bytes:

@@ -9,11 +9,14 @@ from orders.dead_letters.redrive import dead_letter_discard, dead_letter_redrive
 from orders.dead_letters.selectors import dead_letter_groups, dead_letter_list
 from orders.models import DeadLetter, DeadLetterStatus
 
+# One tuple for both: django-stubs type `fields` and `readonly_fields` as different lists (a list fits only one).
+_INLINE_FIELDS = ("id", "status", "task_name", "reason", "exception", "attempts", "archived_at", "redriven_by")
+
 
 class DeadLetterInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DeadLetter
-    fields = ["id", "status", "task_name", "reason", "exception", "attempts", "archived_at", "redriven_by"]
-    readonly_fields = fields
+    fields = _INLINE_FIELDS
+    readonly_fields = _INLINE_FIELDS
     extra = 0
     show_change_link = True
 

@@ -5,8 +5,9 @@ crash loop ended by the delivery limit) ends that order failed, through the orde
 import base64
 import hashlib
 import os
-from typing import Any
+from typing import Any, cast
 
+from amqp.channel import Channel
 from django.conf import settings
 from django.db import transaction
 from kombu import Connection
@@ -162,7 +163,7 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
             "write_timeout": settings.BROKER_SOCKET_TIMEOUT,
         },
     ) as conn:
-        channel = conn.channel()
+        channel = cast(Channel, conn.channel())  # kombu's StdChannel in the stubs: py-amqp's Channel here
         for _ in range(limit):
             message = channel.basic_get(broker.DEAD_LETTER_QUEUE_NAME, no_ack=False)
             if message is None:
@@ -170,16 +171,20 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
             try:
                 _archive_one(message)
             except ArchiveFailed:
-                channel.basic_reject(message.delivery_tag, requeue=True)
+                # amqp-stubs: delivery_tag is Optional, but basic_get's messages always carry one
+                channel.basic_reject(message.delivery_tag, requeue=True)  # type: ignore[arg-type]
                 raise
             if crash_after_store:  # fault injection for the at-least-once test and the chaos run
                 os._exit(99)
-            channel.basic_ack(message.delivery_tag)
+            channel.basic_ack(message.delivery_tag)  # type: ignore[arg-type]  # as for basic_reject above
             taken += 1
     return taken
 
 
 def dlq_depth() -> int:
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
-        _, count, _ = conn.channel().queue_declare(broker.DEAD_LETTER_QUEUE_NAME, passive=True)
+        # amqp-stubs: queue_declare returns None only with nowait=True (they have no overload for it)
+        _, count, _ = cast(Channel, conn.channel()).queue_declare(  # type: ignore[misc]
+            broker.DEAD_LETTER_QUEUE_NAME, passive=True
+        )
         return count

@@ -1,5 +1,7 @@
 import json
+from typing import cast
 
+from amqp.channel import Channel
 from amqp.exceptions import PreconditionFailed
 from celery import current_app as app
 from django.conf import settings
@@ -58,5 +60,5 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"queue {queue.name} -> {queue.exchange.name} [{queue.routing_key}] {queue.queue_arguments}"
                 )
-            channel.close()
+            cast(Channel, channel).close()  # kombu's StdChannel in the stubs: py-amqp's Channel here
         self.stdout.write(self.style.SUCCESS("topology declared"))

@@ -4,6 +4,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from core.logging import get_logger
 from core.loop import GracefulLoop
@@ -18,7 +19,7 @@ class OutboxWakeup:
 
     def __init__(self, channel: str):
         self.channel = channel
-        self.wrapper = None
+        self.wrapper: BaseDatabaseWrapper | None = None
 
     def _connection(self):
         if self.wrapper is None:
