@@ -3,8 +3,10 @@ an API client with the bearer token."""
 
 import shutil
 import subprocess
+from typing import cast
 
 import pytest
+from amqp.channel import Channel
 from django.conf import settings
 from django.core.cache import cache
 from kombu import Connection
@@ -44,7 +46,7 @@ def purge_queues() -> None:
         names += [f"celery_delayed_{level}" for level in range(28)]
         for name in names:
             try:
-                channel.queue_purge(name)
+                cast(Channel, channel).queue_purge(name)  # stubs: StdChannel; run time: amqp Channel
             except Exception:  # delayed-delivery queues exist only once a worker declared them
                 channel = conn.channel()
 
@@ -128,9 +130,9 @@ def subprocess_env(**overrides) -> dict:
 
 def queue_messages(queue: str) -> list:
     """Take every message from a queue (acked), as kombu messages."""
-    taken = []
+    taken: list = []
     with Connection(settings.CELERY_BROKER_URL) as conn:
-        channel = conn.channel()
+        channel = cast(Channel, conn.channel())  # stubs: StdChannel; run time: amqp Channel
         while True:
             message = channel.basic_get(queue, no_ack=True)
             if message is None:

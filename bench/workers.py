@@ -70,7 +70,8 @@ class Workers:
     ) -> list[procs.Proc]:
         """One Celery worker per spec (its own node name); ready when each of their queues has as many
         consumers as workers started on it (the Procfile's log level hides 'ready')."""
-        started, expected = [], {}
+        started: list = []
+        expected: dict = {}
         for spec in specs:
             tag = uuid.uuid4().hex[:6]
             argv = [CELERY if a == "celery" else a for a in spec.argv]

@@ -6,6 +6,9 @@ Needs Django set up on the chaos run's database (chaos/run.py does)."""
 import json
 import time
 from dataclasses import dataclass
+from typing import cast
+
+from amqp.channel import Channel
 
 from chaos.config import Config
 from chaos.load import ClientLog
@@ -30,8 +33,9 @@ def wait_quiescent(cfg: Config, accepted_ids: set[str]) -> dict:
             open_orders = Order.objects.filter(id__in=accepted_ids).exclude(status__in=TERMINAL).count()
             unsent = OutboxMessage.objects.filter(published_at__isnull=True).count()
             with app.connection_for_write() as conn:
-                channel = conn.channel()
-                depths = {q: channel.queue_declare(q, passive=True)[1] for q in [s.queue for s in broker.ALL_STAGES]}
+                channel = cast(Channel, conn.channel())  # stubs: StdChannel; run time: amqp Channel
+                # amqp-stubs: queue_declare returns None only with nowait=True (no overload for it)
+                depths = {q: channel.queue_declare(q, passive=True)[1] for q in [s.queue for s in broker.ALL_STAGES]}  # type: ignore[index]
             state = {"open_orders": open_orders, "unsent_outbox": unsent, "dlq": dlq_depth(), **depths}
             if not any(state.values()):
                 return state
@@ -189,7 +193,7 @@ def cancels_took_effect(seen: Seen) -> dict:
         if code == 200 and answered == "refund_pending" and final == "refunded":  # a repeated cancel
             continue
         wrong[order_id] = {"answer": [code, answered], "final": final}
-    by_final = {}
+    by_final: dict = {}
     for order_id in seen.client.cancels:
         final = seen.orders[order_id].status if order_id in seen.orders else None
         by_final[final] = by_final.get(final, 0) + 1

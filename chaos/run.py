@@ -137,7 +137,9 @@ def main(argv=None) -> int:
 
     initial_stock = dict(Product.objects.values_list("sku", "stock"))
     sup = Supervisor(cfg)
-    client, events, outages = ClientLog(), [], {}
+    client = ClientLog()
+    events: list = []
+    outages: dict = {}
     try:
         load_under_chaos(cfg, sup, seed, rng, client, events, outages)
         quiescence, checks = settle_and_check(cfg, client, outages, initial_stock)

@@ -41,7 +41,8 @@ def run(ctx, label: str, port: int, orders: int, *, catalog: str = "hot", keep: 
 
 
 def throughput_figures(r: dict, s) -> dict:
-    phases, out = r["phases"], {}
+    phases = r["phases"]
+    out: dict = {}
     chain_phase = phases.get("ceiling_chain_drain")
     if not chain_phase:
         return out

@@ -133,7 +133,8 @@ def reference_step(phase: dict, rate: float) -> dict | None:
 
 
 def figures(r: dict, s) -> dict:
-    phases, out = r["phases"], {}
+    phases = r["phases"]
+    out: dict = {}
     sus = phases.get("sustained")
     if not sus:
         return out

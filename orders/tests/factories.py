@@ -92,7 +92,7 @@ def dead_letter_message(
     *, order_id, task="enrichment.enrich", queue="enrichment", reason="rejected", retries=2, task_id=None
 ):
     task_id = task_id or str(uuid.uuid4())
-    chain = [
+    chain: list[dict] = [
         {"task": "orders.finalize", "args": [], "kwargs": {}, "options": {}, "subtask_type": None, "immutable": False}
     ]
     body = json.dumps(

@@ -6,8 +6,10 @@ import io
 import shutil
 import subprocess
 import time
+from typing import cast
 
 import pytest
+from amqp.channel import Channel
 from django.conf import settings
 from django.core.management import call_command
 from kombu import Connection, Exchange, Queue
@@ -53,8 +55,8 @@ def bounded_dead_lettering(rabbitmq_vhost):
         source(channel).declare()
         yield conn, channel
         for name in ("test.bounded.dlq", "test.bounded.work"):
-            channel.queue_delete(name)
-        channel.exchange_delete(dlx.name)
+            cast(Channel, channel).queue_delete(name)  # stubs: StdChannel; run time: amqp Channel
+        cast(Channel, channel).exchange_delete(dlx.name)
 
 
 def test_a_full_dlq_refuses_dead_letters_and_their_source_queue_keeps_them(bounded_dead_lettering, rabbitmq_vhost):
@@ -99,7 +101,7 @@ def test_declare_topology_keeps_a_live_dlq_with_other_arguments_and_prints_the_p
     # given: a DLQ declared before it had a bound (an existing deployment)
     with Connection(settings.CELERY_BROKER_URL) as conn:
         channel = conn.channel()
-        channel.queue_delete(broker.DEAD_LETTER_QUEUE_NAME)
+        cast(Channel, channel).queue_delete(broker.DEAD_LETTER_QUEUE_NAME)  # stubs: StdChannel; run time: amqp Channel
         broker.dead_letter_queue()(channel).declare()
         try:
             # when
@@ -115,5 +117,5 @@ def test_declare_topology_keeps_a_live_dlq_with_other_arguments_and_prints_the_p
             conn.Producer(channel).publish({}, exchange=broker.DEAD_LETTER_EXCHANGE.name, routing_key="process")
             assert get_one(channel, broker.DEAD_LETTER_QUEUE_NAME) is not None
         finally:
-            channel.queue_delete(broker.DEAD_LETTER_QUEUE_NAME)
+            cast(Channel, channel).queue_delete(broker.DEAD_LETTER_QUEUE_NAME)
             call_command("declare_topology", stdout=io.StringIO())
