@@ -23,8 +23,10 @@ POLICY_KEYS = {
 def policy_command(queue, vhost: str) -> str:
     definition = {POLICY_KEYS[k]: v for k, v in queue.queue_arguments.items() if k in POLICY_KEYS}
     pattern = "^" + queue.name.replace(".", r"\.") + "$"
-    return f"rabbitmqctl set_policy -p {vhost} {queue.name}-limits "
-    f"'{pattern}' '{json.dumps(definition)}' --apply-to queues"
+    return (
+        f"rabbitmqctl set_policy -p {vhost} {queue.name}-limits "
+        f"'{pattern}' '{json.dumps(definition)}' --apply-to queues"
+    )
 
 
 class Command(BaseCommand):

@@ -9,8 +9,10 @@ from orders.models import DeadLetter, DeadLetterStatus
 
 
 class Command(BaseCommand):
-    help = "Inspect and recover dead letters: list | show ID | redrive ID... "
-    "| redrive --group G | redrive --all | discard ID..."
+    help = (
+        "Inspect and recover dead letters: list | show ID | redrive ID... "
+        "| redrive --group G | redrive --all | discard ID..."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
