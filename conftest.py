@@ -1,9 +1,12 @@
 """Fixtures shared by every test: the test vhost on the real RabbitMQ, a clean Redis test db,
 an API client with the bearer token."""
+
 import shutil
 import subprocess
+from typing import cast
 
 import pytest
+from amqp.channel import Channel
 from django.conf import settings
 from django.core.cache import cache
 from kombu import Connection
@@ -26,10 +29,13 @@ def rabbitmq_vhost() -> str:
         rabbitmqctl = shutil.which("rabbitmqctl")
         assert rabbitmqctl, "RabbitMQ test vhost missing and rabbitmqctl not found to create it"
         subprocess.run([rabbitmqctl, "add_vhost", vhost], check=False, capture_output=True)
-        subprocess.run([rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+        subprocess.run(
+            [rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True
+        )
     from django.core.management import call_command
 
-    call_command("declare_topology", stdout=open("/dev/null", "w"))
+    with open("/dev/null", "w") as devnull:
+        call_command("declare_topology", stdout=devnull)
     return vhost
 
 
@@ -40,7 +46,7 @@ def purge_queues() -> None:
         names += [f"celery_delayed_{level}" for level in range(28)]
         for name in names:
             try:
-                channel.queue_purge(name)
+                cast(Channel, channel).queue_purge(name)  # stubs: StdChannel; run time: amqp Channel
             except Exception:  # delayed-delivery queues exist only once a worker declared them
                 channel = conn.channel()
 
@@ -124,9 +130,9 @@ def subprocess_env(**overrides) -> dict:
 
 def queue_messages(queue: str) -> list:
     """Take every message from a queue (acked), as kombu messages."""
-    taken = []
+    taken: list = []
     with Connection(settings.CELERY_BROKER_URL) as conn:
-        channel = conn.channel()
+        channel = cast(Channel, conn.channel())  # stubs: StdChannel; run time: amqp Channel
         while True:
             message = channel.basic_get(queue, no_ack=True)
             if message is None:

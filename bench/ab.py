@@ -1,6 +1,7 @@
 """The publish A/B. Which publish the product's default settings use (OUTBOX_PUBLISH_INLINE's effective
 value, read from the settings as every process of this run loads them, --env included), and the other one,
 measured by a second web server + relay pair with that setting. Runs are labelled by these values."""
+
 from bench import procs
 
 LABELS = {True: "inline", False: "relay only"}
@@ -23,7 +24,12 @@ class PublishAB:
         self.label = LABELS[not inline]
         self.slug = self.label.replace(" ", "-")  # load-run labels: api-orders-relay-only-c16
         self.key = self.label.replace(" ", "_")  # phase and figure keys: pipeline_e2e_relay_only
-        self.results["publish"] = {"default": self.default, "default_inline": inline, "ab": self.label, "ab_key": self.key}
+        self.results["publish"] = {
+            "default": self.default,
+            "default_inline": inline,
+            "ab": self.label,
+            "ab_key": self.key,
+        }
 
     def of(self, port: int) -> str:
         """The publish setting of the web server on `port`."""

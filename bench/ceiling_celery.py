@@ -10,6 +10,7 @@ the whole Django project and closed its (unused) database connections and caches
 The chain touches no PostgreSQL. The last task appends its finish time to a Redis list named after
 the run (BENCH_CEILING_DONE_KEY, set by bench/run.py), so that two runs never count each other's chains.
 """
+
 import os
 
 from celery import Celery
@@ -29,7 +30,9 @@ def ceiling_queues() -> list[Queue]:
 
 
 def _product_celery_conf() -> dict:
-    return {name[len("CELERY_"):].lower(): getattr(product, name) for name in dir(product) if name.startswith("CELERY_")}
+    return {
+        name[len("CELERY_") :].lower(): getattr(product, name) for name in dir(product) if name.startswith("CELERY_")
+    }
 
 
 app = Celery("bench_ceiling", fixups=[])

@@ -1,4 +1,5 @@
 """Three tasks that only pass a number along; the last one records when it finished (Redis)."""
+
 import time
 
 import redis

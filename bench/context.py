@@ -1,10 +1,11 @@
 """One bench run's shared state, handed to every scenario as `ctx`: its arguments and sizes, the
 environment of its processes, the results being filled, and the helpers the scenarios use (the
 database, the vhost's queues, the servers, the Celery workers, the publish A/B, the CPU/RSS sampler)."""
+
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import measure, procs
@@ -22,7 +23,7 @@ class Bench:
         self.sizes = sizes
         self.env = bench_env(args)
         os.environ.update(self.env)  # the driver imports the product's settings module (broker topology)
-        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.out = Path(args.out)
         self.logs = Path(args.logs or f"/tmp/{args.name}-logs-{self.stamp}")
         self.sampler = procs.Sampler()

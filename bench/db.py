@@ -1,9 +1,17 @@
 """The driver's own connection to the run's PostgreSQL database, and the tables each phase empties."""
+
 import time
 
 ORDER_TABLES = (
-    "orders_orderhistory", "orders_orderitem", "orders_orderenrichment", "orders_invoice",
-    "orders_idempotencykey", "orders_outboxmessage", "orders_deadletter", "orders_order", "bench_ceiling_ceilingrow",
+    "orders_orderhistory",
+    "orders_orderitem",
+    "orders_orderenrichment",
+    "orders_invoice",
+    "orders_idempotencykey",
+    "orders_outboxmessage",
+    "orders_deadletter",
+    "orders_order",
+    "bench_ceiling_ceilingrow",
 )
 
 

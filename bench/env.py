@@ -1,6 +1,7 @@
 """Where a bench run runs: its own PostgreSQL database, RabbitMQ vhost, Redis db and key prefixes, all named
 after the run (--name, --redis-db), and the product's settings every process it starts gets (bench_env).
 prepare() sets them up before the first phase."""
+
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 CELERY = str(Path(sys.executable).parent / "celery")
 # Production settings refuse short or placeholder secrets (orders_project/settings.py, "Security").
-TOKEN = "bench-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"
+TOKEN = "bench-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"  # noqa: S105  the local bench stack's own token, not a secret
 SETUP_WAIT = 180.0  # seconds PostgreSQL or RabbitMQ may be down at set-up (someone's chaos run restarts them)
 
 
@@ -25,7 +26,7 @@ def bench_env(args) -> dict:
     env.update(
         DJANGO_SETTINGS_MODULE="bench.settings_bench",
         DJANGO_DEBUG="False",
-        DJANGO_SECRET_KEY="bench-secret-key-Jf5rT8wQ1zN4xC7vB2mL6kP9hG3dS0aYq",
+        DJANGO_SECRET_KEY="bench-secret-key-Jf5rT8wQ1zN4xC7vB2mL6kP9hG3dS0aYq",  # noqa: S106  local bench stack only
         DJANGO_HTTPS="false",  # plain HTTP on 127.0.0.1: no SSL redirect
         SECRET_TOKEN=TOKEN,
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.name}",
@@ -99,8 +100,11 @@ def ensure_database(name: str, deadline: float, log) -> None:
 
 def migrate_and_seed(env: dict) -> None:
     # one Django start-up for the three set-up commands of the README (migrate, seed_catalog, declare_topology)
-    code = ("import django; django.setup(); from django.core.management import call_command as c; "
-            "c('migrate', interactive=False, verbosity=0); c('seed_catalog', verbosity=0); c('declare_topology', verbosity=0)")
+    code = (
+        "import django; django.setup(); from django.core.management import call_command as c; "
+        "c('migrate', interactive=False, verbosity=0); "
+        "c('seed_catalog', verbosity=0); c('declare_topology', verbosity=0)"
+    )
     subprocess.run([PY, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
 
 
@@ -118,8 +122,14 @@ def no_consumers(ctx) -> None:
     """Nobody else consumes this run's queues (a worker of a dead run would take its messages)."""
     queues = ctx.queues
     try:
-        wait_until(lambda: not any(queues.consumers(q) for q in queues.work_queues()), timeout=30,
-                   what="no consumers on the bench queues", interval=0.5)
+        wait_until(
+            lambda: not any(queues.consumers(q) for q in queues.work_queues()),
+            timeout=30,
+            what="no consumers on the bench queues",
+            interval=0.5,
+        )
     except TimeoutError:
         found = {q: queues.consumers(q) for q in queues.work_queues()}
-        raise RuntimeError(f"processes this run did not start consume vhost {ctx.args.name}: {found}; stop them first")
+        raise RuntimeError(
+            f"processes this run did not start consume vhost {ctx.args.name}: {found}; stop them first"
+        ) from None

@@ -3,8 +3,16 @@ scenarios' figure functions share. bench/run.py's figures() puts them together, 
 
 
 def figure(value, ceiling, unit, target: str, met, note: str = "", ceiling_name: str = "") -> dict:
-    return {"value": value, "ceiling": ceiling, "ceiling_name": ceiling_name, "ratio": ratio(value, ceiling),
-            "unit": unit, "target": target, "met": met, "note": note}
+    return {
+        "value": value,
+        "ceiling": ceiling,
+        "ceiling_name": ceiling_name,
+        "ratio": ratio(value, ceiling),
+        "unit": unit,
+        "target": target,
+        "met": met,
+        "note": note,
+    }
 
 
 def ratio(value, ceiling):
@@ -23,7 +31,10 @@ def met_ratio(value, ceiling, at_least: float | None = None, at_most: float | No
 def per_1000(cost: dict, completed: int) -> dict:
     if not completed:
         return {}
-    return {kind: {"cpu_s_per_1000": round(v["cpu_s"] / completed * 1000, 2), "peak_rss_mb": v["peak_rss_mb"]} for kind, v in cost.items()}
+    return {
+        kind: {"cpu_s_per_1000": round(v["cpu_s"] / completed * 1000, 2), "peak_rss_mb": v["peak_rss_mb"]}
+        for kind, v in cost.items()
+    }
 
 
 def publish_variants(r: dict) -> tuple[tuple[str, str, str], tuple[str, str, str]]:

@@ -12,6 +12,7 @@ few product rows (a flash sale); `zipf` picks them from the 1,000 SKUs Z0000..Z0
 bench/run.py), rank k with probability proportional to 1/k^s (--zipf-s, default 1.1; Z0000 most popular).
 Prints one JSON object; every answer that is not 2xx and every connection error or timeout is counted.
 """
+
 import argparse
 import asyncio
 import json

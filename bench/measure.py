@@ -1,6 +1,7 @@
 """What the scenarios measure with: the load generator (bench/load.py, its own process), the waits for
 orders to be published and terminal, the drain rate and the POST -> completed latencies of a set of
 orders. Functions of the run's context (bench/context.py)."""
+
 import json
 import subprocess
 import time
@@ -11,14 +12,41 @@ from bench.queues import PIPELINE_QUEUES
 from devtools.procs import wait_until
 
 
-def load(ctx, label: str, path: str, *, port: int, concurrency: int = 0, rate: float = 0.0,
-         seconds: float | None = None, count: int | None = None, ids: bool = False, catalog: str = "hot") -> dict:
+def load(
+    ctx,
+    label: str,
+    path: str,
+    *,
+    port: int,
+    concurrency: int = 0,
+    rate: float = 0.0,
+    seconds: float | None = None,
+    count: int | None = None,
+    ids: bool = False,
+    catalog: str = "hot",
+) -> dict:
     """One run of the load generator, recorded as results["load_runs"][label]: closed loop at
     `concurrency`, or open loop at `rate`; with `ids`, the accepted orders' ids too (not recorded)."""
     sizes = ctx.sizes
-    argv = [PY, "-m", "bench.load", "--url", f"http://127.0.0.1:{port}{path}", "--token", TOKEN,
-            "--duration", str(seconds if seconds is not None else sizes.phase_timeout), "--seed", str(len(ctx.results["load_runs"])),
-            "--catalog", catalog, "--zipf-s", str(sizes.zipf_s), "--zipf-skus", str(ZIPF_SKUS)]
+    argv = [
+        PY,
+        "-m",
+        "bench.load",
+        "--url",
+        f"http://127.0.0.1:{port}{path}",
+        "--token",
+        TOKEN,
+        "--duration",
+        str(seconds if seconds is not None else sizes.phase_timeout),
+        "--seed",
+        str(len(ctx.results["load_runs"])),
+        "--catalog",
+        catalog,
+        "--zipf-s",
+        str(sizes.zipf_s),
+        "--zipf-skus",
+        str(ZIPF_SKUS),
+    ]
     argv += ["--concurrency", str(concurrency)] if concurrency else ["--rate", str(rate)]
     if count:
         argv += ["--count", str(count)]
@@ -31,7 +59,11 @@ def load(ctx, label: str, path: str, *, port: int, concurrency: int = 0, rate: f
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["path"] = path
     ctx.results["load_runs"][label] = result
-    errors = f", {result['errors_total']} errors ({result['statuses']}, {result['errors']})" if result["errors_total"] else ""
+    errors = (
+        f", {result['errors_total']} errors ({result['statuses']}, {result['errors']})"
+        if result["errors_total"]
+        else ""
+    )
     ctx.log(
         f"load {label}: {result['accepted']}/{result['sent']} accepted, {result['accept_rate']}/s, "
         f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms{errors}, generator {result['generator_cores']} cores"
@@ -66,7 +98,9 @@ def wait_progress(ctx, count, target: int, waiting, what: str) -> str:
         if value != last:
             last, moved = value, now
         elif now - moved > s.stall_seconds and waiting() == 0:
-            ctx.log(f"warning: {what}: {value}/{target} and no progress for {s.stall_seconds:g} s with nothing left waiting")
+            ctx.log(
+                f"warning: {what}: {value}/{target} and no progress for {s.stall_seconds:g} s with nothing left waiting"
+            )
             return "stalled"
         if now > deadline:
             ctx.log(f"warning: {what}: {value}/{target} at the {s.phase_timeout:g} s deadline")
@@ -84,7 +118,9 @@ def wait_published(ctx) -> None:
     try:
         wait_until(
             lambda: ctx.db.sql("SELECT count(*) FROM orders_outboxmessage WHERE published_at IS NULL")[0][0] == 0,
-            timeout=min(60.0, ctx.sizes.phase_timeout), what="outbox empty", interval=0.2,
+            timeout=min(60.0, ctx.sizes.phase_timeout),
+            what="outbox empty",
+            interval=0.2,
         )
     except TimeoutError:
         ctx.log("warning: outbox not empty at the deadline")
@@ -104,14 +140,22 @@ def drain(ctx, expected: int, started_at: float) -> dict:
     timed_out = status != "done"
     wall = time.monotonic() - started_at
     times = [
-        row[0] for row in ctx.db.sql(
+        row[0]
+        for row in ctx.db.sql(
             "SELECT extract(epoch FROM created_at) FROM orders_orderhistory "
             "WHERE stage = 'finalize' AND event = 'completed' ORDER BY created_at"
         )
     ]
     failed = ctx.db.sql("SELECT count(*) FROM orders_order WHERE status = 'failed'")[0][0]
-    return {"expected": expected, "completed": len(times), "failed": failed, "timed_out": timed_out, "end": status,
-            "wall_s": round(wall, 2), "rate": steady_rate(times, len(times) / wall if wall else 0.0)}
+    return {
+        "expected": expected,
+        "completed": len(times),
+        "failed": failed,
+        "timed_out": timed_out,
+        "end": status,
+        "wall_s": round(wall, 2),
+        "rate": steady_rate(times, len(times) / wall if wall else 0.0),
+    }
 
 
 def open_loop(ctx, label: str, port: int, rate: float, seconds: float, *, catalog: str = "hot") -> dict:
@@ -120,7 +164,8 @@ def open_loop(ctx, label: str, port: int, rate: float, seconds: float, *, catalo
     result = load(ctx, label, "/orders", port=port, rate=rate, seconds=seconds, ids=True, catalog=catalog)
     ids = result.pop("ids")
     terminal = lambda: ctx.db.sql(  # noqa: E731
-        "SELECT count(*) FROM orders_order WHERE id = ANY(%s::uuid[]) AND status IN ('completed','failed')", [ids])[0][0]
+        "SELECT count(*) FROM orders_order WHERE id = ANY(%s::uuid[]) AND status IN ('completed','failed')", [ids]
+    )[0][0]
     end = wait_progress(ctx, terminal, len(ids), lambda: pipeline_waiting(ctx), f"{label} orders terminal")
     rows = ctx.db.sql(
         "SELECT extract(epoch FROM f.created_at - a.created_at) FROM orders_orderhistory a "
@@ -130,10 +175,25 @@ def open_loop(ctx, label: str, port: int, rate: float, seconds: float, *, catalo
     )
     latencies = sorted(float(r[0]) for r in rows)
     summary = latency_summary(latencies, len(ids))
-    summary["failed"] = ctx.db.sql("SELECT count(*) FROM orders_order WHERE id = ANY(%s::uuid[]) AND status = 'failed'", [ids])[0][0]
+    summary["failed"] = ctx.db.sql(
+        "SELECT count(*) FROM orders_order WHERE id = ANY(%s::uuid[]) AND status = 'failed'", [ids]
+    )[0][0]
     summary["end"] = end
-    summary["post"] = {k: result[k] for k in ("sent", "accepted", "accept_rate", "p50_ms", "p99_ms", "max_ms", "errors_total",
-                                              "non_2xx", "connection_errors", "generator_cores")}
+    summary["post"] = {
+        k: result[k]
+        for k in (
+            "sent",
+            "accepted",
+            "accept_rate",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "errors_total",
+            "non_2xx",
+            "connection_errors",
+            "generator_cores",
+        )
+    }
     return summary
 
 
@@ -151,6 +211,11 @@ def latency_summary(latencies: list[float], expected: int) -> dict:
     from bench.load import percentile
 
     ms = lambda v: None if v is None else round(v * 1000, 2)  # noqa: E731
-    return {"orders": expected, "measured": len(latencies), "p50_ms": ms(percentile(latencies, 50)),
-            "p90_ms": ms(percentile(latencies, 90)), "p99_ms": ms(percentile(latencies, 99)),
-            "max_ms": ms(latencies[-1] if latencies else None)}
+    return {
+        "orders": expected,
+        "measured": len(latencies),
+        "p50_ms": ms(percentile(latencies, 50)),
+        "p90_ms": ms(percentile(latencies, 90)),
+        "p99_ms": ms(percentile(latencies, 99)),
+        "max_ms": ms(latencies[-1] if latencies else None),
+    }

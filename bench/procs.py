@@ -1,6 +1,7 @@
 """Processes the bench starts (each in its own process group, killed at the end whatever happens),
 the per-name run lock and registry of those processes, and a psutil sampler of CPU seconds and RSS
 per process kind (a kind = one or more process trees)."""
+
 import atexit
 import fcntl
 import re
@@ -26,7 +27,7 @@ def lock_run(name: str, *, wait: float, log=print) -> None:
     released by the kernel when this process dies, even by SIGKILL). Two runs of the same name would
     truncate each other's tables and purge each other's queues: the second one waits (bounded)."""
     global _LOCK
-    handle = open(f"/tmp/{name}.bench.lock", "a+")
+    handle = open(f"/tmp/{name}.bench.lock", "a+")  # noqa: SIM115  held open (the flock) for the process's lifetime
     deadline = time.monotonic() + wait
     announced = False
     while True:
@@ -35,7 +36,9 @@ def lock_run(name: str, *, wait: float, log=print) -> None:
             break
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"another bench run of {name!r} held /tmp/{name}.bench.lock for {wait:.0f} s")
+                raise TimeoutError(
+                    f"another bench run of {name!r} held /tmp/{name}.bench.lock for {wait:.0f} s"
+                ) from None
             if not announced:
                 log(f"another bench run of {name!r} is running; waiting for it (at most {wait:.0f} s)")
                 announced = True
@@ -69,7 +72,8 @@ def procfile_commands(env: dict, procfile: Path | None = None) -> dict[str, list
             return env.get(var) or default
 
         command = re.sub(r"\$\{(\w+)(:-([^}]*))?\}", expand, command)
-        commands[name.strip()] = [arg.replace("0.0.0.0", "127.0.0.1") for arg in shlex.split(command)]
+        # S104 is a false positive here: this rewrites the Procfile's 0.0.0.0 to loopback, it does not bind to it
+        commands[name.strip()] = [arg.replace("0.0.0.0", "127.0.0.1") for arg in shlex.split(command)]  # noqa: S104
     return commands
 
 
@@ -82,7 +86,7 @@ def option(argv: list[str], *names: str) -> str | None:
             if name.startswith("--") and arg.startswith(name + "="):
                 return arg.partition("=")[2]
             if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):  # -Qprocess, -c4
-                return arg[len(name):]
+                return arg[len(name) :]
     return None
 
 
@@ -102,7 +106,9 @@ def set_option(argv: list[str], names: tuple[str, ...], value: str) -> list[str]
             elif name.startswith("--") and arg.startswith(name + "="):
                 out.append(f"{name}={value}")
                 matched = True
-            elif not name.startswith("--") and arg.startswith(name) and len(arg) > len(name) and not arg.startswith("--"):
+            elif (
+                not name.startswith("--") and arg.startswith(name) and len(arg) > len(name) and not arg.startswith("--")
+            ):
                 out += [name, value]
                 matched = True
             if matched:
@@ -130,10 +136,18 @@ class WorkerSpec:
     concurrency: int
 
     def with_queues(self, queues: list[str]) -> "WorkerSpec":
-        return WorkerSpec(self.name, set_option(self.argv, QUEUES_OPT, ",".join(queues)), list(queues), self.pool, self.concurrency)
+        return WorkerSpec(
+            self.name, set_option(self.argv, QUEUES_OPT, ",".join(queues)), list(queues), self.pool, self.concurrency
+        )
 
     def with_concurrency(self, concurrency: int) -> "WorkerSpec":
-        return WorkerSpec(self.name, set_option(self.argv, CONCURRENCY_OPT, str(concurrency)), list(self.queues), self.pool, concurrency)
+        return WorkerSpec(
+            self.name,
+            set_option(self.argv, CONCURRENCY_OPT, str(concurrency)),
+            list(self.queues),
+            self.pool,
+            concurrency,
+        )
 
 
 def worker_spec(name: str, argv: list[str]) -> WorkerSpec:
@@ -147,7 +161,9 @@ def worker_spec(name: str, argv: list[str]) -> WorkerSpec:
 
 def procfile_workers(env: dict, procfile: Path | None = None) -> list[WorkerSpec]:
     """Every Celery worker of the Procfile, in order: its argv (expanded from `env`), -Q list, pool, concurrency."""
-    return [worker_spec(name, argv) for name, argv in procfile_commands(env, procfile).items() if name.startswith("worker")]
+    return [
+        worker_spec(name, argv) for name, argv in procfile_commands(env, procfile).items() if name.startswith("worker")
+    ]
 
 
 def serve_on(argv: list[str], host: str, port: int) -> list[str]:
@@ -263,7 +279,13 @@ class Sampler:
             cpu: dict[str, float] = {}
             for pid, (kind, value) in self._last.items():
                 cpu[kind] = cpu.get(kind, 0.0) + max(0.0, value - self._base.get(pid, 0.0))
-            result = {kind: {"cpu_s": round(cpu.get(kind, 0.0), 3), "peak_rss_mb": round(self._peak.get(kind, 0.0) / 2**20, 1)} for kind in self.roots}
+            result = {
+                kind: {
+                    "cpu_s": round(cpu.get(kind, 0.0), 3),
+                    "peak_rss_mb": round(self._peak.get(kind, 0.0) / 2**20, 1),
+                }
+                for kind in self.roots
+            }
         return result
 
     def forget(self, kind: str, pids: list[int] | None = None) -> None:

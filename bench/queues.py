@@ -1,10 +1,11 @@
 """The run's RabbitMQ vhost as the driver sees it: the vhost itself, queue depths and consumers, purges."""
+
 import subprocess
 import time
 
 # the stages' queues and Celery's delayed-delivery queues (retries with a countdown wait there)
 DELAYED = [f"celery_delayed_{i}" for i in range(28)]
-PIPELINE_QUEUES = ["process", "enrichment", "finalize"] + DELAYED
+PIPELINE_QUEUES = ["process", "enrichment", "finalize", *DELAYED]
 
 
 class Queues:
@@ -51,7 +52,7 @@ class Queues:
     def purge(self) -> None:
         from bench.ceiling_celery import QUEUES
 
-        names = ["process", "enrichment", "finalize", "orders.dlq", *QUEUES] + DELAYED
+        names = ["process", "enrichment", "finalize", "orders.dlq", *QUEUES, *DELAYED]
         with self.connection() as conn:
             channel = conn.channel()
             for name in names:
@@ -71,8 +72,14 @@ class Queues:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"RabbitMQ vhost {name} not usable: {exc}") from exc
                 created = subprocess.run(["rabbitmqctl", "add_vhost", name], capture_output=True, timeout=60)
-                allowed = subprocess.run(["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-                                         capture_output=True, timeout=60)
+                allowed = subprocess.run(
+                    ["rabbitmqctl", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+                    capture_output=True,
+                    timeout=60,
+                )
                 if allowed.returncode != 0:
-                    log(f"RabbitMQ not ready ({(allowed.stderr or created.stderr).decode(errors='replace').strip()[:80]}); retrying")
+                    log(
+                        "RabbitMQ not ready "
+                        f"({(allowed.stderr or created.stderr).decode(errors='replace').strip()[:80]}); retrying"
+                    )
                     time.sleep(3)

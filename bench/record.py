@@ -1,5 +1,6 @@
 """What a run records about itself besides its measurements: the machine, the versions of everything it
 ran, and the settings and processes as they ran (the results' "machine", "versions" and "settings")."""
+
 import json
 import os
 import platform
@@ -14,8 +15,22 @@ from bench import procs
 from bench.env import PY, ROOT
 from bench.servers import fast_ceiling_argv
 
-DISTRIBUTIONS = ("django", "djangorestframework", "celery", "kombu", "amqp", "gunicorn", "uvicorn", "psycopg", "psycopg-pool",
-                 "redis", "channels", "channels-redis", "aiohttp", "psutil")
+DISTRIBUTIONS = (
+    "django",
+    "djangorestframework",
+    "celery",
+    "kombu",
+    "amqp",
+    "gunicorn",
+    "uvicorn",
+    "psycopg",
+    "psycopg-pool",
+    "redis",
+    "channels",
+    "channels-redis",
+    "aiohttp",
+    "psutil",
+)
 # the settings the figures depend on, as every process of the run loads them (--env included)
 SETTINGS_CODE = (
     "import json, django; django.setup(); from django.conf import settings as s; "
@@ -40,8 +55,13 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "cpu_model": model,
-            "platform": platform.platform(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def versions(ctx) -> dict:
@@ -49,16 +69,22 @@ def versions(ctx) -> dict:
     for name in DISTRIBUTIONS:
         found[name] = distribution_version(name)
     try:
-        found["rabbitmq"] = subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        found["rabbitmq"] = subprocess.run(
+            ["rabbitmqctl", "version"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
     except Exception as exc:
         found["rabbitmq"] = f"unknown ({exc})"
     found["postgresql"] = ctx.db.sql("SHOW server_version")[0][0]
     found["redis_server"] = ctx.redis().info("server").get("redis_version")
     try:
-        found["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
+        found["git"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout
         found["git_dirty_files"] = [line[3:] for line in dirty.splitlines()]
-    except Exception:
+    except Exception:  # noqa: S110  git metadata is best-effort (no git, not a checkout)
         pass
     return found
 
@@ -75,8 +101,9 @@ def settings_snapshot(ctx) -> dict:
     snapshot = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-500:]}
     snapshot["procfile_path"] = str(procs.PROCFILE)
     snapshot["procfile"] = {k: " ".join(v) for k, v in ctx.commands.items() if k not in ("flower", "live")}
-    snapshot["procfile_workers"] = {w.name: {"queues": w.queues, "pool": w.pool, "concurrency": w.concurrency}
-                                    for w in ctx.workers.specs(ctx.env)}
+    snapshot["procfile_workers"] = {
+        w.name: {"queues": w.queues, "pool": w.pool, "concurrency": w.concurrency} for w in ctx.workers.specs(ctx.env)
+    }
     snapshot["ceiling_fast_web"] = " ".join(fast_ceiling_argv(0)).replace("127.0.0.1:0", "127.0.0.1:PORT")
     snapshot["ceiling_workers"] = {w.name: w.queues for w in ctx.workers.ceiling_specs(ctx.env)}
     snapshot["sizes"] = asdict(ctx.sizes)

@@ -1,4 +1,5 @@
 """Writes a run's results: <stamp>.json, latest.json, latest.md (Markdown tables), latest.png (matplotlib)."""
+
 import json
 from pathlib import Path
 
@@ -57,11 +58,16 @@ def markdown(r: dict) -> str:
     lines = [
         f"# Benchmark {r.get('started_at', '')}{' (smoke: tiny sizes, not a measurement)' if st.get('smoke') else ''}",
         "",
-        f"Machine: {m['cores']} cores, {m['memory_gb']} GiB, {m['cpu_model']}; load average at start {m['load_avg_at_start']}.  ",
-        f"Versions: Python {v['python']}, Django {v['django']}, Celery {v['celery']}, kombu {v['kombu']}, RabbitMQ {v['rabbitmq']}, "
-        f"PostgreSQL {v['postgresql']}, Redis {v.get('redis_server')}, gunicorn {v.get('gunicorn')}, uvicorn {v['uvicorn']}; "
-        f"git {v.get('git', '?')}{' (+ uncommitted: ' + ', '.join(v['git_dirty_files']) + ')' if v.get('git_dirty_files') else ''}.  ",
-        f"Publish (OUTBOX_PUBLISH_INLINE as the settings resolve it): default **{pub.get('default', '?')}**, A/B {pub.get('ab', '?')}.  ",
+        f"Machine: {m['cores']} cores, {m['memory_gb']} GiB, {m['cpu_model']}; "
+        f"load average at start {m['load_avg_at_start']}.  ",
+        f"Versions: Python {v['python']}, Django {v['django']}, Celery {v['celery']}, "
+        f"kombu {v['kombu']}, RabbitMQ {v['rabbitmq']}, "
+        f"PostgreSQL {v['postgresql']}, Redis {v.get('redis_server')}, gunicorn {v.get('gunicorn')}, "
+        f"uvicorn {v['uvicorn']}; "
+        f"git {v.get('git', '?')}"
+        f"{' (+ uncommitted: ' + ', '.join(v['git_dirty_files']) + ')' if v.get('git_dirty_files') else ''}.  ",
+        f"Publish (OUTBOX_PUBLISH_INLINE as the settings resolve it): "
+        f"default **{pub.get('default', '?')}**, A/B {pub.get('ab', '?')}.  ",
         f"Duration {r.get('duration_s')} s.",
         "",
         "| figure | value | ceiling (same run) | ratio | target | met |",
@@ -71,51 +77,91 @@ def markdown(r: dict) -> str:
         met = "–" if f["met"] is None else ("yes" if f["met"] else "**no**")
         note = f" ({f['note']})" if f.get("note") else ""
         lines.append(
-            f"| {name(key)}{note} | {_fmt(f['value'])} {f['unit']} | {_fmt(f['ceiling'])} {f['unit']} — {f['ceiling_name']} "
+            f"| {name(key)}{note} | {_fmt(f['value'])} {f['unit']} | {_fmt(f['ceiling'])} {f['unit']} "
+            f"— {f['ceiling_name']} "
             f"| {_fmt(f['ratio'])} | {f['target']} | {met} |"
         )
     steps = sustained_steps(r)
     if steps:
         sus = r["phases"]["sustained"]
-        lines += ["", f"Sustained, whole Procfile, provider latency 0, open loop, {steps[0].get('seconds', 0):g} s per step, "
-                  f"{sus.get('catalog')} catalog, publish {sus.get('publish')}; latencies in ms, POST → completed from the order's history:", "",
-                  "| offered/s | offered | sent | accepted | completed | failed | errors | POST p50 | POST p99 | p50 | p99 | max "
-                  "| CPU ms/order, all | without shared servers | p99 ≤ target, all done |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Sustained, whole Procfile, provider latency 0, open loop, {steps[0].get('seconds', 0):g} s per step, "
+            f"{sus.get('catalog')} catalog, publish {sus.get('publish')}; "
+            f"latencies in ms, POST → completed from the order's history:",
+            "",
+            "| offered/s | offered | sent | accepted | completed | failed | errors "
+            "| POST p50 | POST p99 | p50 | p99 | max "
+            "| CPU ms/order, all | without shared servers | p99 ≤ target, all done |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for s in steps:
             if s.get("skipped"):
                 lines.append(f"| {s['rate']:g} | skipped: {s['skipped']} |" + " |" * 13)
                 continue
             lines.append(
-                f"| {s['rate']:g} | {s['offered']} | {s['sent']} | {s['accepted']} | {s['completed']} | {s['failed']} | {s['errors']} "
-                f"| {_fmt(s['post_p50_ms'])} | {_fmt(s['post_p99_ms'])} | {_fmt(s['p50_ms'])} | {_fmt(s['p99_ms'])} | {_fmt(s['max_ms'])} "
-                f"| {_fmt(s['cpu_ms_per_order_total'])} | {_fmt(s['cpu_ms_per_order_own'])} | {'yes' if s['ok'] else 'no'} |")
+                f"| {s['rate']:g} | {s['offered']} | {s['sent']} | {s['accepted']} | {s['completed']} | {s['failed']} "
+                f"| {s['errors']} "
+                f"| {_fmt(s['post_p50_ms'])} | {_fmt(s['post_p99_ms'])} | {_fmt(s['p50_ms'])} "
+                f"| {_fmt(s['p99_ms'])} | {_fmt(s['max_ms'])} "
+                f"| {_fmt(s['cpu_ms_per_order_total'])} | {_fmt(s['cpu_ms_per_order_own'])} "
+                f"| {'yes' if s['ok'] else 'no'} |"
+            )
         measured = [s for s in steps if not s.get("skipped")]
         kinds = sorted({k for s in measured for k in s["cpu_ms_per_order"]}, key=lambda k: (k.endswith("(shared)"), k))
-        lines += ["", "CPU milliseconds per completed order by process kind, per sustained step (`(shared)`: the machine's servers, "
-                  "which include anyone else's load):", "",
-                  "| process kind | " + " | ".join(f"{s['rate']:g}/s" for s in measured) + " |",
-                  "|---|" + "---|" * len(measured)]
+        lines += [
+            "",
+            "CPU milliseconds per completed order by process kind, "
+            "per sustained step (`(shared)`: the machine's servers, "
+            "which include anyone else's load):",
+            "",
+            "| process kind | " + " | ".join(f"{s['rate']:g}/s" for s in measured) + " |",
+            "|---|" + "---|" * len(measured),
+        ]
         for kind in kinds:
             lines.append(f"| {kind} | " + " | ".join(_fmt(s["cpu_ms_per_order"].get(kind)) for s in measured) + " |")
         lines.append("| **total** | " + " | ".join(_fmt(s["cpu_ms_per_order_total"]) for s in measured) + " |")
     cost = r.get("cost", {})
     if cost.get("pipeline_per_1000_orders"):
         zipf = cost.get("pipeline_zipf_per_1000_orders", {})
-        lines += ["", "Cost per 1,000 completed orders (pipeline drains at latency 0, fill + drain; `(shared)` servers include anyone else's load):", "",
-                  "| process kind | CPU s / 1,000, hot | CPU s / 1,000, Zipf | peak RSS MB |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Cost per 1,000 completed orders (pipeline drains at latency 0, fill + drain; "
+            "`(shared)` servers include anyone else's load):",
+            "",
+            "| process kind | CPU s / 1,000, hot | CPU s / 1,000, Zipf | peak RSS MB |",
+            "|---|---|---|---|",
+        ]
         for kind, c in cost["pipeline_per_1000_orders"].items():
-            lines.append(f"| {kind} | {_fmt(c['cpu_s_per_1000'])} | {_fmt(zipf.get(kind, {}).get('cpu_s_per_1000'))} | {_fmt(c['peak_rss_mb'])} |")
+            lines.append(
+                f"| {kind} | {_fmt(c['cpu_s_per_1000'])} | {_fmt(zipf.get(kind, {}).get('cpu_s_per_1000'))} "
+                f"| {_fmt(c['peak_rss_mb'])} |"
+            )
         for kind, c in cost.get("bare_chain_per_1000_chains", {}).items():
             if kind.startswith("ceiling_"):
-                lines.append(f"| {kind} (bare chain, per 1,000 chains) | {_fmt(c['cpu_s_per_1000'])} | | {_fmt(c['peak_rss_mb'])} |")
-    lines += ["", "Load runs (aiohttp, its own process; errors = answers not 2xx + connection errors and timeouts):", "",
-              "| run | sent | accepted/s | p50 ms | p99 ms | non-2xx | connection errors | generator cores |", "|---|---|---|---|---|---|---|---|"]
+                lines.append(
+                    f"| {kind} (bare chain, per 1,000 chains) "
+                    f"| {_fmt(c['cpu_s_per_1000'])} | | {_fmt(c['peak_rss_mb'])} |"
+                )
+    lines += [
+        "",
+        "Load runs (aiohttp, its own process; errors = answers not 2xx + connection errors and timeouts):",
+        "",
+        "| run | sent | accepted/s | p50 ms | p99 ms | non-2xx | connection errors | generator cores |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for label, run in r["load_runs"].items():
-        lines.append(f"| {label} | {run['sent']} | {_fmt(run['accept_rate'])} | {_fmt(run['p50_ms'])} | {_fmt(run['p99_ms'])} "
-                     f"| {run.get('non_2xx', '–')} | {run.get('connection_errors', '–')} | {_fmt(run['generator_cores'])} |")
-    lines += ["", "Settings: " + json.dumps({k: st[k] for k in st if k not in ("procfile", "sizes")}, default=str), "",
-              "Procfile as run: " + "; ".join(f"`{k}: {c}`" for k, c in st.get("procfile", {}).items()), ""]
+        lines.append(
+            f"| {label} | {run['sent']} | {_fmt(run['accept_rate'])} | {_fmt(run['p50_ms'])} | {_fmt(run['p99_ms'])} "
+            f"| {run.get('non_2xx', '–')} | {run.get('connection_errors', '–')} | {_fmt(run['generator_cores'])} |"
+        )
+    lines += [
+        "",
+        "Settings: " + json.dumps({k: st[k] for k in st if k not in ("procfile", "sizes")}, default=str),
+        "",
+        "Procfile as run: " + "; ".join(f"`{k}: {c}`" for k, c in st.get("procfile", {}).items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -130,12 +176,25 @@ def plot(r: dict, path: Path) -> None:
 
     f = r["figures"]
     fig, axes = plt.subplots(3, 2, figsize=(15, 13))
-    fig.suptitle(f"Order pipeline benchmark {r.get('started_at', '')[:19]} — {r['machine']['cores']} cores"
-                 f"{' (smoke)' if r['settings'].get('smoke') else ''}")
+    fig.suptitle(
+        f"Order pipeline benchmark {r.get('started_at', '')[:19]} — {r['machine']['cores']} cores"
+        f"{' (smoke)' if r['settings'].get('smoke') else ''}"
+    )
 
     ax = axes[0][0]
-    keys = [k for k in ("api_accept_rate_c16", "api_accept_rate_c16_same_server", "api_accept_rate_c64", "pipeline_throughput",
-                        "pipeline_throughput_zipf", "enrichment_io_vs_latency0", "enrichment_io_vs_chain") if k in f]
+    keys = [
+        k
+        for k in (
+            "api_accept_rate_c16",
+            "api_accept_rate_c16_same_server",
+            "api_accept_rate_c64",
+            "pipeline_throughput",
+            "pipeline_throughput_zipf",
+            "enrichment_io_vs_latency0",
+            "enrichment_io_vs_chain",
+        )
+        if k in f
+    ]
     ratios = [f[k]["ratio"] or 0 for k in keys]
     colors = ["tab:grey" if f[k]["met"] is None else ("tab:green" if f[k]["met"] else "tab:red") for k in keys]
     ax.barh([name(k) for k in keys], ratios, color=colors)
@@ -147,9 +206,13 @@ def plot(r: dict, path: Path) -> None:
     ax.invert_yaxis()
 
     ax = axes[0][1]
-    pairs = [("API p99 c=16", "api_p99_c16", "value", "ceiling"), ("POST p99 idle", "decoupling_p99", "ceiling", None),
-             ("POST p99 backlog", "decoupling_p99", "value", None), ("E2E p50", "e2e_latency_p50", "value", "ceiling"),
-             ("E2E p99", "e2e_latency_p99", "value", "ceiling")]
+    pairs = [
+        ("API p99 c=16", "api_p99_c16", "value", "ceiling"),
+        ("POST p99 idle", "decoupling_p99", "ceiling", None),
+        ("POST p99 backlog", "decoupling_p99", "value", None),
+        ("E2E p50", "e2e_latency_p50", "value", "ceiling"),
+        ("E2E p99", "e2e_latency_p99", "value", "ceiling"),
+    ]
     pairs = [p for p in pairs if p[1] in f]
     xs = range(len(pairs))
     ax.bar([x - 0.2 for x in xs], [f[k][a] or 0 for _, k, a, _ in pairs], width=0.4, label="product")
@@ -166,8 +229,11 @@ def plot(r: dict, path: Path) -> None:
     steps = [s for s in sustained_steps(r) if not s.get("skipped")]
     if steps:
         rates = [s["rate"] for s in steps]
-        for key, label, style in (("p50_ms", "POST → completed p50", "o-"), ("p99_ms", "POST → completed p99", "s-"),
-                                  ("post_p99_ms", "POST p99", "^:")):
+        for key, label, style in (
+            ("p50_ms", "POST → completed p50", "o-"),
+            ("p99_ms", "POST → completed p99", "s-"),
+            ("post_p99_ms", "POST p99", "^:"),
+        ):
             ax.plot(rates, [s[key] or 0 for s in steps], style, label=label)
         ax.axhline(50, color="grey", linestyle=":", linewidth=1, label="50 ms")
         ax.axhline(250, color="grey", linestyle="--", linewidth=1, label="250 ms")
@@ -187,7 +253,7 @@ def plot(r: dict, path: Path) -> None:
         for kind in kinds:
             values = [s["cpu_ms_per_order"].get(kind, 0) for s in steps]
             ax.bar(labels, values, bottom=bottom, label=kind)
-            bottom = [b + v for b, v in zip(bottom, values)]
+            bottom = [b + v for b, v in zip(bottom, values, strict=False)]
         ax.axhline(15, color="black", linestyle="--", linewidth=1, label="target 15 ms")
         ax.legend(fontsize=7)
     ax.set_ylabel("CPU ms per completed order")
@@ -196,11 +262,13 @@ def plot(r: dict, path: Path) -> None:
     ax = axes[2][0]
     scale = sorted((int(k.rsplit("_", 1)[1]), v["value"] or 0) for k, v in f.items() if k.startswith("scale_out_"))
     if scale:
-        xs_, ys = zip(*scale)
+        xs_, ys = zip(*scale, strict=False)
         ax.plot(xs_, ys, marker="o", label="measured")
         ax.plot(xs_, [ys[0] * x / xs_[0] for x in xs_], linestyle="--", color="grey", label="linear")
         if "pipeline_throughput" in f:
-            ax.axhline(f["pipeline_throughput"]["value"] or 0, color="tab:green", linestyle=":", label="pipeline at latency 0")
+            ax.axhline(
+                f["pipeline_throughput"]["value"] or 0, color="tab:green", linestyle=":", label="pipeline at latency 0"
+            )
             ax.axhline(f["pipeline_throughput"]["ceiling"] or 0, color="tab:red", linestyle=":", label="bare chain")
         ax.set_xticks(list(xs_))
     ax.set_xlabel("enrichment worker processes (latency 1000 ms)")
@@ -234,6 +302,7 @@ def write(r: dict, out: Path, stamp: str) -> list[Path]:
 
 def compare(before: dict, after: dict) -> str:
     """Markdown table of two runs' figures side by side (value and ratio to the same run's ceiling)."""
+
     def label(r: dict) -> str:
         return f"{r.get('started_at', '')[:16].replace('T', ' ')} (git {r['versions'].get('git', '?')})"
 
@@ -247,7 +316,10 @@ def compare(before: dict, after: dict) -> str:
             f"| {name(key)} | {_fmt(b.get('value'))} {b.get('unit', '')} | {_fmt(b.get('ratio'))} "
             f"| {_fmt(f['value'])} {f['unit']} | {_fmt(f['ratio'])} | {f['target']} |"
         )
-    costs = [(k, before["cost"].get("pipeline_per_1000_orders", {}).get(k, {}), c) for k, c in after["cost"].get("pipeline_per_1000_orders", {}).items()]
+    costs = [
+        (k, before["cost"].get("pipeline_per_1000_orders", {}).get(k, {}), c)
+        for k, c in after["cost"].get("pipeline_per_1000_orders", {}).items()
+    ]
     lines += ["", "| CPU s per 1,000 orders (latency-0 drain) | before | after |", "|---|---|---|"]
     lines += [f"| {k} | {_fmt(b.get('cpu_s_per_1000'))} | {_fmt(a['cpu_s_per_1000'])} |" for k, b, a in costs]
     return "\n".join(lines) + "\n"

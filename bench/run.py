@@ -5,12 +5,13 @@ every Celery worker, the relay, the archiver) on its own database, RabbitMQ vhos
 a ceiling measured in the same run, and writes bench/results/<timestamp>.json, latest.json, latest.md and
 latest.png. See bench/README.md for what each figure means.
 """
+
 import argparse
 import json
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import procs, record
@@ -24,8 +25,18 @@ from bench.workers import enrichment_split
 from orders_project.broker import STAGES
 
 # importable from here as before the split (tests/bench)
-__all__ = ["STAGE_QUEUES", "Sizes", "bench_env", "ceiling_specs", "cpu_per_order", "enrichment_split", "figures", "main",
-           "reference_step", "step_ok"]
+__all__ = [
+    "STAGE_QUEUES",
+    "Sizes",
+    "bench_env",
+    "ceiling_specs",
+    "cpu_per_order",
+    "enrichment_split",
+    "figures",
+    "main",
+    "reference_step",
+    "step_ok",
+]
 
 ONLY = ("api", "ceiling", "pipeline", "zipf", "e2e", "sustained")
 STAGE_QUEUES = tuple(stage.queue for stage in STAGES)  # process, enrichment, finalize
@@ -55,7 +66,7 @@ def run(ctx: Bench) -> dict:
 def start(ctx: Bench) -> None:
     """Record the machine, set up the database and vhost, record versions and settings, and sample the
     machine's PostgreSQL, RabbitMQ and Redis from now on."""
-    ctx.results["started_at"] = datetime.now(timezone.utc).isoformat()
+    ctx.results["started_at"] = datetime.now(UTC).isoformat()
     ctx.results["machine"] = record.machine()
     prepare(ctx)
     ctx.results["versions"] = record.versions(ctx)
@@ -86,7 +97,8 @@ def full_run(ctx: Bench, port: int) -> None:
     _, workers = drain.run(ctx, "pipeline_drain_zipf", port, s.drain_orders, catalog="zipf", keep=True)
     e2e.run_default_and_ab(ctx, port)
     sustained.run_with_archiver(ctx, port)  # 5. the whole Procfile, one rate step after another
-    # 6. I/O-bound enrichment at 1000 ms with the Procfile's pool and concurrency (the rest of the pipeline keeps running)
+    # 6. I/O-bound enrichment at 1000 ms with the Procfile's pool and concurrency
+    #    (the rest of the pipeline keeps running)
     workers = enrichment.without_enrichment_consumers(ctx, workers)
     enrichment.run_io(ctx, port)
     enrichment.run_scale_out(ctx, port)  # 7. scale-out: 1, 2, 4 enrichment processes at 1000 ms
@@ -106,6 +118,7 @@ def only_zipf(ctx: Bench, port: int) -> None:
 
 def on_workers(part):
     """`part` with every Procfile worker running (latency 0), from empty tables and queues."""
+
     def measure(ctx: Bench, port: int) -> None:
         ctx.reset()
         workers = ctx.workers.start_pipeline()
@@ -128,7 +141,7 @@ PARTS = {
 def finish(ctx: Bench) -> dict:
     """Stop the web servers and relays this run started; record when and how long."""
     ctx.servers.stop(list(ctx.servers.running))
-    ctx.results["finished_at"] = datetime.now(timezone.utc).isoformat()
+    ctx.results["finished_at"] = datetime.now(UTC).isoformat()
     ctx.results["duration_s"] = round(time.monotonic() - ctx.t0, 1)
     if ctx.args.only:
         ctx.results["figures"] = figures(ctx.results, ctx.sizes)
@@ -153,7 +166,9 @@ def figures(r: dict, s: Sizes) -> dict:
         r["cost"] = cost
         out.update(drain.cost_figures(cost))
     out.update(enrichment.scale_out_figures(r, s))
-    r["generator_cpu"] = {label: {"cores": lr["generator_cores"], "cpu_s": lr["generator_cpu_s"]} for label, lr in r["load_runs"].items()}
+    r["generator_cpu"] = {
+        label: {"cores": lr["generator_cores"], "cpu_s": lr["generator_cpu_s"]} for label, lr in r["load_runs"].items()
+    }
     return out
 
 
@@ -161,26 +176,52 @@ def figures(r: dict, s: Sizes) -> dict:
 def parse_args(argv=None) -> tuple[argparse.Namespace, Sizes]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the suite works, measures nothing")
-    parser.add_argument("--name", default=None, help="database and vhost name (default orders_bench, orders_bench_smoke)")
+    parser.add_argument(
+        "--name", default=None, help="database and vhost name (default orders_bench, orders_bench_smoke)"
+    )
     parser.add_argument("--redis-db", type=int, default=12)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--logs", default="", help="process logs (default /tmp/<name>-logs-<stamp>)")
-    parser.add_argument("--enrichment-concurrency", type=int, default=0,
-                        help="concurrency of the enrichment consumer in the 1000 ms run (default: the Procfile's)")
-    parser.add_argument("--scale-concurrency", type=int, default=0,
-                        help="threads per enrichment process in the scale-out runs, if its pool is a thread pool (default 16; "
-                             "4 with --smoke, which measures nothing and should not take 64 of the shared PostgreSQL's connection slots)")
-    parser.add_argument("--size", action="append", default=[],
-                        help="override one size, e.g. drain_orders=1000 or sustained_rates=25,50 (recorded)")
-    parser.add_argument("--only", choices=ONLY, default=None,
-                        help="one part only, its results as JSON on stdout, no report files (quick A/B comparisons): "
-                             "api (the API phase), ceiling (the bare chain), pipeline (the bare chain and the hot-catalog drain), "
-                             "zipf (the bare chain and the 1,000-SKU Zipf drain), e2e (end to end at e2e_rate), "
-                             "sustained (the sustained rate steps)")
-    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every process (e.g. WEB_CONCURRENCY=2)")
-    parser.add_argument("--procfile", default="", help="run the processes of this Procfile instead of ./Procfile (recorded)")
-    parser.add_argument("--lock-wait", type=float, default=900.0,
-                        help="seconds to wait for another run of the same name to finish (one run per name at a time)")
+    parser.add_argument(
+        "--enrichment-concurrency",
+        type=int,
+        default=0,
+        help="concurrency of the enrichment consumer in the 1000 ms run (default: the Procfile's)",
+    )
+    parser.add_argument(
+        "--scale-concurrency",
+        type=int,
+        default=0,
+        help="threads per enrichment process in the scale-out runs, if its pool is a thread pool (default 16; "
+        "4 with --smoke, which measures nothing and should not take 64 of the shared PostgreSQL's connection slots)",
+    )
+    parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        help="override one size, e.g. drain_orders=1000 or sustained_rates=25,50 (recorded)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=ONLY,
+        default=None,
+        help="one part only, its results as JSON on stdout, no report files (quick A/B comparisons): "
+        "api (the API phase), ceiling (the bare chain), pipeline (the bare chain and the hot-catalog drain), "
+        "zipf (the bare chain and the 1,000-SKU Zipf drain), e2e (end to end at e2e_rate), "
+        "sustained (the sustained rate steps)",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], help="KEY=VALUE for every process (e.g. WEB_CONCURRENCY=2)"
+    )
+    parser.add_argument(
+        "--procfile", default="", help="run the processes of this Procfile instead of ./Procfile (recorded)"
+    )
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=900.0,
+        help="seconds to wait for another run of the same name to finish (one run per name at a time)",
+    )
     args = parser.parse_args(argv)
     if args.procfile:
         procs.PROCFILE = Path(args.procfile).resolve()
@@ -210,7 +251,13 @@ def main(argv=None) -> int:
         procs.stop_started()
         ctx.close()
     if args.only:
-        print(json.dumps({key: results.get(key) for key in ("only", "publish", "figures", "phases", "load_runs")}, indent=1, default=str))
+        print(
+            json.dumps(
+                {key: results.get(key) for key in ("only", "publish", "figures", "phases", "load_runs")},
+                indent=1,
+                default=str,
+            )
+        )
         return 0
     from bench import report
 

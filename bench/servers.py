@@ -1,6 +1,7 @@
 """The long-running processes a bench run starts besides the Celery workers: the Procfile's web server
 (on a free loopback port), the fast API ceiling, the relay and the archiver. Each is sampled (CPU, RSS)
 under its kind once its start-up is over."""
+
 import os
 import sys
 import time
@@ -44,8 +45,19 @@ def settle(proc: procs.Proc, timeout: float, quiet_cpu: float = 0.03, interval: 
 def fast_ceiling_argv(port: int) -> list[str]:
     workers = 2 * (os.cpu_count() or 1) + 1
     # --preload: Django is imported once, before the fork (a faster start; each request runs the same)
-    return ["gunicorn", "bench.wsgi_ceiling_fast:application", "--worker-class", "sync", "--workers", str(workers),
-            "--preload", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    return [
+        "gunicorn",
+        "bench.wsgi_ceiling_fast:application",
+        "--worker-class",
+        "sync",
+        "--workers",
+        str(workers),
+        "--preload",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+    ]
 
 
 class Servers:
@@ -65,9 +77,16 @@ class Servers:
         for attempt in range(3):
             port = free_port()
             argv = venv_argv(command(port))
-            proc = procs.start(f"{name}-{port}", kind, argv, {**env, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)}, self.logs)
+            proc = procs.start(
+                f"{name}-{port}", kind, argv, {**env, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)}, self.logs
+            )
             try:
-                wait_until(lambda: healthy(proc, port), timeout=self.sizes.start_timeout, what=f"{proc.name} /healthz", interval=0.2)
+                wait_until(
+                    lambda: healthy(proc, port),  # noqa: B023  called within this iteration, by wait_until
+                    timeout=self.sizes.start_timeout,
+                    what=f"{proc.name} /healthz",
+                    interval=0.2,
+                )
             except RuntimeError:
                 output = proc.output().lower()
                 taken = any(m in output for m in ("address already in use", "connection in use", "can't connect to"))
@@ -86,8 +105,11 @@ class Servers:
         env = {**self.env, **(extra_env or {})}
 
         def command(port):
-            return procs.serve_on(procs.procfile_commands({**env, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)})["web"],
-                                  "127.0.0.1", port)
+            return procs.serve_on(
+                procs.procfile_commands({**env, "WEB_HOST": "127.0.0.1", "WEB_PORT": str(port)})["web"],
+                "127.0.0.1",
+                port,
+            )
 
         return self.start_server(name, kind, command, env)
 
@@ -97,10 +119,12 @@ class Servers:
         env = {**self.env, "DJANGO_SETTINGS_MODULE": "bench.settings_ceiling_fast"}
         return self.start_server("ceiling-fast", "ceiling_fast_web", fast_ceiling_argv, env)
 
-    def start_loop(self, kind: str, extra_env: dict | None = None, name: str | None = None, sample_kind: str | None = None) -> procs.Proc:
+    def start_loop(
+        self, kind: str, extra_env: dict | None = None, name: str | None = None, sample_kind: str | None = None
+    ) -> procs.Proc:
         """The Procfile's relay or archiver (a manage.py loop), without its liveness heartbeat file."""
         env = {**self.env, **(extra_env or {})}
-        argv = venv_argv(procs.procfile_commands(env)[kind]) + ["--heartbeat-file", ""]
+        argv = [*venv_argv(procs.procfile_commands(env)[kind]), "--heartbeat-file", ""]
         proc = procs.start(name or kind, sample_kind or kind, argv, env, self.logs)
         settle(proc, self.sizes.start_timeout)  # its start-up (Django, connections) is not the CPU of what it then does
         self.sampler.track(sample_kind or kind, proc.pid)

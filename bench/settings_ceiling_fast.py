@@ -9,6 +9,7 @@ persistent PostgreSQL connection per sync worker (CONN_MAX_AGE, no pool: a sync 
 request at a time, so a kept connection is the cheapest there is). Same database, table and token as the
 product's processes (DATABASE_URL, SECRET_TOKEN from the bench's environment).
 """
+
 import environ
 
 env = environ.Env()
@@ -17,7 +18,14 @@ DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="bench-ceiling-fast")
 SECRET_TOKEN = env.str("SECRET_TOKEN")
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "rest_framework", "rest_framework_api_key", "clients", "bench.ceiling_app"]
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "rest_framework",
+    "rest_framework_api_key",
+    "clients",
+    "bench.ceiling_app",
+]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "bench.ceiling_app.urls_fast"
 DATABASES = {"default": env.db("DATABASE_URL")}

@@ -1,5 +1,6 @@
 """How much each phase of the bench does: the full run's sizes, --smoke's tiny ones, and `--size KEY=VALUE`
 overrides (recorded in the results' settings)."""
+
 from dataclasses import dataclass
 
 
@@ -30,10 +31,20 @@ class Sizes:
 
 
 SMOKE = lambda: Sizes(  # noqa: E731
-    api_seconds=1.0, api_warmup=0, drain_orders=40, backlog_messages=1000, decouple_seconds=1.0,
-    e2e_rate=50.0, e2e_seconds=0.6, io_orders=24, scale_orders=12, sustained_seconds=3.0, sustained_warmup_seconds=0.0,
+    api_seconds=1.0,
+    api_warmup=0,
+    drain_orders=40,
+    backlog_messages=1000,
+    decouple_seconds=1.0,
+    e2e_rate=50.0,
+    e2e_seconds=0.6,
+    io_orders=24,
+    scale_orders=12,
+    sustained_seconds=3.0,
+    sustained_warmup_seconds=0.0,
     sustained_rates=(10.0, 20.0),
-    phase_timeout=60.0, stall_seconds=15.0,
+    phase_timeout=60.0,
+    stall_seconds=15.0,
 )
 
 

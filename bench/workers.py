@@ -1,6 +1,7 @@
 """The Procfile's Celery workers as the bench runs them: every worker (the pipeline phases), the enrichment
 consumers apart from the rest (the enrichment phases), or the same topology on the bare chain's queues
 (the ceiling). Each is sampled (CPU, RSS) under its Procfile name."""
+
 import uuid
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def ceiling_specs(workers: list[procs.WorkerSpec], stage_queues: tuple[str, ...]
     that is not a stage's is dropped, and so is a worker left without any."""
     from bench.ceiling_celery import QUEUES
 
-    mapping = dict(zip(stage_queues, QUEUES))
+    mapping = dict(zip(stage_queues, QUEUES, strict=False))
     specs = []
     for spec in workers:
         queues = [mapping[q] for q in spec.queues if q in mapping]
@@ -64,17 +65,22 @@ class Workers:
     def ceiling_specs(self, env: dict) -> list[procs.WorkerSpec]:
         return ceiling_specs(self.specs(env), self.stage_queues)
 
-    def start(self, specs: list[procs.WorkerSpec], env: dict, *, app: str | None = None, kind_prefix: str = "") -> list[procs.Proc]:
+    def start(
+        self, specs: list[procs.WorkerSpec], env: dict, *, app: str | None = None, kind_prefix: str = ""
+    ) -> list[procs.Proc]:
         """One Celery worker per spec (its own node name); ready when each of their queues has as many
         consumers as workers started on it (the Procfile's log level hides 'ready')."""
-        started, expected = [], {}
+        started: list = []
+        expected: dict = {}
         for spec in specs:
             tag = uuid.uuid4().hex[:6]
             argv = [CELERY if a == "celery" else a for a in spec.argv]
             if app:
                 argv = procs.set_option(argv, ("-A", "--app"), app)
             node = procs.option(argv, "-n", "--hostname") or f"{spec.name}@%h"
-            argv = procs.set_option(argv, ("-n", "--hostname"), node.replace("@", f"-{tag}@") if "@" in node else f"{node}-{tag}")
+            argv = procs.set_option(
+                argv, ("-n", "--hostname"), node.replace("@", f"-{tag}@") if "@" in node else f"{node}-{tag}"
+            )
             argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
             kind = f"{kind_prefix}{spec.name}"
             proc = procs.start(f"{kind}-{tag}", kind, argv, env, self.logs)
@@ -88,6 +94,7 @@ class Workers:
 
     def wait_consumers(self, started: list, queues: dict[str, int]) -> None:
         """Workers are ready when their queues have their consumers (the Procfile's log level hides 'ready')."""
+
         def ready():
             for proc in started:
                 if not proc.alive():

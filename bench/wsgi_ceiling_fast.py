@@ -1,4 +1,5 @@
 """WSGI entry of the fast API ceiling (bench/settings_ceiling_fast.py), for gunicorn."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

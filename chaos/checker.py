@@ -2,9 +2,13 @@
 was accepted got lost or doubled, nothing is stuck, and the faults did not show as errors they should not.
 Each invariant is a function returning {name: {"ok", "detail"}}; check() runs them in the report's order.
 Needs Django set up on the chaos run's database (chaos/run.py does)."""
+
 import json
 import time
 from dataclasses import dataclass
+from typing import cast
+
+from amqp.channel import Channel
 
 from chaos.config import Config
 from chaos.load import ClientLog
@@ -29,8 +33,9 @@ def wait_quiescent(cfg: Config, accepted_ids: set[str]) -> dict:
             open_orders = Order.objects.filter(id__in=accepted_ids).exclude(status__in=TERMINAL).count()
             unsent = OutboxMessage.objects.filter(published_at__isnull=True).count()
             with app.connection_for_write() as conn:
-                channel = conn.channel()
-                depths = {q: channel.queue_declare(q, passive=True)[1] for q in [s.queue for s in broker.ALL_STAGES]}
+                channel = cast(Channel, conn.channel())  # stubs: StdChannel; run time: amqp Channel
+                # amqp-stubs: queue_declare returns None only with nowait=True (no overload for it)
+                depths = {q: channel.queue_declare(q, passive=True)[1] for q in [s.queue for s in broker.ALL_STAGES]}  # type: ignore[index]
             state = {"open_orders": open_orders, "unsent_outbox": unsent, "dlq": dlq_depth(), **depths}
             if not any(state.values()):
                 return state
@@ -74,7 +79,9 @@ def check(cfg: Config, client: ClientLog, outages: dict, initial_stock: dict[str
 
 def accepted_orders_exist(seen: Seen) -> dict:
     missing = sorted(seen.accepted_ids - set(seen.orders))
-    return result("every accepted order exists", not missing, {"accepted": len(seen.accepted_ids), "missing": missing[:10]})
+    return result(
+        "every accepted order exists", not missing, {"accepted": len(seen.accepted_ids), "missing": missing[:10]}
+    )
 
 
 def none_stuck(seen: Seen) -> dict:
@@ -84,7 +91,11 @@ def none_stuck(seen: Seen) -> dict:
 
 def failures_have_reasons(seen: Seen) -> dict:
     failed_no_reason = [i for i, o in seen.orders.items() if o.status == "failed" and not o.failure_reason]
-    return result("every failed order has a reason", not failed_no_reason, {"failed": sum(o.status == "failed" for o in seen.orders.values())})
+    return result(
+        "every failed order has a reason",
+        not failed_no_reason,
+        {"failed": sum(o.status == "failed" for o in seen.orders.values())},
+    )
 
 
 def dead_letters_archived(seen: Seen) -> dict:
@@ -92,7 +103,11 @@ def dead_letters_archived(seen: Seen) -> dict:
 
     archived = {str(i) for i in DeadLetter.objects.filter(order__isnull=False).values_list("order_id", flat=True)}
     not_archived = sorted(seen.failed_ids - archived)
-    return result("every dead-lettered (failed) order has its dead letter archived", not not_archived, {"not_archived": not_archived[:10]})
+    return result(
+        "every dead-lettered (failed) order has its dead letter archived",
+        not not_archived,
+        {"not_archived": not_archived[:10]},
+    )
 
 
 def one_order_per_key(seen: Seen) -> dict:
@@ -104,7 +119,12 @@ def one_order_per_key(seen: Seen) -> dict:
     return result(
         "one order per idempotency key",
         not multi and keys_db == len(seen.orders) == len(accepted),
-        {"keys_client": len(accepted), "keys_db": keys_db, "orders_db": len(seen.orders), "keys_with_two_orders": multi},
+        {
+            "keys_client": len(accepted),
+            "keys_db": keys_db,
+            "orders_db": len(seen.orders),
+            "keys_with_two_orders": multi,
+        },
     )
 
 
@@ -131,7 +151,11 @@ def one_invoice_per_completed_order(seen: Seen) -> dict:
     return result(
         "one invoice per completed or refunded order, none for a failed or cancelled one",
         not bad_invoices and not invoiced_wrongly,
-        {"completed": len(completed), "bad": bad_invoices[:10], "failed_or_cancelled_with_invoice": invoiced_wrongly[:10]},
+        {
+            "completed": len(completed),
+            "bad": bad_invoices[:10],
+            "failed_or_cancelled_with_invoice": invoiced_wrongly[:10],
+        },
     )
 
 
@@ -140,12 +164,18 @@ def credit_notes_match_refunds(seen: Seen) -> dict:
 
     from orders.models import CreditNote
 
-    counts = {str(k): n for k, n in CreditNote.objects.values_list("order_id").annotate(n=Count("id")).values_list("order_id", "n")}
+    counts = {
+        str(k): n
+        for k, n in CreditNote.objects.values_list("order_id").annotate(n=Count("id")).values_list("order_id", "n")
+    }
     refunded = {i for i, o in seen.orders.items() if o.status == "refunded"}
     missing = sorted(i for i in refunded if counts.get(i) != 1)
     unexpected = sorted(i for i in counts if i not in refunded or counts[i] > 1)
-    return result("exactly one credit note per refunded order, none for any other", not missing and not unexpected,
-                  {"refunded": len(refunded), "missing": missing[:10], "unexpected": unexpected[:10]})
+    return result(
+        "exactly one credit note per refunded order, none for any other",
+        not missing and not unexpected,
+        {"refunded": len(refunded), "missing": missing[:10], "unexpected": unexpected[:10]},
+    )
 
 
 def cancels_took_effect(seen: Seen) -> dict:
@@ -163,12 +193,15 @@ def cancels_took_effect(seen: Seen) -> dict:
         if code == 200 and answered == "refund_pending" and final == "refunded":  # a repeated cancel
             continue
         wrong[order_id] = {"answer": [code, answered], "final": final}
-    by_final = {}
+    by_final: dict = {}
     for order_id in seen.client.cancels:
         final = seen.orders[order_id].status if order_id in seen.orders else None
         by_final[final] = by_final.get(final, 0) + 1
-    return result("every cancel ends cancelled or refunded (409 only for a failed order)", not wrong,
-                  {"cancels": len(seen.client.cancels), "by_final_status": by_final, "wrong": dict(list(wrong.items())[:10])})
+    return result(
+        "every cancel ends cancelled or refunded (409 only for a failed order)",
+        not wrong,
+        {"cancels": len(seen.client.cancels), "by_final_status": by_final, "wrong": dict(list(wrong.items())[:10])},
+    )
 
 
 def stock_adds_up(seen: Seen) -> dict:
@@ -176,35 +209,62 @@ def stock_adds_up(seen: Seen) -> dict:
 
     from orders.models import OrderItem, Product
 
-    sold = dict(OrderItem.objects.filter(order__status="completed").values_list("sku").annotate(q=Sum("qty")).values_list("sku", "q"))
+    sold = dict(
+        OrderItem.objects.filter(order__status="completed")
+        .values_list("sku")
+        .annotate(q=Sum("qty"))
+        .values_list("sku", "q")
+    )
     stock_errors = {}
     for product in Product.objects.all():
         expected = seen.initial_stock[product.sku] - sold.get(product.sku, 0)
         if product.stock != expected or product.reserved != 0:
             stock_errors[product.sku] = {"stock": product.stock, "expected": expected, "reserved": product.reserved}
-    return result("stock = initial - sum(qty of completed, not refunded, orders), nothing reserved", not stock_errors, stock_errors)
+    return result(
+        "stock = initial - sum(qty of completed, not refunded, orders), nothing reserved",
+        not stock_errors,
+        stock_errors,
+    )
 
 
 def no_5xx_but_database_outage(seen: Seen) -> dict:
     """A 503 within the PostgreSQL restart (2 s before it to 15 s after) is the API's answer to it."""
     statuses, pg = seen.client.statuses, seen.outages.get("postgres")
     bad_5xx = [
-        (round(t, 1), code) for t, code in statuses
+        (round(t, 1), code)
+        for t, code in statuses
         if code >= 500 and not (code == 503 and pg and pg[0] - 2 <= t <= (pg[1] or t) + 15)
     ]
-    return result("no 5xx except 503 during the database outage", not bad_5xx, {"bad": bad_5xx[:10], "503s": sum(c == 503 for _, c in statuses)})
+    return result(
+        "no 5xx except 503 during the database outage",
+        not bad_5xx,
+        {"bad": bad_5xx[:10], "503s": sum(c == 503 for _, c in statuses)},
+    )
 
 
 def every_request_answered(seen: Seen) -> dict:
     client = seen.client
-    return result("no unexpected answers, no request given up", not client.unexpected and not client.gave_up,
-                  {"unexpected": client.unexpected[:5], "gave_up": client.gave_up[:5], "retried_keys": len(client.retried_keys)})
+    return result(
+        "no unexpected answers, no request given up",
+        not client.unexpected and not client.gave_up,
+        {"unexpected": client.unexpected[:5], "gave_up": client.gave_up[:5], "retried_keys": len(client.retried_keys)},
+    )
 
 
 # in the report's order
 INVARIANTS = (
-    accepted_orders_exist, none_stuck, failures_have_reasons, dead_letters_archived, one_order_per_key, client_ids_match,
-    one_invoice_per_completed_order, credit_notes_match_refunds, cancels_took_effect, stock_adds_up, no_5xx_but_database_outage, every_request_answered,
+    accepted_orders_exist,
+    none_stuck,
+    failures_have_reasons,
+    dead_letters_archived,
+    one_order_per_key,
+    client_ids_match,
+    one_invoice_per_completed_order,
+    credit_notes_match_refunds,
+    cancels_took_effect,
+    stock_adds_up,
+    no_5xx_but_database_outage,
+    every_request_answered,
 )
 
 

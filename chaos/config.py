@@ -1,6 +1,7 @@
 """A chaos run's configuration, and the environment and commands of the system it runs: the Procfile's
 processes (but `live` and flower) on their own database, RabbitMQ vhost and Redis db, with short retry and
 outbox timings so that the faults' effects are over quickly."""
+
 import os
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # Production settings refuse short or placeholder secrets (orders_project/settings.py, "Security").
-TOKEN = "chaos-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"
+TOKEN = "chaos-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"  # noqa: S105  the local chaos stack's own token, not a secret
 KINDS = ["web", "worker_process", "worker_enrichment", "worker_finalize", "worker_refund", "relay", "archiver"]
 
 
@@ -44,7 +45,7 @@ def system_env(cfg: Config) -> dict:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="orders_project.settings",
-        DJANGO_SECRET_KEY="chaos-secret-key-Jf5rT8wQ1zN4xC7vB2mL6kP9hG3dS0aYq",
+        DJANGO_SECRET_KEY="chaos-secret-key-Jf5rT8wQ1zN4xC7vB2mL6kP9hG3dS0aYq",  # noqa: S106  local chaos stack only
         DJANGO_HTTPS="false",  # plain HTTP on 127.0.0.1: no SSL redirect
         SECRET_TOKEN=TOKEN,
         DATABASE_URL=cfg.database_url,
@@ -71,15 +72,31 @@ def system_env(cfg: Config) -> dict:
 
 
 def commands(cfg: Config) -> dict[str, list[str]]:
-    celery = [str(BIN / "celery"), "-A", "orders_project", "worker", "-l", "INFO", "--without-gossip", "--without-mingle"]
+    celery = [
+        str(BIN / "celery"),
+        "-A",
+        "orders_project",
+        "worker",
+        "-l",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     manage = [sys.executable, "manage.py"]
     return {
         # The Procfile's web (gunicorn). Its `live` (the WebSocket) is not started: the run only drives HTTP.
-        "web": [str(BIN / "gunicorn"), "orders_project.wsgi:application", "--config", "python:orders_project.gunicorn_conf", "--bind", f"127.0.0.1:{cfg.port}"],
-        "worker_process": celery + ["-Q", "process", "-n", "process-chaos@%h", "-c", "2"],
-        "worker_enrichment": celery + ["-Q", "enrichment", "-n", "enrichment-chaos@%h", "-P", "threads", "-c", "16"],
-        "worker_finalize": celery + ["-Q", "finalize", "-n", "finalize-chaos@%h", "-c", "2"],
-        "worker_refund": celery + ["-Q", "refund", "-n", "refund-chaos@%h", "-P", "threads", "-c", "4"],
-        "relay": manage + ["relay_outbox"],
-        "archiver": manage + ["archive_dead_letters"],
+        "web": [
+            str(BIN / "gunicorn"),
+            "orders_project.wsgi:application",
+            "--config",
+            "python:orders_project.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{cfg.port}",
+        ],
+        "worker_process": [*celery, "-Q", "process", "-n", "process-chaos@%h", "-c", "2"],
+        "worker_enrichment": [*celery, "-Q", "enrichment", "-n", "enrichment-chaos@%h", "-P", "threads", "-c", "16"],
+        "worker_finalize": [*celery, "-Q", "finalize", "-n", "finalize-chaos@%h", "-c", "2"],
+        "worker_refund": [*celery, "-Q", "refund", "-n", "refund-chaos@%h", "-P", "threads", "-c", "4"],
+        "relay": [*manage, "relay_outbox"],
+        "archiver": [*manage, "archive_dead_letters"],
     }

@@ -3,6 +3,7 @@ random moments and restarted after 0.3-2 s, RabbitMQ restarted (stop_app/start_a
 PostgreSQL restarted at 60 %, one stage queue purged (an operator's mistake: the reconciler must recover
 its orders) at 75 %. Each is logged in `events`; the outages' wall-clock windows go to `outages`
 (the checker allows 503s around the database's)."""
+
 import os
 import random
 import subprocess
@@ -31,7 +32,9 @@ def plan(cfg: Config, rng: random.Random, duration: float) -> list[tuple[float, 
     return faults
 
 
-def run_chaos(cfg: Config, sup: Supervisor, rng: random.Random, duration: float, events_log: list, outages: dict) -> None:
+def run_chaos(
+    cfg: Config, sup: Supervisor, rng: random.Random, duration: float, events_log: list, outages: dict
+) -> None:
     faults = plan(cfg, rng, duration)
     start = time.monotonic()
     for at, action, kind in faults:
@@ -70,7 +73,12 @@ def restart_rabbitmq(start: float, events_log: list, outages: dict) -> None:
 def restart_postgres(start: float, events_log: list, outages: dict) -> None:
     log("restarting PostgreSQL")
     outages["postgres"] = [time.time(), None]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", pg_cluster(), "main", "restart"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", pg_cluster(), "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     outages["postgres"][1] = time.time()
     events_log.append({"t": round(time.monotonic() - start, 2), "event": "restart postgres"})
 
@@ -87,7 +95,9 @@ def purge_queue(cfg: Config, sup: Supervisor, queue: str, start: float, events_l
         with Connection(f"amqp://guest:guest@127.0.0.1:5672/{cfg.vhost}", connect_timeout=10) as conn:
             purged = conn.default_channel.queue_purge(queue) or 0
     except Exception as exc:  # the broker still coming back from its restart: that fault is skipped, logged
-        events_log.append({"t": round(time.monotonic() - start, 2), "event": f"purge {queue} failed", "error": str(exc)})
+        events_log.append(
+            {"t": round(time.monotonic() - start, 2), "event": f"purge {queue} failed", "error": str(exc)}
+        )
         sup.start(worker)
         return
     sup.start(worker)
@@ -98,6 +108,8 @@ def purge_queue(cfg: Config, sup: Supervisor, queue: str, start: float, events_l
 def ensure_services_up() -> None:
     """Whatever happened, leave PostgreSQL and RabbitMQ running for whoever comes next."""
     if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode != 0:
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", pg_cluster(), "main", "start"], capture_output=True)
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", pg_cluster(), "main", "start"], capture_output=True
+        )
     if subprocess.run(["rabbitmqctl", "-q", "await_startup"], capture_output=True, timeout=120).returncode != 0:
         subprocess.run(["rabbitmqctl", "start_app"], capture_output=True, timeout=180)

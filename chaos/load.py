@@ -3,6 +3,7 @@
 earlier key; some orders for the provider's fault-injection SKUs; a share of orders cancelled at a random
 moment: at once, while the pipeline runs, or after it completed), and the log of what they were told,
 which the checker holds the database to."""
+
 import concurrent.futures
 import random
 import threading
@@ -93,11 +94,17 @@ def cancel(cfg: Config, client: ClientLog, order_id: str, delay: float) -> None:
         if response.status_code == 503:
             time.sleep(0.5)
             continue
-        status = response.json().get("status") if response.headers.get("content-type", "").startswith("application/json") else None
+        status = (
+            response.json().get("status")
+            if response.headers.get("content-type", "").startswith("application/json")
+            else None
+        )
         with client.lock:
             client.cancels[order_id] = (response.status_code, status)
             if response.status_code not in (200, 202, 409):
-                client.unexpected.append({"cancel": order_id, "status": response.status_code, "body": response.text[:300]})
+                client.unexpected.append(
+                    {"cancel": order_id, "status": response.status_code, "body": response.text[:300]}
+                )
         return
     with client.lock:
         client.gave_up.append(f"cancel {order_id}")

@@ -5,6 +5,7 @@ or doubled. `make chaos` runs the full version; e2e/test_chaos_smoke.py a small 
 Uses its own database (`orders_chaos`), RabbitMQ vhost and Redis db; traffic stays on loopback;
 every loop is bounded in count and time. Exits non-zero on any violation and writes a JSON report.
 """
+
 import argparse
 import json
 import os
@@ -29,7 +30,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--kills", type=int, default=2, help="kill -9 of each process kind")
     parser.add_argument("--no-rabbitmq-restart", action="store_true")
     parser.add_argument("--no-postgres-restart", action="store_true")
-    parser.add_argument("--failure-rate", type=float, default=None, help="provider random failure rate (default: random 0.05..0.3)")
+    parser.add_argument(
+        "--failure-rate", type=float, default=None, help="provider random failure rate (default: random 0.05..0.3)"
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--port", type=int, default=0, help="web port (default: a free one)")
     parser.add_argument("--quiesce-timeout", type=float, default=600)
@@ -47,14 +50,23 @@ def make_config(args: argparse.Namespace, seed: int, rng: random.Random) -> Conf
     workdir = ROOT / "test-artifacts" / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"
     workdir.mkdir(parents=True, exist_ok=True)
     return Config(
-        orders=args.orders, rate=args.rate, kills=args.kills,
-        restart_rabbitmq=not args.no_rabbitmq_restart, restart_postgres=not args.no_postgres_restart,
+        orders=args.orders,
+        rate=args.rate,
+        kills=args.kills,
+        restart_rabbitmq=not args.no_rabbitmq_restart,
+        restart_postgres=not args.no_postgres_restart,
         failure_rate=args.failure_rate if args.failure_rate is not None else round(rng.uniform(0.05, 0.3), 2),
-        seed=seed, port=args.port, report=args.report, workdir=workdir, quiesce_timeout=args.quiesce_timeout,
+        seed=seed,
+        port=args.port,
+        report=args.report,
+        workdir=workdir,
+        quiesce_timeout=args.quiesce_timeout,
     )
 
 
-def load_under_chaos(cfg: Config, sup: Supervisor, seed: int, rng: random.Random, client: ClientLog, events: list, outages: dict) -> None:
+def load_under_chaos(
+    cfg: Config, sup: Supervisor, seed: int, rng: random.Random, client: ClientLog, events: list, outages: dict
+) -> None:
     """Start every process, then drive the load while the faults run beside it (their own RNG)."""
     for kind in KINDS:
         sup.start(kind)
@@ -81,12 +93,24 @@ def settle_and_check(cfg: Config, client: ClientLog, outages: dict, initial_stoc
     return quiescence, first
 
 
-def write_report(cfg: Config, seed: int, events: list, outages: dict, quiescence: dict, checks: dict, client: ClientLog) -> bool:
+def write_report(
+    cfg: Config, seed: int, events: list, outages: dict, quiescence: dict, checks: dict, client: ClientLog
+) -> bool:
     ok = all(r["ok"] for r in checks.values())
     report = {
-        "ok": ok, "seed": seed, "config": {k: str(v) for k, v in vars(cfg).items()}, "events": events,
-        "outages": outages, "quiescence": quiescence, "checks": checks,
-        "requests": {"sent": len(client.statuses), "by_status": {str(c): sum(1 for _, s in client.statuses if s == c) for c in {s for _, s in client.statuses}}},
+        "ok": ok,
+        "seed": seed,
+        "config": {k: str(v) for k, v in vars(cfg).items()},
+        "events": events,
+        "outages": outages,
+        "quiescence": quiescence,
+        "checks": checks,
+        "requests": {
+            "sent": len(client.statuses),
+            "by_status": {
+                str(c): sum(1 for _, s in client.statuses if s == c) for c in {s for _, s in client.statuses}
+            },
+        },
     }
     cfg.report.parent.mkdir(parents=True, exist_ok=True)
     cfg.report.write_text(json.dumps(report, indent=2, default=str))
@@ -100,7 +124,10 @@ def main(argv=None) -> int:
         args.port = free_port()
     rng = random.Random(seed)
     cfg = make_config(args, seed, rng)
-    log(f"seed={seed} orders={cfg.orders} rate={cfg.rate}/s kills={cfg.kills} failure_rate={cfg.failure_rate} logs={cfg.workdir}")
+    log(
+        f"seed={seed} orders={cfg.orders} rate={cfg.rate}/s kills={cfg.kills} "
+        f"failure_rate={cfg.failure_rate} logs={cfg.workdir}"
+    )
     prepare(cfg)
     os.environ.update(system_env(cfg))
     import django
@@ -110,7 +137,9 @@ def main(argv=None) -> int:
 
     initial_stock = dict(Product.objects.values_list("sku", "stock"))
     sup = Supervisor(cfg)
-    client, events, outages = ClientLog(), [], {}
+    client = ClientLog()
+    events: list = []
+    outages: dict = {}
     try:
         load_under_chaos(cfg, sup, seed, rng, client, events, outages)
         quiescence, checks = settle_and_check(cfg, client, outages, initial_stock)

@@ -1,5 +1,6 @@
 """The system under chaos: a fresh database, vhost and Redis db with the demo catalog, and its processes,
 started, killed (-9) and restarted by the Supervisor."""
+
 import subprocess
 import sys
 import threading
@@ -34,7 +35,9 @@ class Supervisor:
 
 
 def manage(cfg: Config, *args: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=system_env(cfg), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=system_env(cfg), capture_output=True, text=True, timeout=300
+    )
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
@@ -46,7 +49,9 @@ def prepare(cfg: Config) -> None:
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", cfg.db_name], check=True)
     subprocess.run(["rabbitmqctl", "delete_vhost", cfg.vhost], capture_output=True)
     subprocess.run(["rabbitmqctl", "add_vhost", cfg.vhost], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "set_permissions", "-p", cfg.vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "set_permissions", "-p", cfg.vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True
+    )
     import redis
 
     redis.Redis.from_url(cfg.redis_url).flushdb()

@@ -1,20 +1,22 @@
 """Admin building blocks with no domain in them."""
+
 import json
 from typing import Any
 
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 
 class ReadOnlyAdminMixin:
     """Orders and dead letters change only through services (their invariants live there)."""
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

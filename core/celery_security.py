@@ -12,7 +12,12 @@ What Celery 5.7 does with a message whose content type is not accepted (pickle, 
 a worker refuses is dead-lettered and the archiver stores it ("UndecodableMessage"), never silently
 dropped and never deserialized. Wired in orders_project/celery.py: `app.steps["consumer"].add(...)`.
 """
+
+from typing import Any
+
 from celery import bootsteps
+from celery.worker.consumer import Consumer
+from kombu import Message
 from kombu.utils.encoding import safe_repr
 
 from core.logging import get_logger
@@ -20,7 +25,7 @@ from core.logging import get_logger
 log = get_logger(__name__)
 
 
-def reject_undecodable(consumer, message, exc) -> None:
+def reject_undecodable(consumer: Consumer, message: Message, exc: Exception) -> None:
     log.critical(
         "message_rejected_undecodable",
         error=f"{type(exc).__name__}: {exc}",
@@ -30,7 +35,8 @@ def reject_undecodable(consumer, message, exc) -> None:
         routing_key=(message.delivery_info or {}).get("routing_key"),
     )
     # requeue=False: the queue's dead-letter exchange (orders.dlx) routes it to orders.dlq.
-    message.reject_log_error(log, consumer.connection_errors)
+    # celery-types' Consumer lacks connection_errors (Celery sets it in Consumer.__init__)
+    message.reject_log_error(log, consumer.connection_errors)  # type: ignore[attr-defined]
 
 
 class RejectUndecodableMessages(bootsteps.Step):
@@ -39,6 +45,7 @@ class RejectUndecodableMessages(bootsteps.Step):
 
     name = "orders.reject_undecodable_messages"
 
-    def __init__(self, consumer, **kwargs):
+    def __init__(self, consumer: Consumer, **kwargs: Any) -> None:
         super().__init__(consumer, **kwargs)
-        consumer.on_decode_error = lambda message, exc: reject_undecodable(consumer, message, exc)
+        # Replacing this consumer's bound method is the point (see above); mypy refuses any method assignment.
+        consumer.on_decode_error = lambda message, exc: reject_undecodable(consumer, message, exc)  # type: ignore[method-assign]

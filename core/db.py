@@ -1,11 +1,12 @@
 """Database helpers with no domain in them."""
+
 import contextlib
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 from django.db import connection, transaction
 
 
-def statement_transaction() -> ContextManager:
+def statement_transaction() -> AbstractContextManager:
     """For a single statement that must commit or roll back whole: in autocommit it is its own durable
     transaction (no BEGIN/COMMIT round trips); inside a caller's transaction (tests, a service calling
     another) a savepoint keeps its error from breaking the caller's."""

@@ -1,7 +1,10 @@
 """One error family and one DRF handler: every error is JSON `{message, code, extra}`."""
+
+from typing import Any, cast
+
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -15,7 +18,7 @@ log = get_logger(__name__)
 class ApplicationError(Exception):
     """A domain error the API turns into a 4xx with a stable `code`."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "application_error"
 
     def __init__(self, message: str, *, extra: dict | None = None):
@@ -40,7 +43,7 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -67,17 +70,21 @@ def exception_handler(exc, context):
         response.data = {
             "message": "Validation error",
             "code": "invalid",
-            "extra": {"fields": response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}},
+            "extra": {
+                "fields": response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+            },
         }
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
-        response.data = {"message": str(detail), "code": getattr(detail, "code", exc.default_code), "extra": {}}
+        # a response from DRF's handler: exc is an APIException (Http404 and PermissionDenied were converted above)
+        default_code = cast(exceptions.APIException, exc).default_code
+        response.data = {"message": str(detail), "code": getattr(detail, "code", default_code), "extra": {}}
     if isinstance(exc, ServiceUnavailable):
         response["Retry-After"] = "1"
     return response
 
 
-def page_not_found(request, exception=None):
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """`handler404` for the root URLconf: a URL that no route matches (e.g. `/ops/dead-letters/-1`, the id
     must be digits) answers like every other API error, `{message, code, extra}` as JSON, instead of
     Django's HTML page. Wire it with `handler404 = "core.exceptions.page_not_found"` in the root urls."""

@@ -1,4 +1,5 @@
 """A file touched by long-running loops (relay, archiver) for exec liveness probes."""
+
 import os
 import time
 from pathlib import Path

@@ -11,22 +11,41 @@ it all before any view anyway (and spools an ASGI body over 2.5 MiB to disk, whi
 and a chunked body reaches Django at all (its WSGI request ignores a body without Content-Length).
 Both answers close the connection: the rest of the body is never read.
 """
+
 import asyncio
+import contextlib
 import io
 import json
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from django.conf import settings
+
+# WSGI and ASGI as these wrappers use them (the wrapped apps are Django's handlers, typed by their own stubs).
+StartResponse = Callable[..., Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _CHUNK = 64 * 1024
 
 
 def _error_body(status: int, max_bytes: int, timeout: float) -> tuple[str, bytes]:
     reason, code, message, extra = {
-        413: ("413 Content Too Large", "request_too_large", f"Request body over {max_bytes} bytes.", {"max_bytes": max_bytes}),
-        408: ("408 Request Timeout", "request_timeout", f"Request body not received within {timeout:g} s.", {"timeout_seconds": timeout}),
+        413: (
+            "413 Content Too Large",
+            "request_too_large",
+            f"Request body over {max_bytes} bytes.",
+            {"max_bytes": max_bytes},
+        ),
+        408: (
+            "408 Request Timeout",
+            "request_timeout",
+            f"Request body not received within {timeout:g} s.",
+            {"timeout_seconds": timeout},
+        ),
         400: ("400 Bad Request", "malformed_body", "Request body could not be read (malformed chunked encoding?).", {}),
     }[status]
     return reason, json.dumps({"message": message, "code": code, "extra": extra}).encode()
@@ -52,11 +71,11 @@ class _Watchdog:
 
     INTERVAL = 0.25
 
-    def __init__(self):
-        self.armed: list | None = None  # [deadline, socket, fired]: one per read, so a late look never leaks
+    def __init__(self) -> None:
+        self.armed: list[Any] | None = None  # [deadline, socket, fired]: one per read, so a late look never leaks
         self._thread: threading.Thread | None = None
 
-    def arm(self, sock: socket.socket, deadline: float) -> list:
+    def arm(self, sock: socket.socket, deadline: float) -> list[Any]:
         if self._thread is None or not self._thread.is_alive():  # first request, or after a fork
             self._thread = threading.Thread(target=self._run, name="request-body-watchdog", daemon=True)
             self._thread.start()
@@ -72,20 +91,18 @@ class _Watchdog:
             armed = self.armed
             if armed is not None and time.monotonic() >= armed[0]:
                 armed[2] = True
-                try:
+                with contextlib.suppress(OSError):  # already closed: the request ended meanwhile
                     armed[1].shutdown(socket.SHUT_RD)
-                except OSError:  # already closed: the request ended meanwhile
-                    pass
 
 
 class WSGIRequestLimits:
-    def __init__(self, app, *, max_bytes: int | None = None, timeout: float | None = None):
+    def __init__(self, app: Any, *, max_bytes: int | None = None, timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = settings.REQUEST_MAX_BODY_BYTES if max_bytes is None else max_bytes
         self.timeout = settings.REQUEST_BODY_TIMEOUT if timeout is None else timeout
         self.watchdog = _Watchdog()
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -107,12 +124,13 @@ class WSGIRequestLimits:
             environ.pop("HTTP_TRANSFER_ENCODING", None)
         return self.app(environ, start_response)
 
-    def _read(self, environ, length: int | None) -> bytes:
+    def _read(self, environ: dict[str, Any], length: int | None) -> bytes:
         stream = environ["wsgi.input"]
         sock = environ.get("gunicorn.socket")  # the deadline needs the socket; other servers read unbounded in time
         armed = self.watchdog.arm(sock, time.monotonic() + self.timeout) if sock is not None else None
         want = self.max_bytes + 1 if length is None else length
-        chunks, got, error = [], 0, None
+        chunks: list[bytes] = []
+        got, error = 0, None
         try:
             while got < want:
                 chunk = stream.read(min(_CHUNK, want - got))
@@ -133,7 +151,7 @@ class WSGIRequestLimits:
             raise _TooLarge
         return b"".join(chunks)
 
-    def _refuse(self, status: int, start_response):
+    def _refuse(self, status: int, start_response: StartResponse) -> list[bytes]:
         reason, body = _error_body(status, self.max_bytes, self.timeout)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")]
         start_response(reason, headers)
@@ -143,12 +161,12 @@ class WSGIRequestLimits:
 class ASGIRequestLimits:
     """The same for ASGI HTTP requests; WebSocket frames are bounded by uvicorn (`--ws-max-size`)."""
 
-    def __init__(self, app, *, max_bytes: int | None = None, timeout: float | None = None):
+    def __init__(self, app: Any, *, max_bytes: int | None = None, timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = settings.REQUEST_MAX_BODY_BYTES if max_bytes is None else max_bytes
         self.timeout = settings.REQUEST_BODY_TIMEOUT if timeout is None else timeout
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = None
@@ -160,7 +178,8 @@ class ASGIRequestLimits:
                         return await self._refuse(413, send)
                 except ValueError:
                     pass  # the server's parser refuses a malformed length before the app runs
-        chunks, got = [], 0
+        chunks: list[bytes] = []
+        got = 0
         try:
             async with asyncio.timeout(self.timeout):
                 while True:
@@ -182,7 +201,7 @@ class ASGIRequestLimits:
             scope = {**scope, "headers": [*headers, (b"content-length", str(got).encode())]}
         replayed = False
 
-        async def receive_buffered():
+        async def receive_buffered() -> dict[str, Any]:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -191,8 +210,12 @@ class ASGIRequestLimits:
 
         return await self.app(scope, receive_buffered, send)
 
-    async def _refuse(self, status: int, send) -> None:
+    async def _refuse(self, status: int, send: Send) -> None:
         _, body = _error_body(status, self.max_bytes, self.timeout)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -3,11 +3,14 @@
 Context bound with `bind_order_context` (order_id, and task_id/stage in workers) rides on every line,
 so `grep <order_id>` follows one order across web, workers, relay and archiver.
 """
+
 import logging
+from typing import Any
 
 import structlog
+from structlog.typing import Processor
 
-_SHARED = [
+_SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -25,11 +28,7 @@ def configure_structlog() -> None:
 
 
 def build_formatter(fmt: str = "json") -> logging.Formatter:
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     return structlog.stdlib.ProcessorFormatter(
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -40,7 +39,7 @@ def build_formatter(fmt: str = "json") -> logging.Formatter:
     )
 
 
-def bind_order_context(**values) -> None:
+def bind_order_context(**values: Any) -> None:
     structlog.contextvars.bind_contextvars(**{k: str(v) for k, v in values.items() if v is not None})
 
 
@@ -48,5 +47,5 @@ def clear_context() -> None:
     structlog.contextvars.clear_contextvars()
 
 
-def get_logger(name: str):
+def get_logger(name: str) -> Any:  # structlog's own annotation: a lazy proxy of a BoundLogger
     return structlog.stdlib.get_logger(name)

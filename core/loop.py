@@ -1,7 +1,9 @@
 """A polling loop for the relay and the archiver: finishes its batch on SIGTERM/SIGINT, then exits."""
+
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
+from types import FrameType
 
 from core import heartbeat
 from core.logging import get_logger
@@ -19,7 +21,7 @@ class GracefulLoop:
         self.failures = 0
         self.stopping = threading.Event()
 
-    def _stop(self, signum, frame) -> None:
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
         log.info("loop_stopping", loop=self.name, signal=signal.Signals(signum).name)
         self.stopping.set()
 
@@ -33,13 +35,20 @@ class GracefulLoop:
                 self.failures = 0
             except Exception as exc:  # a database or broker blip: back off and go on
                 self.failures += 1
-                log.warning("loop_batch_failed", loop=self.name, error=f"{type(exc).__name__}: {exc}", failures_in_a_row=self.failures)
+                log.warning(
+                    "loop_batch_failed",
+                    loop=self.name,
+                    error=f"{type(exc).__name__}: {exc}",
+                    failures_in_a_row=self.failures,
+                )
                 done = 0
                 self._close_db()
             if not self.failure_limit or self.failures < self.failure_limit:
                 heartbeat.beat(self.heartbeat_file)
             elif self.failures == self.failure_limit:
-                log.error("loop_unhealthy", loop=self.name, failures_in_a_row=self.failures, heartbeat="no longer touched")
+                log.error(
+                    "loop_unhealthy", loop=self.name, failures_in_a_row=self.failures, heartbeat="no longer touched"
+                )
             if once:
                 break
             if not done:

@@ -1,5 +1,5 @@
-"""Authentication of the operator APIs (orders/dead_letters/apis.py, orders/ops_apis.py): staff, by session or HTTP Basic, and no
-state-changing request can be made from another site with either.
+"""Authentication of the operator APIs (orders/dead_letters/apis.py, orders/ops_apis.py): staff, by session or
+HTTP Basic, and no state-changing request can be made from another site with either.
 
 A session cookie: DRF's SessionAuthentication enforces Django's CSRF check on unsafe methods (the
 admin's dead-letter actions are Django admin forms, under the CSRF middleware).
@@ -8,10 +8,14 @@ form's or a no-cors fetch's included. So an unsafe request authenticated by Basi
 `Content-Type: application/json`: another site's page can send that only after a CORS preflight, which
 this API never grants (it sends no CORS headers). curl and scripts add the header at no cost.
 """
+
+from typing import Any
+
 from drf_spectacular.authentication import BasicScheme
 from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
 from rest_framework.views import APIView
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -19,7 +23,7 @@ JSON = "application/json"
 
 
 class CrossSiteSafeBasicAuthentication(BasicAuthentication):
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         result = super().authenticate(request)  # None without Basic credentials; 401 for wrong ones
         if result is not None and request.method not in SAFE_METHODS:
             media_type = (request.content_type or "").split(";", 1)[0].strip().lower()

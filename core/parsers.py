@@ -12,8 +12,11 @@ the database or disagrees with other parsers. This one refuses, each as a 400:
   first), so a proxy or a log could read another order than the one accepted.
 The body size is bounded before this runs (REQUEST_MAX_BODY_BYTES, core/limits.py).
 """
+
 import json
 import re
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -23,7 +26,7 @@ from rest_framework.utils.json import strict_constant
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def nesting_too_deep(data, max_depth: int) -> bool:
+def nesting_too_deep(data: Any, max_depth: int) -> bool:
     """Walks the parsed data one level at a time (containers only), stopping at max_depth."""
     level = [data] if type(data) is dict or type(data) is list else []
     for _ in range(max_depth):
@@ -41,13 +44,18 @@ def nesting_too_deep(data, max_depth: int) -> bool:
 def _unique_keys(pairs: list) -> dict:
     data = dict(pairs)
     if len(data) != len(pairs):
-        seen = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        seen: set[str] = set()
+        duplicate = ""
+        for key, _ in pairs:
+            if key in seen:
+                duplicate = key
+                break
+            seen.add(key)
         raise ValueError(f"duplicate key {duplicate[:40]!r}")
     return data
 
 
-def _has_lone_surrogate(data) -> bool:
+def _has_lone_surrogate(data: Any) -> bool:
     if isinstance(data, str):
         return _LONE_SURROGATE.search(data) is not None
     if isinstance(data, dict):
@@ -58,7 +66,9 @@ def _has_lone_surrogate(data) -> bool:
 
 
 class BoundedJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         raw = stream.read()
         try:
@@ -70,7 +80,9 @@ class BoundedJSONParser(JSONParser):
                 text, parse_constant=strict_constant if self.strict else None, object_pairs_hook=_unique_keys
             )
         except RecursionError:  # past ~900 levels, before any depth check could see the data
-            raise ParseError(f"JSON parse error - nested deeper than {settings.REQUEST_JSON_MAX_DEPTH} levels") from None
+            raise ParseError(
+                f"JSON parse error - nested deeper than {settings.REQUEST_JSON_MAX_DEPTH} levels"
+            ) from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {str(exc)[:200]}") from None
         # Cheap first: no more levels than opening brackets (two C-speed counts; a normal order stops here).

@@ -1,5 +1,6 @@
 """Throttle rates, `<requests>/<period>`: read once by the settings (a bad value refuses to start) and by
 each throttle. No Django imports: the settings module imports this."""
+
 import re
 
 _RATE = re.compile(r"([1-9][0-9]*)/(s|sec|second|m|min|minute|h|hour|d|day)")

@@ -4,28 +4,35 @@ A fixed window per caller: one pipelined INCR + EXPIRE per request, whatever the
 SimpleRateThrottle keeps every request's timestamp in one cached list that it reads and rewrites
 on each request, which at API rates (hundreds a second) costs more than the request itself.
 If Redis is unreachable the request is let through (the API stays up without Redis, like POST)."""
+
 import time
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django_redis import get_redis_connection
 from rest_framework.throttling import BaseThrottle
+
+if TYPE_CHECKING:  # rest_framework.views imports the throttle classes (DEFAULT_THROTTLE_CLASSES): a cycle at run time
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 from core.logging import get_logger
 from core.rates import parse_rate
 
 log = get_logger(__name__)
 
+
 class _WindowThrottle(BaseThrottle):
     scope = ""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.limit, self.window = parse_rate(settings.THROTTLE_RATES[self.scope])
-        self.retry_after = None
+        self.retry_after: int | None = None
 
-    def identity(self, request) -> str | None:
+    def identity(self, request: "Request") -> str | None:
         raise NotImplementedError
 
-    def allow_request(self, request, view) -> bool:
+    def allow_request(self, request: "Request", view: "APIView") -> bool:
         ident = self.identity(request)
         if ident is None:
             return True
@@ -45,7 +52,7 @@ class _WindowThrottle(BaseThrottle):
         self.retry_after = max(1, int(start + self.window - now + 0.999))
         return False
 
-    def wait(self):
+    def wait(self) -> float | None:
         return self.retry_after
 
 
@@ -54,7 +61,7 @@ class ClientRateThrottle(_WindowThrottle):
 
     scope = "client"
 
-    def identity(self, request):
+    def identity(self, request: "Request") -> str | None:
         user = request.user
         if not (user and user.is_authenticated):
             return None
@@ -66,7 +73,7 @@ class AnonRateThrottle(_WindowThrottle):
 
     scope = "anon"
 
-    def identity(self, request):
+    def identity(self, request: "Request") -> str | None:
         if request.user and request.user.is_authenticated:
             return None
         return self.get_ident(request)

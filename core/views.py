@@ -3,23 +3,24 @@
 Readiness is what the process cannot serve without: PostgreSQL and its migrations. RabbitMQ and Redis
 are shared by every pod, so failing readiness on them would take every web pod out of the Service at
 once, although POST (outbox) and GET (database) still work: their health is a gauge on /metrics and the
-staff-only GET /ops/diagnostics (orders/metrics_collect.py, registered with on_metrics_scrape). Anonymous callers never see error text.
+staff-only GET /ops/diagnostics (orders/metrics_collect.py, registered with on_metrics_scrape). Anonymous
+callers never see error text.
 """
+
 import os
 from collections.abc import Callable
 
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client import REGISTRY
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from core.logging import get_logger
 
 log = get_logger(__name__)
 
 
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
@@ -47,8 +48,9 @@ def _check_migrations() -> str | None:
 READINESS_CHECKS = {"database": _check_database, "migrations": _check_migrations}
 
 
-def readyz(request):
-    results, ok = {}, True
+def readyz(request: HttpRequest) -> JsonResponse:
+    results: dict[str, str] = {}
+    ok = True
     for name, check in READINESS_CHECKS.items():
         if not ok:
             results[name] = "not checked"

@@ -1,7 +1,9 @@
 """Celery worker hooks: /metrics on METRICS_PORT from the main process, clean-up of the per-process
 metric files of pool children that exit (prometheus-client multiprocess mode), and the database
 connection check after each task."""
+
 import os
+from typing import Any
 
 from celery.signals import task_postrun, worker_init, worker_process_shutdown
 from django.conf import settings
@@ -13,7 +15,7 @@ log = get_logger(__name__)
 
 
 @worker_init.connect
-def start_metrics_server(**kwargs) -> None:
+def start_metrics_server(**kwargs: Any) -> None:
     if not settings.METRICS_PORT:
         return
     from prometheus_client import start_http_server
@@ -25,7 +27,7 @@ def start_metrics_server(**kwargs) -> None:
 
 
 @worker_process_shutdown.connect
-def mark_child_dead(pid=None, **kwargs) -> None:
+def mark_child_dead(pid: int | None = None, **kwargs: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
@@ -33,7 +35,7 @@ def mark_child_dead(pid=None, **kwargs) -> None:
 
 
 @task_postrun.connect
-def drop_broken_connection(task=None, **kwargs) -> None:
+def drop_broken_connection(task: Any = None, **kwargs: Any) -> None:
     if task is not None and getattr(task.request, "is_eager", False):
         return  # run in the caller's process and transaction (tests): not ours to close
     # With CELERY_DB_REUSE_MAX the fix-up keeps connections across tasks; like Django after a request,

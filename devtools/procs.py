@@ -1,13 +1,15 @@
 """Child processes of the end-to-end tests, the benchmark and the chaos run. Each command runs in its own
 process group, so a Celery worker and its pool children are signalled, and die, together; its output
 goes to a log file."""
+
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +29,7 @@ def wait_until(predicate: Callable[[], object], *, timeout: float, interval: flo
 def wait_ready(procs: list["Proc"], marker: str, *, timeout: float) -> None:
     """Wait until each process has printed `marker`; one that exits first fails the wait with its output."""
     for proc in procs:
+
         def ready(p=proc):
             if not p.alive():
                 raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.output()[-3000:]}")
@@ -53,28 +56,28 @@ class Proc:
         return self.popen.poll() is None
 
     def signal(self, signum: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def kill9(self) -> None:
         """SIGKILL the whole group (what is left of it), like an OOM kill."""
         self.signal(signal.SIGKILL)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
     def stop(self, timeout: float = 20) -> None:
         stop_all([self], grace=timeout)
 
 
-def spawn(name: str, argv: list[str], *, env: dict, log: Path, kind: str = "", cwd: Path = ROOT, registry: Path | None = None) -> Proc:
+def spawn(
+    name: str, argv: list[str], *, env: dict, log: Path, kind: str = "", cwd: Path = ROOT, registry: Path | None = None
+) -> Proc:
     """Start `argv` in a new process group; its pid and start time go to `registry`, if given."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as handle:
-        popen = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+        popen = subprocess.Popen(  # noqa: S603  argv: our own processes' command lines, no shell
+            argv, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
     if registry is not None:
         import psutil
 
@@ -117,9 +120,7 @@ def stop_all(procs: list[Proc], grace: float = 20) -> None:
         proc.signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
     for proc in running:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     for proc in procs:
         proc.kill9()

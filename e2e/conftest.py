@@ -1,5 +1,6 @@
 """End-to-end fixtures: real Celery workers (subprocesses, the Procfile's commands) on the test
 vhost, against pytest-django's test database, and real HTTP through the live server."""
+
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -23,18 +24,38 @@ class Processes:
     env_overrides: dict = field(default_factory=dict)
     started: list = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], *, ready: str | None = None, env: dict | None = None, timeout: float = 60) -> Proc:
+    def start(
+        self, name: str, argv: list[str], *, ready: str | None = None, env: dict | None = None, timeout: float = 60
+    ) -> Proc:
         log = ARTIFACTS / f"{name}-{uuid.uuid4().hex[:6]}.log"
-        proc = spawn(name, argv, env=subprocess_env(**{**self.env_overrides, **(env or {})}), log=log, registry=REGISTRY)
+        proc = spawn(
+            name, argv, env=subprocess_env(**{**self.env_overrides, **(env or {})}), log=log, registry=REGISTRY
+        )
         self.started.append(proc)
         if ready:
             wait_ready([proc], ready, timeout=timeout)
         return proc
 
-    def worker(self, queue: str, *, pool: str = "prefork", concurrency: int = 2, env: dict | None = None, wait: bool = True) -> Proc:
+    def worker(
+        self, queue: str, *, pool: str = "prefork", concurrency: int = 2, env: dict | None = None, wait: bool = True
+    ) -> Proc:
         argv = [
-            CELERY, "-A", "orders_project", "worker", "-Q", queue, "-n", f"{queue}-{uuid.uuid4().hex[:6]}@%h",
-            "-P", pool, "-c", str(concurrency), "-l", "INFO", "--without-gossip", "--without-mingle",
+            CELERY,
+            "-A",
+            "orders_project",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}-{uuid.uuid4().hex[:6]}@%h",
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
         ]
         return self.start(f"worker-{queue}", argv, ready=" ready." if wait else None, env=env)
 
@@ -58,7 +79,9 @@ class Processes:
 
     def relay(self, *, env: dict | None = None, wait: bool = True) -> Proc:
         """The relay, which publishes accepted orders (the default publisher)."""
-        return self.manage("relay", "relay_outbox", "--heartbeat-file", "", ready="loop_started" if wait else None, env=env)
+        return self.manage(
+            "relay", "relay_outbox", "--heartbeat-file", "", ready="loop_started" if wait else None, env=env
+        )
 
     def manage(self, name: str, *args: str, ready: str | None = None, env: dict | None = None) -> Proc:
         return self.start(name, [sys.executable, "manage.py", *args], ready=ready, env=env)
@@ -164,7 +187,14 @@ def start_web(processes: Processes, port: int, *, env: dict | None = None) -> Pr
     """The Procfile's web command (gunicorn sync workers, orders_project/gunicorn_conf.py) on a given
     port; ready once /healthz answers. Two workers unless `env` says otherwise (the default, 2 x cores
     + 1, only costs start-up CPU here)."""
-    argv = [GUNICORN, "orders_project.wsgi:application", "--config", "python:orders_project.gunicorn_conf", "--bind", f"127.0.0.1:{port}"]
+    argv = [
+        GUNICORN,
+        "orders_project.wsgi:application",
+        "--config",
+        "python:orders_project.gunicorn_conf",
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
     proc = processes.start("web", argv, env={"WEB_CONCURRENCY": "2", **(env or {})})
     wait_healthy(proc, port)
     return proc
@@ -173,7 +203,16 @@ def start_web(processes: Processes, port: int, *, env: dict | None = None) -> Pr
 def start_live(processes: Processes, port: int, *, env: dict | None = None) -> Proc:
     """The Procfile's live command (uvicorn: the ASGI app, WebSocket /ws/orders, HTTP too) on a given
     port; ready once /healthz answers. One process (uvicorn would take WEB_CONCURRENCY as --workers)."""
-    argv = [UVICORN, "orders_project.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--timeout-graceful-shutdown", "20"]
+    argv = [
+        UVICORN,
+        "orders_project.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--timeout-graceful-shutdown",
+        "20",
+    ]
     proc = processes.start("live", argv, env={"WEB_CONCURRENCY": "1", **(env or {})})
     wait_healthy(proc, port)
     return proc

@@ -1,5 +1,6 @@
 """A small chaos run inside the test command (the full one is `make chaos`): every process kind
 killed -9 once, RabbitMQ and PostgreSQL restarted, then the checker must find nothing lost or doubled."""
+
 import json
 import subprocess
 import sys
@@ -16,8 +17,25 @@ def test_small_chaos_run_loses_and_doubles_nothing(tmp_path):
     report = tmp_path / "chaos.json"
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "chaos.run", "--orders", "150", "--rate", "12", "--kills", "1", "--quiesce-timeout", "180", "--report", str(report)],
-            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "chaos.run",
+                "--orders",
+                "150",
+                "--rate",
+                "12",
+                "--kills",
+                "1",
+                "--quiesce-timeout",
+                "180",
+                "--report",
+                str(report),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     finally:
         # PostgreSQL was restarted under us: drop this process's dead connections.
@@ -32,7 +50,15 @@ def test_small_chaos_run_loses_and_doubles_nothing(tmp_path):
     assert failed == {}, failed
     assert result.returncode == 0
     kinds_killed = {e["event"].removeprefix("kill -9 ") for e in data["events"] if e["event"].startswith("kill -9")}
-    assert kinds_killed == {"web", "worker_process", "worker_enrichment", "worker_finalize", "worker_refund", "relay", "archiver"}
+    assert kinds_killed == {
+        "web",
+        "worker_process",
+        "worker_enrichment",
+        "worker_finalize",
+        "worker_refund",
+        "relay",
+        "archiver",
+    }
     assert {"restart rabbitmq", "restart postgres"} <= {e["event"] for e in data["events"]}
     assert any(e["event"].startswith("purge ") for e in data["events"])
     # cancels at every moment were made, and both outcomes happened

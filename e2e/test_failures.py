@@ -1,13 +1,14 @@
 """Issue: failures. Each row of the failure table end to end: the order's final state AND what the
 RabbitMQ dead-letter queue holds (read over AMQP), with real workers."""
+
 import json
 import subprocess
 
 import pytest
 from django.conf import settings
 
-from conftest import queue_messages
 from clients.models import DEFAULT_CLIENT_ID
+from conftest import queue_messages
 from devtools.procs import wait_until
 from e2e.conftest import wait_terminal
 from enrichment import controls
@@ -22,7 +23,7 @@ def dlq() -> list[dict]:
     """Take every message off the DLQ: headers plus the decoded Celery body."""
     taken = []
     for message in queue_messages("orders.dlq"):
-        args, kwargs, embed = json.loads(message.body)
+        args, _kwargs, embed = json.loads(message.body)
         taken.append({"headers": message.headers, "args": args, "embed": embed})
     return taken
 
@@ -41,7 +42,10 @@ def stage_succeeded(worker, stage: str, order_id: str) -> bool:
     with `outcome=ok`, orders/stage_task.py): Celery then acks its message, which therefore is never
     dead-lettered (the message of a task that raised is rejected instead)."""
     return any(
-        "stage_finished" in line and "outcome=ok" in line and f"order_id={order_id}" in line and f"stage={stage}" in line
+        "stage_finished" in line
+        and "outcome=ok" in line
+        and f"order_id={order_id}" in line
+        and f"stage={stage}" in line
         for line in worker.output().splitlines()
     )
 
@@ -58,13 +62,18 @@ def stage_messages_all_ran(order_id: str, *, chains: int) -> bool:
     one history entry (completed, duplicate_skipped or failed); a run that leaves the order open passes its
     chain on to the next stage, one on a completed or failed order ends its chain (orders/stage_task.py)."""
     runs: dict[str, list[bool]] = {s.name: [] for s in pipeline.STAGES}
-    entries = OrderHistory.objects.filter(order_id=order_id, stage__in=list(runs), event__in=["completed", "duplicate_skipped", "failed"])
+    entries = OrderHistory.objects.filter(
+        order_id=order_id, stage__in=list(runs), event__in=["completed", "duplicate_skipped", "failed"]
+    )
     for stage, event, detail in entries.values_list("stage", "event", "detail"):
         runs[stage].append(_left_open(stage, event, detail))
     # the first stage runs once per chain, each later one once per run before it that left the order open
     if len(runs[pipeline.STAGES[0].name]) < chains:
         return False
-    return all(len(runs[after.name]) == sum(runs[before.name]) for before, after in zip(pipeline.STAGES, pipeline.STAGES[1:]))
+    return all(
+        len(runs[after.name]) == sum(runs[before.name])
+        for before, after in zip(pipeline.STAGES, pipeline.STAGES[1:], strict=False)
+    )
 
 
 def test_transient_errors_retry_with_backoff_then_complete(processes, http):
@@ -113,7 +122,9 @@ def test_poison_message_fails_at_once_and_is_dead_lettered(processes, http):
     assert_stock_untouched("BOMBA")
 
 
-@pytest.mark.parametrize("items, reason", [([("NOPE", 1)], "unknown sku NOPE"), ([("SCARCE", 3)], "not enough stock for SCARCE")])
+@pytest.mark.parametrize(
+    "items, reason", [([("NOPE", 1)], "unknown sku NOPE"), ([("SCARCE", 3)], "not enough stock for SCARCE")]
+)
 def test_business_rule_failure_is_not_retried_nor_dead_lettered(processes, http, items, reason):
     catalog_create()
     workers = processes.pipeline()
@@ -123,7 +134,11 @@ def test_business_rule_failure_is_not_retried_nor_dead_lettered(processes, http,
     assert reason in order["failure_reason"]
     assert events(order) == ["accepted", "published", "failed"]
     # the process task succeeded, so its message is acked, not dead-lettered, and the failed order ended the chain
-    wait_until(lambda: stage_succeeded(workers["process"], pipeline.PROCESS.name, order_id), timeout=30, what="the process task to succeed")
+    wait_until(
+        lambda: stage_succeeded(workers["process"], pipeline.PROCESS.name, order_id),
+        timeout=30,
+        what="the process task to succeed",
+    )
     assert dlq() == []
 
 
@@ -132,7 +147,9 @@ def test_hanging_provider_hits_soft_time_limit_retries_then_dead_letters(process
     catalog_create()
     processes.worker("process")
     processes.worker("finalize")
-    processes.worker("enrichment", concurrency=2, env={"ENRICHMENT_SOFT_TIME_LIMIT": "0.5", "ENRICHMENT_PROVIDER_TIMEOUT": "30"})
+    processes.worker(
+        "enrichment", concurrency=2, env={"ENRICHMENT_SOFT_TIME_LIMIT": "0.5", "ENRICHMENT_PROVIDER_TIMEOUT": "30"}
+    )
     processes.relay()
     # when
     order_id = http.post_order([("HANG", 1)])
@@ -140,7 +157,9 @@ def test_hanging_provider_hits_soft_time_limit_retries_then_dead_letters(process
     # then: each attempt timed out softly, was retried, and the bound ended it failed + DLQ
     assert order["status"] == "failed"
     assert "SoftTimeLimitExceeded" in order["failure_reason"]
-    assert [h["detail"]["error"].split(":")[0] for h in order["history"] if h["event"] == "retry"] == ["SoftTimeLimitExceeded"] * 2
+    assert [h["detail"]["error"].split(":")[0] for h in order["history"] if h["event"] == "retry"] == [
+        "SoftTimeLimitExceeded"
+    ] * 2
     assert [m["args"] for m in wait_until(dlq, timeout=10, what="dead letter")] == [[order_id]]
 
 
@@ -153,7 +172,9 @@ def test_message_that_kills_every_worker_is_dead_lettered_by_the_delivery_limit(
     processes.relay()
     # when
     order_id = http.post_order([("CRASH", 1)])
-    letters = wait_until(lambda: queue_depth("orders.dlq") >= 1 and dlq(), timeout=90, what="delivery-limit dead letter")
+    letters = wait_until(
+        lambda: queue_depth("orders.dlq") >= 1 and dlq(), timeout=90, what="delivery-limit dead letter"
+    )
     # then: RabbitMQ dead-lettered it after delivery-limit + 1 deliveries, not forever
     assert [m["args"] for m in letters] == [[order_id]]
     death = letters[0]["headers"]["x-death"][0]
@@ -200,7 +221,9 @@ def test_worker_killed_mid_task_redelivers_and_completes_exactly_once(processes,
     slow = processes.worker("enrichment", pool="threads", concurrency=4, env={"ENRICHMENT_LATENCY_MS": "5000"})
     processes.relay()
     order_id = http.post_order([("ABC", 3)])
-    wait_until(lambda: "enrichment.enrich" in slow.output() and "received" in slow.output(), timeout=30, what="task taken")
+    wait_until(
+        lambda: "enrichment.enrich" in slow.output() and "received" in slow.output(), timeout=30, what="task taken"
+    )
     # when: SIGKILL while it holds the task, then a fresh worker
     slow.kill9()
     processes.worker("enrichment", pool="threads", concurrency=4)
@@ -216,7 +239,13 @@ def test_worker_killed_mid_task_redelivers_and_completes_exactly_once(processes,
 def test_same_message_published_twice_to_two_workers_takes_effect_once(processes, http):
     # given: an order accepted without the fast path, and every stage doubled
     catalog_create()
-    result = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="dup", source="api", items=[services.ItemIn("ABC", 2)], request_hash="x")
+    result = services.order_create(
+        client_id=DEFAULT_CLIENT_ID,
+        customer_id="dup",
+        source="api",
+        items=[services.ItemIn("ABC", 2)],
+        request_hash="x",
+    )
     order_id = str(result.order.id)
     processes.pipeline()
     processes.pipeline(relay=False)
@@ -226,7 +255,9 @@ def test_same_message_published_twice_to_two_workers_takes_effect_once(processes
     services.outbox_relay_batch(grace_seconds=0, batch_size=10)
     wait_until(lambda: Order.objects.get(id=order_id).status == OrderStatus.COMPLETED, timeout=60, what="completed")
     # and the duplicates ran their (skipped) stages: three chains, two task messages and the outbox's
-    wait_until(lambda: stage_messages_all_ran(order_id, chains=3), timeout=60, what="every duplicate stage message to run")
+    wait_until(
+        lambda: stage_messages_all_ran(order_id, chains=3), timeout=60, what="every duplicate stage message to run"
+    )
     # then
     order = http.get_order(order_id)
     assert Invoice.objects.filter(order_id=order_id).count() == 1
@@ -287,11 +318,22 @@ def test_redelivered_message_of_a_failed_task_is_dead_lettered_not_acked(process
     # given: an order the enrich task failed (on_failure ran), whose reject never reached RabbitMQ
     # (broker restart or worker kill in between): the same message comes back
     catalog_create()
-    result = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="lost", source="api", items=[services.ItemIn("ABC", 1)], request_hash="x")
+    result = services.order_create(
+        client_id=DEFAULT_CLIENT_ID,
+        customer_id="lost",
+        source="api",
+        items=[services.ItemIn("ABC", 1)],
+        request_hash="x",
+    )
     order_id = str(result.order.id)
     services.order_process(order_id=order_id)
-    services.order_fail(order_id=order_id, stage="enrich", reason="enrich: retries exhausted", kind="retries_exhausted",
-                        detail={"task_id": "lost-reject-1", "exception": "ProviderTransientError", "message": "down", "attempts": 3})
+    services.order_fail(
+        order_id=order_id,
+        stage="enrich",
+        reason="enrich: retries exhausted",
+        kind="retries_exhausted",
+        detail={"task_id": "lost-reject-1", "exception": "ProviderTransientError", "message": "down", "attempts": 3},
+    )
     processes.pipeline()
     # when
     from orders_project.celery import app

@@ -1,4 +1,5 @@
 """Flower behind basic auth, with events on and the broker tab showing the three queues."""
+
 import pytest
 import requests
 
@@ -13,8 +14,16 @@ def test_flower_requires_auth_and_shows_workers_and_queues(processes):
     processes.pipeline()
     processes.start(
         "flower",
-        [CELERY, "-A", "orders_project", "flower", f"--port={port}", "--address=127.0.0.1", "--basic-auth=ops:s3cret",
-         "--broker-api=http://guest:guest@127.0.0.1:15672/api/"],
+        [
+            CELERY,
+            "-A",
+            "orders_project",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+            "--basic-auth=ops:s3cret",
+            "--broker-api=http://guest:guest@127.0.0.1:15672/api/",
+        ],
         ready="Visit me at",
     )
     base = f"http://127.0.0.1:{port}"
@@ -22,9 +31,12 @@ def test_flower_requires_auth_and_shows_workers_and_queues(processes):
     assert requests.get(f"{base}/", auth=("ops", "wrong"), timeout=10).status_code == 401
     assert requests.get(f"{base}/", auth=("ops", "s3cret"), timeout=10).status_code == 200
     workers = wait_until(
-        lambda: requests.get(f"{base}/api/workers", auth=("ops", "s3cret"), timeout=10).json(), timeout=30, what="worker seen by flower"
+        lambda: requests.get(f"{base}/api/workers", auth=("ops", "s3cret"), timeout=10).json(),
+        timeout=30,
+        what="worker seen by flower",
     )
     assert any(name.startswith("enrichment-") for name in workers)
+
     # the broker tab lists the queues the workers consume, read through the management API
     def broker_tab_lists_queues():
         page = requests.get(f"{base}/broker", auth=("ops", "s3cret"), timeout=10).text.replace(" ", "")

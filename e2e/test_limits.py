@@ -10,6 +10,7 @@ a test controls exactly how much of a body is sent, and how slowly.
 - a 1 MiB WebSocket frame: the server closes the socket with 1009 before the app sees the frame, and
   keeps serving other sockets.
 """
+
 import json
 import select
 import socket
@@ -97,7 +98,9 @@ CASES = [("/orders", True), ("/orders", False), ("/healthz", False), ("/healthz"
 
 
 @pytest.mark.parametrize("server", SERVERS)
-@pytest.mark.parametrize("path,auth", CASES, ids=["orders-token", "orders-anonymous", "healthz-bad-host", "healthz-bad-host-token"])
+@pytest.mark.parametrize(
+    "path,auth", CASES, ids=["orders-token", "orders-anonymous", "healthz-bad-host", "healthz-bad-host-token"]
+)
 def test_a_10_mib_body_is_refused_with_413_after_its_headers_and_a_few_bytes(servers, server, path, auth):
     # given: a POST announcing 10 MiB, of which the client sends only the headers and 1 KiB
     headers = {"Content-Type": "application/json", "Content-Length": str(TEN_MIB)}
@@ -120,8 +123,10 @@ def test_a_10_mib_body_is_refused_with_413_after_its_headers_and_a_few_bytes(ser
 def test_a_client_sending_the_whole_10_mib_gets_the_413(servers, server):
     # given/when: an ordinary client that sends its whole 10 MiB body before reading
     response = requests.post(
-        f"http://127.0.0.1:{servers[server]}/orders", data=b"x" * TEN_MIB,
-        headers={"Content-Type": "application/json"}, timeout=30,
+        f"http://127.0.0.1:{servers[server]}/orders",
+        data=b"x" * TEN_MIB,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
     )
     # then
     assert response.status_code == 413
@@ -198,7 +203,10 @@ def test_a_request_head_over_the_bound_is_refused(servers, server):
 
 def test_a_1_mib_websocket_frame_closes_that_socket_with_1009_and_the_server_serves_others(servers):
     url, origin = f"ws://127.0.0.1:{servers['uvicorn']}/ws/orders", f"http://127.0.0.1:{servers['uvicorn']}"
-    with connect(url, origin=origin, max_size=None, open_timeout=10) as other, connect(url, origin=origin, max_size=None, open_timeout=10) as ws:
+    with (
+        connect(url, origin=origin, max_size=None, open_timeout=10) as other,
+        connect(url, origin=origin, max_size=None, open_timeout=10) as ws,
+    ):
         # when: one socket sends a 1 MiB text frame
         ws.send("x" * (1024 * 1024))
         # then: uvicorn closes it as too big (1009) on its own: the app's own check (orders/consumers.py)

@@ -6,6 +6,7 @@ Screenshots: test-artifacts/live-page-*.png.
 
 Chromium comes from scripts/browser.sh (apt); `playwright install` is never run. No skip: without the
 browser this test fails."""
+
 import contextlib
 import socket
 import sys
@@ -94,7 +95,9 @@ new MutationObserver((mutations) => {
     note(m.target);
     m.addedNodes.forEach(note);
   }
-}).observe(document.getElementById("orders"), { subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"] });
+}).observe(document.getElementById("orders"), {
+  subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"]
+});
 """
 
 
@@ -115,9 +118,13 @@ def assert_completed_with_timeline(page, order_id: str) -> None:
     from playwright.sync_api import expect
 
     page.wait_for_selector(row(order_id, "completed"), timeout=UI_TIMEOUT_MS)
-    assert page.locator(f"{row(order_id)} .stage").evaluate_all("nodes => nodes.map((n) => n.dataset.stage)") == list(STAGES)
+    assert page.locator(f"{row(order_id)} .stage").evaluate_all("nodes => nodes.map((n) => n.dataset.stage)") == list(
+        STAGES
+    )
     for stage in STAGES:
-        page.wait_for_selector(f'{row(order_id)} .stage[data-stage="{stage}"][data-state="done"]', timeout=UI_TIMEOUT_MS)
+        page.wait_for_selector(
+            f'{row(order_id)} .stage[data-stage="{stage}"][data-state="done"]', timeout=UI_TIMEOUT_MS
+        )
     assert page.locator(f'{row(order_id)} .stage[data-stage="{STAGES[-1]}"] .stage-time').inner_text().strip()
     # the end-to-end time needs the last stage's completion (the final stage, from the server's list)
     expect(page.locator(f"{row(order_id)} .meta")).to_contain_text("end to end", timeout=UI_TIMEOUT_MS)
@@ -203,7 +210,10 @@ def test_live_page_follows_orders_and_survives_a_server_restart(processes, http)
 
 def cancel(base_url: str, order_id: str) -> requests.Response:
     return requests.post(
-        f"{base_url}/orders/{order_id}/cancel", json={}, headers={"Authorization": f"Bearer {settings.SECRET_TOKEN}"}, timeout=10
+        f"{base_url}/orders/{order_id}/cancel",
+        json={},
+        headers={"Authorization": f"Bearer {settings.SECRET_TOKEN}"},
+        timeout=10,
     )
 
 
@@ -228,7 +238,9 @@ def test_live_page_shows_cancelled_refund_pending_and_refunded(processes, http):
             shown = statuses_shown(page, sold)
             assert shown[-1] == "refunded" and "completed" in shown
             assert page.locator(f"{row(sold)} .status").inner_text().strip().lower() == "refunded"
-            wait_until(lambda: page.locator('[data-count="refunded"] b').inner_text() == "1", timeout=10, what="refunded count")
+            wait_until(
+                lambda: page.locator('[data-count="refunded"] b').inner_text() == "1", timeout=10, what="refunded count"
+            )
             screenshot(page, "6-refunded")
             assert page.errors == [], page.errors
         except Exception:

@@ -4,6 +4,7 @@ LIVE_WS_PORT (what `make run` and docker compose do). A real browser (Debian's c
 live socket past the page's CSP and the socket's Origin check (another port, same host), follow an
 order to `completed`, and come back by itself after `live` restarts. Screenshot:
 test-artifacts/live-page-split-*.png."""
+
 import pytest
 
 from e2e.conftest import ARTIFACTS, free_port, start_live, start_web

@@ -1,5 +1,6 @@
 """Issue: production readiness. JSON logs that follow one order across processes, worker /metrics,
 and SIGTERM mid-load losing nothing."""
+
 import concurrent.futures
 import json
 import os
@@ -30,7 +31,9 @@ def test_one_order_can_be_followed_across_processes_in_json_logs(processes, tmp_
     web = start_web(processes, port, env=env)
     workers = {
         "process": processes.worker("process", env=env),
-        "enrichment": processes.worker("enrichment", pool="threads", concurrency=4, env={**env, "METRICS_PORT": metrics_port}),
+        "enrichment": processes.worker(
+            "enrichment", pool="threads", concurrency=4, env={**env, "METRICS_PORT": metrics_port}
+        ),
         "finalize": processes.worker("finalize", env=env),
     }
     processes.manage("relay", "relay_outbox", "--heartbeat-file", "", ready="loop_started", env=env)
@@ -50,9 +53,20 @@ def test_one_order_can_be_followed_across_processes_in_json_logs(processes, tmp_
         mentioning = [line for line in proc.output().splitlines() if order_id in line]
         assert mentioning, f"{name} never logged the order"
         assert all(line.startswith("{") for line in mentioning), mentioning
-    for stage, proc in (("process", workers["process"]), ("enrich", workers["enrichment"]), ("finalize", workers["finalize"])):
-        finished = [r for r in json_lines(proc.output()) if r.get("event") == "stage_finished" and r.get("order_id") == order_id]
-        assert len(finished) == 1 and finished[0]["stage"] == stage and finished[0]["task_id"] and finished[0]["outcome"] == "ok"
+    for stage, proc in (
+        ("process", workers["process"]),
+        ("enrich", workers["enrichment"]),
+        ("finalize", workers["finalize"]),
+    ):
+        finished = [
+            r for r in json_lines(proc.output()) if r.get("event") == "stage_finished" and r.get("order_id") == order_id
+        ]
+        assert (
+            len(finished) == 1
+            and finished[0]["stage"] == stage
+            and finished[0]["task_id"]
+            and finished[0]["outcome"] == "ok"
+        )
     # (gunicorn writes no access lines: accesslog is off, a line per request is the proxy's job)
     accepted = [r for r in json_lines(web.output()) if r.get("event") == "order_accepted"]
     assert [r["order_id"] for r in accepted] == [order_id]
@@ -126,7 +140,12 @@ def test_sigterm_mid_load_loses_nothing(processes):
     assert errors == []
     assert len(accepted) == 60
     ids = list(accepted.values())
-    wait_until(lambda: Order.objects.filter(id__in=ids, status="completed").count() == 60, timeout=120, interval=0.5, what="all completed")
+    wait_until(
+        lambda: Order.objects.filter(id__in=ids, status="completed").count() == 60,
+        timeout=120,
+        interval=0.5,
+        what="all completed",
+    )
     assert Order.objects.count() == 60
     assert Invoice.objects.count() == 60
     product = Product.objects.get(sku="ABC")

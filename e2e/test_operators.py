@@ -1,5 +1,6 @@
 """Issue: operators. A dead-lettered order is archived, seen in CLI, REST and admin, and redriven
 to completion once its cause is fixed, with real workers, archiver and RabbitMQ."""
+
 import base64
 import io
 
@@ -26,7 +27,9 @@ def test_down_order_is_archived_visible_everywhere_and_redriven_to_completion(pr
     order_id = http.post_order([("DOWN", 1), ("ABC", 2)])
     # when: the provider stays down
     order = wait_terminal(http, order_id)
-    letter = wait_until(lambda: DeadLetter.objects.filter(order_id=order_id).first(), timeout=20, what="archived dead letter")
+    letter = wait_until(
+        lambda: DeadLetter.objects.filter(order_id=order_id).first(), timeout=20, what="archived dead letter"
+    )
     # then: archived, and the DLQ itself is empty
     assert order["status"] == "failed"
     assert (letter.reason, letter.exception, letter.attempts) == ("rejected", "ProviderTransientError", 3)
@@ -51,7 +54,9 @@ def test_down_order_is_archived_visible_everywhere_and_redriven_to_completion(pr
     response = requests.post(f"{live_server.url}/ops/dead-letters/{letter.pk}/redrive", headers=json_auth, timeout=10)
     assert response.status_code == 200, response.text
     # then: completed exactly once
-    order = wait_until(lambda: (o := http.get_order(order_id))["status"] == "completed" and o, timeout=60, what="completed")
+    order = wait_until(
+        lambda: (o := http.get_order(order_id))["status"] == "completed" and o, timeout=60, what="completed"
+    )
     assert Invoice.objects.filter(order_id=order_id).count() == 1
     abc = Product.objects.get(sku="ABC")
     assert (abc.stock, abc.reserved) == (998, 0)
@@ -62,7 +67,12 @@ def test_down_order_is_archived_visible_everywhere_and_redriven_to_completion(pr
     client_view = http.get_order(order_id, as_client=True)
     assert "by" not in next(h for h in client_view["history"] if h["event"] == "redriven")["detail"]
     # and a second redrive of the now-completed order is refused
-    assert requests.post(f"{live_server.url}/ops/dead-letters/{letter.pk}/redrive", headers=json_auth, timeout=10).status_code == 409
+    assert (
+        requests.post(
+            f"{live_server.url}/ops/dead-letters/{letter.pk}/redrive", headers=json_auth, timeout=10
+        ).status_code
+        == 409
+    )
 
 
 def test_archiver_killed_between_store_and_ack_keeps_one_record(processes, http):
@@ -72,7 +82,9 @@ def test_archiver_killed_between_store_and_ack_keeps_one_record(processes, http)
     order_id = http.post_order([("BOMBA", 1)])
     wait_terminal(http, order_id)
     wait_until(lambda: queue_depth() == 1, timeout=20, what="dead letter in the DLQ")
-    crashing = processes.manage("archiver", "archive_dead_letters", "--heartbeat-file", "", env={"DEAD_LETTER_FAULT_AFTER_STORE": "True"})
+    crashing = processes.manage(
+        "archiver", "archive_dead_letters", "--heartbeat-file", "", env={"DEAD_LETTER_FAULT_AFTER_STORE": "True"}
+    )
     assert crashing.popen.wait(timeout=60) == 99
     assert DeadLetter.objects.filter(order_id=order_id).count() == 1
     # when: restarted, it gets the unacked message again

@@ -1,4 +1,5 @@
 """Issue: core pipeline, end to end over real HTTP, RabbitMQ and PostgreSQL with real workers."""
+
 import concurrent.futures
 
 import pytest
@@ -40,7 +41,9 @@ def test_fifty_concurrent_orders_all_complete_and_stock_moves_exactly(processes,
     processes.pipeline()
     # when: 50 orders posted at once
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
-        ids = list(pool.map(lambda n: http.post_order([("ABC", 1 + n % 3), ("Notebook", 1)], customer_id=f"c{n}"), range(50)))
+        ids = list(
+            pool.map(lambda n: http.post_order([("ABC", 1 + n % 3), ("Notebook", 1)], customer_id=f"c{n}"), range(50))
+        )
     # then
     wait_until(
         lambda: Order.objects.filter(id__in=ids, status="completed").count() == 50,

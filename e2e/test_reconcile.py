@@ -1,5 +1,6 @@
 """Issue: nothing stuck silently. Accepted orders whose stage queue was purged (an operator's mistake, a
 broker that lost its disk) complete after the reconciler's threshold, with real workers and relay."""
+
 import pytest
 from django.conf import settings
 from kombu import Connection
@@ -36,7 +37,9 @@ def test_orders_whose_stage_queue_was_purged_complete_after_the_threshold(proces
     order_ids = [http.post_order([("ABC", 1)]) for _ in range(5)]
     wait_until(lambda: ready(lost) == 5, timeout=30, what=f"5 messages waiting in {lost}")
     if lost == "finalize":
-        wait_until(lambda: OrderEnrichment.objects.filter(order_id__in=order_ids).count() == 5, timeout=30, what="enriched")
+        wait_until(
+            lambda: OrderEnrichment.objects.filter(order_id__in=order_ids).count() == 5, timeout=30, what="enriched"
+        )
     # when: the queue loses them, and the rest of the pipeline starts
     assert purge(lost) == 5
     processes.pipeline(env=RECONCILER, relay=False)
@@ -44,5 +47,7 @@ def test_orders_whose_stage_queue_was_purged_complete_after_the_threshold(proces
     for order_id in order_ids:
         order = wait_terminal(http, order_id, timeout=60)
         assert order["status"] == "completed"
-        assert [h["stage"] for h in order["history"] if h["event"] == "reconciled"][:1] == [{"process": "process", "enrichment": "enrich", "finalize": "finalize"}[lost]]
+        assert [h["stage"] for h in order["history"] if h["event"] == "reconciled"][:1] == [
+            {"process": "process", "enrichment": "enrich", "finalize": "finalize"}[lost]
+        ]
     assert Order.objects.filter(id__in=order_ids, status=OrderStatus.COMPLETED).count() == 5

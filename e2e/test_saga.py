@@ -1,6 +1,7 @@
 """Issue: cancel and refund. Every interleaving of a cancel with the pipeline, with real workers, relay,
 archiver and RabbitMQ: the order ends cancelled with its reservation released and no invoice, or
 refunded with one credit note and its stock returned; never both, never neither."""
+
 import pytest
 import requests
 
@@ -104,7 +105,9 @@ def test_a_refund_that_keeps_failing_is_dead_lettered_archived_and_redriven(proc
     controls.controls_set(refund="down")
     # when: cancelled; the refund retries, then its message is dead-lettered and archived
     cancel(http, order_id)
-    letter = wait_until(lambda: DeadLetter.objects.filter(order_id=order_id).first(), timeout=60, what="archived refund")
+    letter = wait_until(
+        lambda: DeadLetter.objects.filter(order_id=order_id).first(), timeout=60, what="archived refund"
+    )
     # then: still owed, visible to the operators' tools like any stage's dead letter
     order = http.get_order(order_id)
     assert order["status"] == "refund_pending"

@@ -1,5 +1,6 @@
 """Issue: security. Workers accept JSON only: a pickled task message is never deserialized nor
 executed, and RabbitMQ dead-letters it (read back over AMQP from `orders.dlq`), with a real worker."""
+
 import os
 import uuid
 from pathlib import Path
@@ -8,8 +9,8 @@ import pytest
 from django.conf import settings
 from kombu import Connection, Producer
 
-from conftest import queue_messages
 from clients.models import DEFAULT_CLIENT_ID
+from conftest import queue_messages
 from devtools.procs import wait_until
 from orders.dead_letters import dead_letter_archive
 from orders.models import Order, OrderHistory, OrderItem, OrderStatus
@@ -85,9 +86,19 @@ def test_pickled_task_message_is_not_executed_and_is_dead_lettered(processes, ca
     worker = processes.worker("process")
     target, control = pending_order(), pending_order()
     task_id = str(uuid.uuid4())
-    body = ([str(target.id)], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None, "canary": Canary(str(canary_path))})
+    body = (
+        [str(target.id)],
+        {},
+        {"callbacks": None, "errbacks": None, "chain": None, "chord": None, "canary": Canary(str(canary_path))},
+    )
     if not with_task_headers:  # protocol 1 shape: everything in the (pickled) body
-        body = {"task": PROCESS.task, "id": task_id, "args": [str(target.id)], "kwargs": {}, "canary": Canary(str(canary_path))}
+        body = {
+            "task": PROCESS.task,
+            "id": task_id,
+            "args": [str(target.id)],
+            "kwargs": {},
+            "canary": Canary(str(canary_path)),
+        }
 
     # when: a pickled message for the target is published to the process queue
     publish(body, serializer="pickle", headers=celery_headers(task_id, str(target.id)) if with_task_headers else None)
@@ -97,7 +108,11 @@ def test_pickled_task_message_is_not_executed_and_is_dead_lettered(processes, ca
     app.send_task(PROCESS.task, args=[str(control.id)])
 
     # then: the control order is processed, the pickled one is dead-lettered
-    wait_until(lambda: Order.objects.get(id=control.id).status == OrderStatus.PROCESSING, timeout=30, what="control order processed")
+    wait_until(
+        lambda: Order.objects.get(id=control.id).status == OrderStatus.PROCESSING,
+        timeout=30,
+        what="control order processed",
+    )
     wait_until(lambda: dlq_depth() >= 1, timeout=15, what="pickled message in the DLQ")
     # the pickled message has left the process queue for the DLQ: no worker can take it any more, so the
     # target's state below is final

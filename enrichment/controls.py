@@ -1,5 +1,6 @@
 """Runtime knobs of the simulated provider, shared by every worker through Redis, so a demo or a
 test can break or "fix" the provider without restarting workers (`manage.py provider`)."""
+
 from django.conf import settings
 from django.core.cache import cache
 

@@ -7,12 +7,13 @@ transiently on the first 2 attempts, DOWN always fails transiently, HANG stalls 
 timeout, CRASH kills the worker process (only with DEMO_CRASH_ENABLED). ENRICHMENT_FAILURE_RATE adds
 random transient failures.
 """
+
 import hashlib
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from django.conf import settings
 
@@ -59,7 +60,7 @@ def enrich(*, customer_id: str, items: Sequence[ProviderItem], attempt: int) -> 
     if "FLAKY" in skus and attempt < FLAKY_FAILURES:
         raise ProviderTransientError(f"provider flaked (attempt {attempt + 1})")
     rate = controls.failure_rate()
-    if rate and random.random() < rate:
+    if rate and random.random() < rate:  # noqa: S311  simulated failure injection, not crypto
         raise ProviderTransientError("provider random failure (502)")
     score = int(hashlib.sha256(customer_id.encode()).hexdigest(), 16) % 100
     return {

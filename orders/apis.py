@@ -46,6 +46,8 @@ from orders.models import Order, OrderSource, OrderStatus
 from orders.pagination import OrderCursorPagination
 
 SKU_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     """Documents clients.auth.BearerKeyAuthentication as the `bearerAuth` security scheme."""
 
@@ -53,7 +55,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict:
-        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Bearer")
+        return build_bearer_security_scheme_object(header_name="AUTHORIZATION", token_prefix="Bearer")  # noqa: S106  a scheme name
 
 
 class CanReadOrders(IsClientOrStaff):
@@ -62,10 +64,14 @@ class CanReadOrders(IsClientOrStaff):
     def has_permission(self, request: Request, view: APIView) -> bool:
         if super().has_permission(request, view):
             return True
-        return request.method in ("GET", "HEAD", "OPTIONS") and settings.LIVE_FEED_ANONYMOUS and not request.user.is_authenticated
+        return (
+            request.method in ("GET", "HEAD", "OPTIONS")
+            and settings.LIVE_FEED_ANONYMOUS
+            and not request.user.is_authenticated
+        )
 
 
-def order_reader(request) -> selectors.Reader:
+def order_reader(request: Request) -> selectors.Reader:
     if isinstance(request.user, ClientPrincipal):
         return selectors.client_reader(request.user.client_id)
     return selectors.STAFF if request.user.is_staff else selectors.DEMO
@@ -91,8 +97,9 @@ class OrderListCreateApi(APIView):
                 return value
 
         customer_id = StrictCharField(max_length=64, min_length=1, trim_whitespace=False)
-        source = serializers.ChoiceField(choices=OrderSource.choices, default=OrderSource.API)
-        items = ItemSerializer(many=True, allow_empty=False, max_length=100)
+        source = serializers.ChoiceField(choices=OrderSource.choices, default=OrderSource.API)  # type: ignore[assignment]  # drf-stubs: a declared field named `source` is not Field.source (the metaclass pops it)
+        # drf-stubs lack the ListSerializer kwargs that many=True passes on (max_length, DRF >= 3.14)
+        items = ItemSerializer(many=True, allow_empty=False, max_length=100)  # type: ignore[call-arg]
 
         def validate_customer_id(self, value: str) -> str:
             if not value.strip():
@@ -106,7 +113,7 @@ class OrderListCreateApi(APIView):
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-        source = serializers.ChoiceField(choices=OrderSource.choices, required=False)
+        source = serializers.ChoiceField(choices=OrderSource.choices, required=False)  # type: ignore[assignment]  # drf-stubs: a declared field named `source` is not Field.source (the metaclass pops it)
         updated_since = InstantField(required=False)
 
     @extend_schema_serializer(component_name="OrderSummary")
@@ -114,25 +121,30 @@ class OrderListCreateApi(APIView):
         order_id = serializers.UUIDField(source="id")
         status = serializers.CharField()
         customer_id = serializers.SerializerMethodField()
-        source = serializers.CharField()
+        source = serializers.CharField()  # type: ignore[assignment]  # drf-stubs: a declared field named `source` is not Field.source (the metaclass pops it)
         total_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
         failure_reason = serializers.SerializerMethodField()
         created_at = serializers.DateTimeField()
         updated_at = serializers.DateTimeField()
 
-        def get_customer_id(self, order) -> str:
+        def get_customer_id(self, order: Order) -> str:
             return "" if self.context["reader"].demo else order.customer_id
 
-        def get_failure_reason(self, order) -> str:
+        def get_failure_reason(self, order: Order) -> str:
             if self.context["reader"].staff:
                 return order.failure_reason
-            return disclosure.public_failure_reason(failure_reason=order.failure_reason, failure_kind=order.failure_kind)
+            return disclosure.public_failure_reason(
+                failure_reason=order.failure_reason, failure_kind=order.failure_kind
+            )
 
     FILTER_PARAMETERS = [
         OpenApiParameter("status", blank_or({"type": "string", "enum": OrderStatus.values}), OpenApiParameter.QUERY),
         OpenApiParameter("source", blank_or({"type": "string", "enum": OrderSource.values}), OpenApiParameter.QUERY),
         OpenApiParameter(
-            "updated_since", blank_or({"type": "string", "format": "date-time"}), OpenApiParameter.QUERY, description="Changed after (ISO 8601)"
+            "updated_since",
+            blank_or({"type": "string", "format": "date-time"}),
+            OpenApiParameter.QUERY,
+            description="Changed after (ISO 8601)",
         ),
         *PAGE_PARAMETERS,
     ]
@@ -152,7 +164,11 @@ class OrderListCreateApi(APIView):
                 description="Same key → same order (an empty value is the same as no key)",
             )
         ],
-        responses={202: OutputSerializer, 409: OpenApiResponse(ErrorSerializer, description="Key reused with another body"), **ERRORS},
+        responses={
+            202: OutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="Key reused with another body"),
+            **ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -160,7 +176,10 @@ class OrderListCreateApi(APIView):
         data = serializer.validated_data
         key = request.headers.get("X-Idempotency-Key") or None
         if key is not None and not (1 <= len(key) <= 255):
-            raise ApplicationError("X-Idempotency-Key must be 1..255 characters.", extra={"fields": {"X-Idempotency-Key": ["Invalid length."]}})
+            raise ApplicationError(
+                "X-Idempotency-Key must be 1..255 characters.",
+                extra={"fields": {"X-Idempotency-Key": ["Invalid length."]}},
+            )
         result = services.order_create(
             # Staff (a session, e.g. the browsable API) create orders as the built-in client.
             client_id=client_scope(request) or DEFAULT_CLIENT_ID,
@@ -190,8 +209,12 @@ class OrderListCreateApi(APIView):
         filters.is_valid(raise_exception=True)
         paginator = OrderCursorPagination(by_updated="updated_since" in filters.validated_data)
         reader = order_reader(request)
-        page = paginator.paginate_queryset(selectors.order_list(reader=reader, **filters.validated_data), request, view=self)
-        return paginator.get_paginated_response(self.ListItemSerializer(page, many=True, context={"reader": reader}).data)
+        page = paginator.paginate_queryset(
+            selectors.order_list(reader=reader, **filters.validated_data), request, view=self
+        )
+        return paginator.get_paginated_response(
+            self.ListItemSerializer(page, many=True, context={"reader": reader}).data
+        )
 
 
 class OrderDetailApi(APIView):
@@ -228,7 +251,7 @@ class OrderDetailApi(APIView):
         try:
             uuid.UUID(order_id)
         except ValueError:
-            raise NotFound("Order not found.")
+            raise NotFound("Order not found.") from None
         # Another client's order is a 404, as if it did not exist: ids are not confirmed to outsiders.
         data = selectors.order_detail(order_id=order_id, reader=order_reader(request))
         if data is None:
@@ -256,7 +279,9 @@ class OrderCancelApi(APIView):
         request=InputSerializer,
         responses={
             200: OpenApiResponse(OutputSerializer, description="Cancelled (or refunded already)"),
-            202: OpenApiResponse(OutputSerializer, description="Completed: the refund is on its way (`refund_pending`)"),
+            202: OpenApiResponse(
+                OutputSerializer, description="Completed: the refund is on its way (`refund_pending`)"
+            ),
             404: OpenApiResponse(ErrorSerializer, description="No such order (or another client's)"),
             409: OpenApiResponse(ErrorSerializer, description="The order failed: nothing to cancel"),
             **{code: ERRORS[code] for code in (400, 401, 403, 415, 429, 503)},
@@ -271,12 +296,17 @@ class OrderCancelApi(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             result = services.order_cancel(
-                order_id=order_id, actor=actor_of(request), reason=serializer.validated_data["reason"], client_id=client_scope(request)
+                order_id=order_id,
+                actor=actor_of(request),
+                reason=serializer.validated_data["reason"],
+                client_id=client_scope(request),
             )
         except Order.DoesNotExist:
             raise NotFound("Order not found.") from None
         pending = result.order.status == OrderStatus.REFUND_PENDING
-        return Response(self.OutputSerializer(result.order).data, status=status.HTTP_202_ACCEPTED if pending else status.HTTP_200_OK)
+        return Response(
+            self.OutputSerializer(result.order).data, status=status.HTTP_202_ACCEPTED if pending else status.HTTP_200_OK
+        )
 
 
 class ProductListApi(APIView):
@@ -291,7 +321,10 @@ class ProductListApi(APIView):
         reserved = serializers.IntegerField()
         available = serializers.IntegerField()
 
-    @extend_schema(operation_id="products_list", responses={200: OutputSerializer(many=True), **{code: ERRORS[code] for code in (401, 429, 503)}})
+    @extend_schema(
+        operation_id="products_list",
+        responses={200: OutputSerializer(many=True), **{code: ERRORS[code] for code in (401, 429, 503)}},
+    )
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(selectors.product_list(), many=True).data)
 

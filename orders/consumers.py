@@ -11,6 +11,7 @@ Anything else gets `{"type": "error", "message": ...}` and the socket stays open
 64 KiB closes it with 1009 (message too big). Anonymous access is LIVE_FEED_ANONYMOUS (the demo's; default off);
 when it is off, only authenticated staff (Django session) are let in, others are closed with 4401.
 """
+
 import json
 import uuid
 from collections import OrderedDict

@@ -1,12 +1,15 @@
 """What a reader who is not staff may see of an order's failure and history: one policy for the REST API
 (orders/selectors.py) and the live feed (orders/consumers.py). Staff see everything."""
+
 from orders.models import HistoryEvent
 
 # What a reader who is not staff may see of each history entry's detail: the pipeline's facts, never the
 # customer's (enrichment scores: the order's own `enrichment` field is where its client reads them), staff
 # usernames (`by`), exception text (`error`, `message`, `exception`) or internal ids. An allowlist, so a key
 # added to an event later stays hidden until it is listed here.
-_PIPELINE_DETAIL_KEYS = frozenset({"items", "source", "via", "kind", "status", "reserved", "invoice", "total", "credit_note", "from"})
+_PIPELINE_DETAIL_KEYS = frozenset(
+    {"items", "source", "via", "kind", "status", "reserved", "invoice", "total", "credit_note", "from"}
+)
 _PUBLIC_DETAIL_KEYS = {
     HistoryEvent.RETRY: frozenset({"attempt", "next_delay_s"}),
     HistoryEvent.FAILED: frozenset({"kind", "attempts"}),
@@ -40,7 +43,8 @@ def public_history_entry(entry: dict) -> dict:
 
 def public_live_event(event: dict) -> dict:
     """A live event (orders/services/history.py live_event) as a non-staff socket may see it."""
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    raw = event.get("detail")
+    detail: dict = raw if isinstance(raw, dict) else {}
     entry = public_history_entry({**event, "detail": detail})
     kind = detail.get("kind", "") if event.get("event") == HistoryEvent.FAILED else ""
     if "failure_reason" in entry:

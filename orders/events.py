@@ -2,6 +2,7 @@
 
 Only services call `order_changed_on_commit`, so nothing is announced that did not commit.
 """
+
 import asyncio
 import functools
 import os
@@ -53,7 +54,11 @@ def orders_changed(*, changes: list[tuple]) -> None:
     a version key expires and counts from 0 again, nothing cached under an old version is left to be read."""
     from django.conf import settings
 
-    keys = [cache.make_and_validate_key(order_cache_version_key(order_id)) for order_id, _, created in changes if not created]
+    keys = [
+        cache.make_and_validate_key(order_cache_version_key(order_id))
+        for order_id, _, created in changes
+        if not created
+    ]
     if keys:
         try:
             pipe = get_redis_connection("default").pipeline(transaction=False)
@@ -85,7 +90,8 @@ class _Broadcaster:
     def current_layer(self):
         """Its own layer instance (its connection pool belongs to this loop alone), rebuilt when the
         CHANNEL_LAYERS setting changes, as channels does for its shared one."""
-        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+        # types-channels lacks DEFAULT_CHANNEL_LAYER (channels.layers defines it)
+        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers  # type: ignore[attr-defined]
         from django.conf import settings
 
         config = getattr(settings, "CHANNEL_LAYERS", None)

@@ -1,6 +1,7 @@
 """`GET /`: the live page. Products with live stock and every order's progress, pushed over `/ws/orders`
 (orders/consumers.py). The page is static HTML/CSS/JS: it reads the public API (`/products`,
 `/orders`, `/orders/<id>`) and never carries the API token (the demo form asks for it)."""
+
 import re
 
 from django.conf import settings

@@ -1,4 +1,5 @@
 """Operator REST API beside the dead letters' (orders/dead_letters/apis.py): diagnostics (staff only)."""
+
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request

@@ -1,4 +1,5 @@
 """GET /orders pages by cursor: no COUNT(*), no OFFSET scan, served by the order indexes (orders/models.py)."""
+
 from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound, ValidationError
@@ -12,7 +13,7 @@ class OrderCursorPagination(CursorPagination):
         # Newest first; `updated_since` walks forward in change order, so a poller resumes where it stopped.
         self.ordering = "updated_at" if by_updated else "-created_at"
         self.page_size = settings.ORDERS_PAGE_SIZE
-        self.max_page_size = settings.ORDERS_PAGE_SIZE_MAX
+        self.max_page_size: int = settings.ORDERS_PAGE_SIZE_MAX
 
     def get_page_size(self, request):
         # DRF silently falls back to the default on a bad value; say so instead (as for every other
@@ -30,7 +31,8 @@ class OrderCursorPagination(CursorPagination):
         # not a ValidationError (500) when the query is built.
         if cursor is not None and cursor.position is not None:
             try:
-                valid = parse_datetime(cursor.position) is not None
+                # drf-stubs say Cursor.position is an int; DRF decodes it from the query string (a str)
+                valid = parse_datetime(cursor.position) is not None  # type: ignore[arg-type]
             except ValueError:
                 valid = False
             if not valid:

@@ -4,17 +4,19 @@ One connection and confirm-mode channel per thread, kept across batches; a batch
 confirms awaited once, every wait bounded. The outbox services (orders/services/outbox.py) call
 `messages_publish_confirmed` inside the transaction that marks the rows sent.
 """
-import socket
+
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from celery import current_app
-from celery.canvas import Signature, _chain, _prepare_chain_from_options
+
+# celery-types lack this private helper of celery.canvas (chain.run's own; see _message_publish)
+from celery.canvas import Signature, _chain, _prepare_chain_from_options  # type: ignore[attr-defined]
 from django.conf import settings
 from kombu.exceptions import OperationalError  # what kombu turns a connection error into
-
 
 
 class PublishNotConfirmed(Exception):
@@ -29,7 +31,19 @@ def _message_publish(signature: Signature, *, producer: Any) -> None:
     if not isinstance(signature, _chain):
         signature.apply_async(producer=producer, retry=False)
         return
-    tasks, _ = signature.prepare_steps((), {}, signature.tasks, None, None, None, signature.app, None, None, None)
+    # celery-types: prepare_steps takes any sequence of tasks (it makes a deque of them), chain.tasks is a tuple
+    tasks, _ = signature.prepare_steps(
+        (),
+        {},
+        signature.tasks,  # type: ignore[arg-type]
+        None,
+        None,
+        None,
+        signature.app,
+        None,
+        None,
+        None,
+    )
     first = tasks.pop()
     first.apply_async(producer=producer, retry=False, **_prepare_chain_from_options({}, tasks, False))
 
@@ -55,7 +69,11 @@ class _ConfirmedPublisher:
         socket_timeout = min(settings.BROKER_SOCKET_TIMEOUT, timeout)
         self.conn = current_app.connection_for_write(
             connect_timeout=min(settings.CELERY_BROKER_CONNECTION_TIMEOUT, timeout),
-            transport_options={"confirm_publish": False, "read_timeout": socket_timeout, "write_timeout": socket_timeout},
+            transport_options={
+                "confirm_publish": False,
+                "read_timeout": socket_timeout,
+                "write_timeout": socket_timeout,
+            },
         )
         self.conn.connect()  # one attempt: the caller (relay loop, or the relay after the fast path) retries
         self.channel = self.conn.channel()
@@ -77,10 +95,8 @@ class _ConfirmedPublisher:
 
     def close(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.conn.release()
-            except Exception:
-                pass
         self.conn = self.channel = self.producer = None
 
     def publish(self, messages: Sequence[Signature], *, timeout: float) -> None:
@@ -121,7 +137,7 @@ class _ConfirmedPublisher:
                 raise PublishNotConfirmed(f"{unconfirmed()} of {len(tags)} messages unconfirmed after {timeout}s")
             try:
                 self.conn.drain_events(timeout=remaining)
-            except socket.timeout:
+            except TimeoutError:
                 continue
         if self.nacked:
             raise PublishNotConfirmed("the broker nacked a message of the batch")
@@ -132,9 +148,9 @@ _publishers = threading.local()  # a channel is not thread-safe: one publisher p
 
 
 def messages_publish_confirmed(messages: Sequence[Signature], *, timeout: float) -> None:
-    """Publish the messages (orders/pipeline.py outbox_message) and wait at most `timeout` seconds for the broker's confirms of all of
-    them. Raises if any is nacked or unconfirmed: the caller's transaction then rolls back and the rows
-    stay unsent (never marked sent on a timeout)."""
+    """Publish the messages (orders/pipeline.py outbox_message) and wait at most `timeout` seconds for the broker's
+    confirms of all of them. Raises if any is nacked or unconfirmed: the caller's transaction then rolls back and
+    the rows stay unsent (never marked sent on a timeout)."""
     publisher = getattr(_publishers, "publisher", None)
     if publisher is None:
         publisher = _publishers.publisher = _ConfirmedPublisher()

@@ -20,6 +20,7 @@ application = ProtocolTypeRouter(
         "http": ASGIRequestLimits(ASGIStaticFilesHandler(django_asgi_app)),
         # Only pages served from ALLOWED_HOSTS may open the socket; the session tells staff apart. Frames
         # are bounded by uvicorn itself (--ws-max-size, LIVE_WS_MAX_BYTES: closed with 1009).
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # types-channels wants its own URLPattern subtype; the routes are re_path()s, as channels documents
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),  # type: ignore[arg-type]
     }
 )

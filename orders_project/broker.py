@@ -4,6 +4,7 @@ Celery's settings (queues, routes) and `manage.py declare_topology` both read fr
 so what the set-up declares and what workers expect can never drift apart.
 See README "Broker topology" for the dead-letter design.
 """
+
 from kombu import Exchange, Queue
 
 # The stages are defined once, in orders/pipeline.py; their queues and routes are declared here.
@@ -39,7 +40,7 @@ def dead_letter_queue_arguments(*, max_length: int = 0, max_bytes: int = 0) -> d
     """A bounded DLQ that never drops: when full it refuses new dead letters (`reject-publish`; the
     default, `drop-head`, would silently discard the oldest), and since the work queues dead-letter
     at-least-once, a refused dead letter stays in its source queue, retried until the archiver makes room."""
-    args = {"x-queue-type": "quorum"}
+    args: dict[str, str | int] = {"x-queue-type": "quorum"}
     if max_length:
         args["x-max-length"] = max_length
     if max_bytes:
@@ -49,7 +50,13 @@ def dead_letter_queue_arguments(*, max_length: int = 0, max_bytes: int = 0) -> d
     return args
 
 
-def dead_letter_queue(*, max_length: int = 0, max_bytes: int = 0, name: str = DEAD_LETTER_QUEUE_NAME, exchange: Exchange = DEAD_LETTER_EXCHANGE) -> Queue:
+def dead_letter_queue(
+    *,
+    max_length: int = 0,
+    max_bytes: int = 0,
+    name: str = DEAD_LETTER_QUEUE_NAME,
+    exchange: Exchange = DEAD_LETTER_EXCHANGE,
+) -> Queue:
     return Queue(
         name,
         exchange,
@@ -61,6 +68,5 @@ def dead_letter_queue(*, max_length: int = 0, max_bytes: int = 0, name: str = DE
 
 def task_routes() -> dict:
     return {
-        s.task: {"queue": s.queue, "exchange": ORDERS_EXCHANGE.name, "routing_key": s.routing_key}
-        for s in ALL_STAGES
+        s.task: {"queue": s.queue, "exchange": ORDERS_EXCHANGE.name, "routing_key": s.routing_key} for s in ALL_STAGES
     }

@@ -12,6 +12,7 @@ app = Celery("orders_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 from core.celery_security import RejectUndecodableMessages  # noqa: E402  (refused messages go to the DLQ)
+
 app.steps["consumer"].add(RejectUndecodableMessages)
 
 

@@ -1,8 +1,10 @@
 """gunicorn settings for the REST API (the Procfile's `web`): synchronous DRF views on a WSGI server
 with several worker processes (bench/README.md measured it against uvicorn and gthread)."""
+
 import os
 
-bind = f"{os.environ.get('WEB_HOST', '0.0.0.0')}:{os.environ.get('WEB_PORT', '8000')}"
+# S104: in a container the server must listen on all interfaces; WEB_HOST narrows it
+bind = f"{os.environ.get('WEB_HOST', '0.0.0.0')}:{os.environ.get('WEB_PORT', '8000')}"  # noqa: S104
 # 2 x cores + 1 (gunicorn's advice); containers set WEB_CONCURRENCY to their CPU limit's share.
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
 worker_class = "sync"

@@ -1,4 +1,5 @@
 """URLs of the fast API ceiling (bench/settings_ceiling_fast.py): the bare insert and /healthz, nothing else."""
+
 from django.http import HttpResponse
 from django.urls import re_path
 

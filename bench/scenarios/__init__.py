@@ -1,6 +1,7 @@
 """The bench's phases, one module each, in the order a full run (bench/run.py) measures them:
 
-api.py            1. API accept rate and p99, pipeline idle, vs the bare insert (same server; fastest server); publish A/B
+api.py            1. API accept rate and p99, pipeline idle, vs the bare insert (same server; fastest server);
+                     publish A/B
 decoupling.py     2. POST p99 idle vs with a backlog of messages waiting in the queues
 ceiling_chain.py  3. the bare 3-task Celery chain: drain rate and end-to-end latency (the pipeline's ceilings)
 drain.py          4. pipeline drains at latency 0, hot catalog and 1,000-SKU Zipf catalog; cost per 1,000 orders

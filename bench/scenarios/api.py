@@ -2,6 +2,7 @@
 closed loop at c=16 and c=64 against the product as deployed, next to the same bare one-row insert on the
 same server, the bare insert served the fastest way this stack allows (the ceiling), and the product with
 the other publish setting (the A/B). Figures api_accept_rate_*, api_p99_c16, api_errors_*."""
+
 from bench.figures import figure, met_ratio, publish_variants
 from bench.measure import load
 
@@ -14,7 +15,10 @@ def run(ctx, port: int) -> None:
     fast, fast_port = ctx.servers.start_fast_ceiling()
     ctx.servers.keep(fast)
     ab_port = ctx.ab.start()
-    ctx.log(f"fast API ceiling on 127.0.0.1:{fast_port}: {' '.join(fast.popen.args)}; A/B web (publish {ctx.ab.label}) on {ab_port}")
+    ctx.log(
+        f"fast API ceiling on 127.0.0.1:{fast_port}: {' '.join(fast.popen.args)}; "
+        f"A/B web (publish {ctx.ab.label}) on {ab_port}"
+    )
     warm_up(ctx, port, fast_port, ab_port)
     for c in CONCURRENCIES:
         measure(ctx, c, port, fast_port, ab_port)
@@ -37,8 +41,12 @@ def warm_up(ctx, port: int, fast_port: int, ab_port: int) -> None:
 def measure(ctx, c: int, port: int, fast_port: int, ab_port: int) -> None:
     """The four closed-loop runs at concurrency `c`, each from empty tables and queues."""
     seconds = ctx.sizes.api_seconds
-    for label, path, target in ((f"api-ceiling-fast-c{c}", "/bench/ceiling", fast_port), (f"api-ceiling-c{c}", "/bench/ceiling", port),
-                                (f"api-orders-c{c}", "/orders", port), (f"api-orders-{ctx.ab.slug}-c{c}", "/orders", ab_port)):
+    for label, path, target in (
+        (f"api-ceiling-fast-c{c}", "/bench/ceiling", fast_port),
+        (f"api-ceiling-c{c}", "/bench/ceiling", port),
+        (f"api-orders-c{c}", "/orders", port),
+        (f"api-orders-{ctx.ab.slug}-c{c}", "/orders", ab_port),
+    ):
         ctx.reset()
         load(ctx, label, path, port=target, concurrency=c, seconds=seconds)
 
@@ -47,7 +55,11 @@ def figures(r: dict) -> dict:
     runs, out = r["load_runs"], {}
     for suffix, label, note in publish_variants(r):
         for c in CONCURRENCIES:
-            p, fast, same = runs.get(f"api-orders{label}-c{c}"), runs.get(f"api-ceiling-fast-c{c}"), runs.get(f"api-ceiling-c{c}")
+            p, fast, same = (
+                runs.get(f"api-orders{label}-c{c}"),
+                runs.get(f"api-ceiling-fast-c{c}"),
+                runs.get(f"api-ceiling-c{c}"),
+            )
             if p and fast and same:
                 out.update(concurrency_figures(c, suffix, note, p, fast, same))
     return out
@@ -58,16 +70,40 @@ def concurrency_figures(c: int, suffix: str, note: str, p: dict, fast: dict, sam
     out = {}
     target = ">= 0.5x" if c == 16 else "reported"
     out[f"api_accept_rate_c{c}{suffix}"] = figure(
-        p["accept_rate"], fast["accept_rate"], "req/s", target,
-        met_ratio(p["accept_rate"], fast["accept_rate"], at_least=0.5) if c == 16 else None, note=note, ceiling_name=FAST_CEILING)
+        p["accept_rate"],
+        fast["accept_rate"],
+        "req/s",
+        target,
+        met_ratio(p["accept_rate"], fast["accept_rate"], at_least=0.5) if c == 16 else None,
+        note=note,
+        ceiling_name=FAST_CEILING,
+    )
     out[f"api_accept_rate_c{c}_same_server{suffix}"] = figure(
-        p["accept_rate"], same["accept_rate"], "req/s", "reported", None, note=note,
-        ceiling_name="bare DRF insert, same server, middleware and settings")
+        p["accept_rate"],
+        same["accept_rate"],
+        "req/s",
+        "reported",
+        None,
+        note=note,
+        ceiling_name="bare DRF insert, same server, middleware and settings",
+    )
     if c == 16:
-        out[f"api_p99_c16{suffix}"] = figure(p["p99_ms"], fast["p99_ms"], "ms", "<= 50 ms",
-                                             p["p99_ms"] is not None and p["p99_ms"] <= 50, note=note, ceiling_name=f"{FAST_CEILING}, p99")
+        out[f"api_p99_c16{suffix}"] = figure(
+            p["p99_ms"],
+            fast["p99_ms"],
+            "ms",
+            "<= 50 ms",
+            p["p99_ms"] is not None and p["p99_ms"] <= 50,
+            note=note,
+            ceiling_name=f"{FAST_CEILING}, p99",
+        )
     out[f"api_errors_c{c}{suffix}"] = figure(
-        p["errors_total"], fast["errors_total"], "errors", "0" if c == 64 else "reported",
-        p["errors_total"] == 0 if c == 64 else None, note=f"{note}; non-2xx {p['non_2xx']}, connection errors {p['connection_errors']}, "
-        f"of {p['sent']}", ceiling_name="fast ceiling's errors")
+        p["errors_total"],
+        fast["errors_total"],
+        "errors",
+        "0" if c == 64 else "reported",
+        p["errors_total"] == 0 if c == 64 else None,
+        note=f"{note}; non-2xx {p['non_2xx']}, connection errors {p['connection_errors']}, of {p['sent']}",
+        ceiling_name="fast ceiling's errors",
+    )
     return out

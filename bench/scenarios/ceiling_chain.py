@@ -2,6 +2,7 @@
 queues bench.a/b/c, consumed by the Procfile's workers mapped onto them (same pools, concurrencies, flags).
 Its drain rate is the pipeline drains' ceiling (phase "ceiling_chain_drain"), its end-to-end latency at
 e2e_rate the end-to-end figures' (phase "ceiling_chain_e2e"). No figures of its own."""
+
 import time
 
 from bench.measure import latency_summary, steady_rate, wait_progress
@@ -27,8 +28,15 @@ def measure_drain(ctx) -> list:
     wall = time.monotonic() - started_at
     cost = ctx.sampler.end()
     times = sorted(done for done, _ in done_times(ctx))
-    drained = {"expected": n, "completed": len(times), "timed_out": status != "done", "end": status, "wall_s": round(wall, 2),
-               "rate": steady_rate(times, len(times) / wall if wall else 0.0), "cost": cost}
+    drained = {
+        "expected": n,
+        "completed": len(times),
+        "timed_out": status != "done",
+        "end": status,
+        "wall_s": round(wall, 2),
+        "rate": steady_rate(times, len(times) / wall if wall else 0.0),
+        "cost": cost,
+    }
     ctx.results["phases"]["ceiling_chain_drain"] = drained
     ctx.log(f"ceiling chain: {drained['completed']} chains at {drained['rate']}/s")
     return workers
@@ -43,7 +51,10 @@ def measure_latency(ctx) -> None:
     total = int(ctx.sizes.e2e_rate * ctx.sizes.e2e_seconds)
     publish_at_rate(ctx, total, ctx.sizes.e2e_rate)
     if wait_progress(ctx, lambda: done_count(ctx), total, lambda: waiting(ctx), "bare-chain e2e") != "done":
-        ctx.log(f"warning: queue depths {[ctx.queues.depth(q) for q in QUEUES]}, consumers {[ctx.queues.consumers(q) for q in QUEUES]}")
+        ctx.log(
+            f"warning: queue depths {[ctx.queues.depth(q) for q in QUEUES]}, "
+            f"consumers {[ctx.queues.consumers(q) for q in QUEUES]}"
+        )
     latencies = sorted(done - sent for done, sent in done_times(ctx))
     ctx.results["phases"]["ceiling_chain_e2e"] = latency_summary(latencies, total)
     ctx.log(f"ceiling chain e2e: {ctx.results['phases']['ceiling_chain_e2e']}")
@@ -61,8 +72,10 @@ def publish_backlog(ctx, count: int) -> None:
     try:
         wait_until(lambda: ctx.queues.depth("bench.a") >= count, timeout=60, what="ceiling backlog", interval=0.2)
     except TimeoutError:
-        raise RuntimeError(f"bench.a holds {ctx.queues.depth('bench.a')} of the {count} chains published; "
-                           f"consumers on it: {ctx.queues.consumers('bench.a')}") from None
+        raise RuntimeError(
+            f"bench.a holds {ctx.queues.depth('bench.a')} of the {count} chains published; "
+            f"consumers on it: {ctx.queues.consumers('bench.a')}"
+        ) from None
 
 
 def publish_at_rate(ctx, total: int, rate: float) -> None:

@@ -2,6 +2,7 @@
 latency 0, POST -> completed per order from its history; with the default publish setting, then with the
 A/B one (its own web server + relay). Phases "pipeline_e2e" and "pipeline_e2e_<A/B>"; figures
 e2e_latency_p50/p99 against the bare chain's latency at the same rate."""
+
 from bench.figures import figure, publish_variants
 from bench.measure import load, open_loop, wait_published, wait_terminal
 
@@ -50,8 +51,22 @@ def figures(r: dict, s) -> dict:
         e2e = phases.get(f"pipeline_e2e{suffix}")
         if not e2e or not ce2e:
             continue
-        out[f"e2e_latency_p50{suffix}"] = figure(e2e["p50_ms"], ce2e["p50_ms"], "ms", "<= 50 ms", e2e["p50_ms"] is not None and e2e["p50_ms"] <= 50,
-                                                 note=f"{s.e2e_rate:g} orders/s, {note}", ceiling_name="bare chain p50 at the same rate")
-        out[f"e2e_latency_p99{suffix}"] = figure(e2e["p99_ms"], ce2e["p99_ms"], "ms", "<= 250 ms", e2e["p99_ms"] is not None and e2e["p99_ms"] <= 250,
-                                                 note=f"{s.e2e_rate:g} orders/s, {note}", ceiling_name="bare chain p99 at the same rate")
+        out[f"e2e_latency_p50{suffix}"] = figure(
+            e2e["p50_ms"],
+            ce2e["p50_ms"],
+            "ms",
+            "<= 50 ms",
+            e2e["p50_ms"] is not None and e2e["p50_ms"] <= 50,
+            note=f"{s.e2e_rate:g} orders/s, {note}",
+            ceiling_name="bare chain p50 at the same rate",
+        )
+        out[f"e2e_latency_p99{suffix}"] = figure(
+            e2e["p99_ms"],
+            ce2e["p99_ms"],
+            "ms",
+            "<= 250 ms",
+            e2e["p99_ms"] is not None and e2e["p99_ms"] <= 250,
+            note=f"{s.e2e_rate:g} orders/s, {note}",
+            ceiling_name="bare chain p99 at the same rate",
+        )
     return out

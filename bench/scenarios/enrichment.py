@@ -4,6 +4,7 @@ API waits there; then the Procfile's enrichment consumer(s) start and the rate o
 the stage sustains. Phase "enrichment_io" with the Procfile's pool and concurrency (or
 --enrichment-concurrency), phases "scale_out_<k>" with k = 1, 2, 4 processes (--scale-concurrency threads
 each). Figures enrichment_io_vs_latency0/_vs_chain and scale_out_<k>."""
+
 import time
 
 from bench import procs
@@ -21,7 +22,9 @@ def without_enrichment_consumers(ctx, workers: list[procs.Proc]) -> list[procs.P
     consuming = {spec.name for spec in ctx.workers.specs(env) if ENRICHMENT_QUEUE in spec.queues}
     ctx.workers.stop([w for w in workers if w.kind in consuming])
     workers = [w for w in workers if w.kind not in consuming]
-    return workers + ctx.workers.start([spec for spec in rest if spec.name in consuming], env)  # a shared worker's other queues
+    return workers + ctx.workers.start(
+        [spec for spec in rest if spec.name in consuming], env
+    )  # a shared worker's other queues
 
 
 def run_io(ctx, port: int) -> dict:
@@ -30,11 +33,27 @@ def run_io(ctx, port: int) -> dict:
 
 def run_scale_out(ctx, port: int) -> None:
     for k in ctx.sizes.scale_processes:
-        run(ctx, f"scale_out_{k}", port, ctx.sizes.scale_orders, processes=k, concurrency=ctx.args.scale_concurrency, threads_only=True)
+        run(
+            ctx,
+            f"scale_out_{k}",
+            port,
+            ctx.sizes.scale_orders,
+            processes=k,
+            concurrency=ctx.args.scale_concurrency,
+            threads_only=True,
+        )
 
 
-def run(ctx, label: str, port: int, orders: int, *, processes: int = 1, concurrency: int | None = None,
-        threads_only: bool = False) -> dict:
+def run(
+    ctx,
+    label: str,
+    port: int,
+    orders: int,
+    *,
+    processes: int = 1,
+    concurrency: int | None = None,
+    threads_only: bool = False,
+) -> dict:
     """`processes` copies of the Procfile's enrichment consumer(s) at the provider's latency (its pool; its
     concurrency, or `concurrency` -- with `threads_only`, only for a threads/gevent/eventlet pool) drain
     a backlog of `orders` waiting in the enrichment queue."""
@@ -49,11 +68,17 @@ def run(ctx, label: str, port: int, orders: int, *, processes: int = 1, concurre
     workers = ctx.workers.start([spec for spec in enrich for _ in range(processes)], env)
     result = drain(ctx, accepted, started_at)
     result["cost"] = ctx.sampler.end()
-    result.update(latency_ms=latency, enrichment_processes=processes,
-                  enrichment_pool=enrich[0].pool if enrich else None,
-                  enrichment_concurrency=enrich[0].concurrency if enrich else None)
+    result.update(
+        latency_ms=latency,
+        enrichment_processes=processes,
+        enrichment_pool=enrich[0].pool if enrich else None,
+        enrichment_concurrency=enrich[0].concurrency if enrich else None,
+    )
     ctx.results["phases"][label] = result
-    ctx.log(f"{label}: {result['completed']} completed ({result['failed']} failed) at {result['rate']} orders/s, end={result['end']}")
+    ctx.log(
+        f"{label}: {result['completed']} completed ({result['failed']} failed) "
+        f"at {result['rate']} orders/s, end={result['end']}"
+    )
     ctx.workers.stop(workers)
     return result
 
@@ -61,8 +86,12 @@ def run(ctx, label: str, port: int, orders: int, *, processes: int = 1, concurre
 def wait_backlog(ctx, accepted: int) -> None:
     """Until the process stage has moved the whole backlog into the enrichment queue (bounded)."""
     try:
-        wait_until(lambda: ctx.queues.depth(ENRICHMENT_QUEUE) >= accepted, timeout=ctx.sizes.phase_timeout,
-                   what="backlog in the enrichment queue", interval=0.25)
+        wait_until(
+            lambda: ctx.queues.depth(ENRICHMENT_QUEUE) >= accepted,
+            timeout=ctx.sizes.phase_timeout,
+            what="backlog in the enrichment queue",
+            interval=0.25,
+        )
     except TimeoutError:
         ctx.log("warning: the process stage did not move the whole backlog in time")
 
@@ -71,20 +100,34 @@ def consumer_specs(ctx, env: dict, concurrency: int | None, threads_only: bool) 
     """The Procfile's enrichment consumers on the enrichment queue only, at `concurrency` if given."""
     _, enrich = ctx.workers.enrichment_split(env)
     if concurrency:
-        enrich = [s.with_concurrency(concurrency) if (not threads_only or s.pool in procs.THREAD_POOLS) else s for s in enrich]
+        enrich = [
+            s.with_concurrency(concurrency) if (not threads_only or s.pool in procs.THREAD_POOLS) else s for s in enrich
+        ]
     return enrich
 
 
 def io_figures(r: dict) -> dict:
     phases = r["phases"]
-    io, drained, chain_phase = phases.get("enrichment_io"), phases.get("pipeline_drain"), phases.get("ceiling_chain_drain")
+    io, drained, chain_phase = (
+        phases.get("enrichment_io"),
+        phases.get("pipeline_drain"),
+        phases.get("ceiling_chain_drain"),
+    )
     if not (io and drained and chain_phase):
         return {}
     return {
-        "enrichment_io_vs_latency0": figure(io["rate"], drained["rate"], "orders/s", "reported", None,
-                                            note=f"latency {io['latency_ms']} ms, {io['enrichment_pool']} x{io['enrichment_concurrency']}",
-                                            ceiling_name="pipeline at latency 0"),
-        "enrichment_io_vs_chain": figure(io["rate"], chain_phase["rate"], "orders/s", "reported", None, ceiling_name="bare 3-task chain"),
+        "enrichment_io_vs_latency0": figure(
+            io["rate"],
+            drained["rate"],
+            "orders/s",
+            "reported",
+            None,
+            note=f"latency {io['latency_ms']} ms, {io['enrichment_pool']} x{io['enrichment_concurrency']}",
+            ceiling_name="pipeline at latency 0",
+        ),
+        "enrichment_io_vs_chain": figure(
+            io["rate"], chain_phase["rate"], "orders/s", "reported", None, ceiling_name="bare 3-task chain"
+        ),
     }
 
 
@@ -94,7 +137,13 @@ def scale_out_figures(r: dict, s) -> dict:
     for k in s.scale_processes:
         ph = phases.get(f"scale_out_{k}")
         if ph:
-            out[f"scale_out_{k}"] = figure(ph["rate"], base, "orders/s", "reported", None,
-                                           note=f"{k} x {ph['enrichment_pool']} {ph['enrichment_concurrency']}, latency {ph['latency_ms']} ms",
-                                           ceiling_name=f"{s.scale_processes[0]} process")
+            out[f"scale_out_{k}"] = figure(
+                ph["rate"],
+                base,
+                "orders/s",
+                "reported",
+                None,
+                note=f"{k} x {ph['enrichment_pool']} {ph['enrichment_concurrency']}, latency {ph['latency_ms']} ms",
+                ceiling_name=f"{s.scale_processes[0]} process",
+            )
     return out

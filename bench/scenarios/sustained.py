@@ -3,6 +3,7 @@ provider latency 0, offered a fixed rate per step (open loop, `sustained_seconds
 per step the POST -> completed latencies and the CPU per completed order of every process kind, the
 machine's PostgreSQL/RabbitMQ/Redis included. Phase "sustained"; figures sustained_max_rate (highest rate
 kept up with within the p99 target) and, at the step nearest 50/s, sustained_p50/p99/cpu_per_order_at_50."""
+
 import time
 
 from bench.figures import figure, publish_variants
@@ -27,7 +28,14 @@ def run(ctx, port: int) -> dict:
     steps, skip = [], None
     if s.sustained_warmup_seconds and s.sustained_rates:
         ctx.reset()
-        open_loop(ctx, "sustained-warmup", port, float(s.sustained_rates[0]), s.sustained_warmup_seconds, catalog=s.sustained_catalog)
+        open_loop(
+            ctx,
+            "sustained-warmup",
+            port,
+            float(s.sustained_rates[0]),
+            s.sustained_warmup_seconds,
+            catalog=s.sustained_catalog,
+        )
     for rate in s.sustained_rates:
         rate = float(rate)
         if skip:
@@ -39,8 +47,13 @@ def run(ctx, port: int) -> dict:
         if s.sustained_skip_p99_ms and (step["p99_ms"] is None or step["p99_ms"] > s.sustained_skip_p99_ms):
             skip = f"p99 {step['p99_ms']} ms at {rate:g}/s > {s.sustained_skip_p99_ms:g} ms (sustained_skip_p99_ms)"
     met = [st["rate"] for st in steps if st.get("ok")]
-    phase = {"steps": steps, "catalog": s.sustained_catalog, "p99_target_ms": s.sustained_p99_target_ms,
-             "max_rate_p99_ok": max(met) if met else 0.0, "publish": ctx.ab.of(port)}
+    phase = {
+        "steps": steps,
+        "catalog": s.sustained_catalog,
+        "p99_target_ms": s.sustained_p99_target_ms,
+        "max_rate_p99_ok": max(met) if met else 0.0,
+        "publish": ctx.ab.of(port),
+    }
     ctx.results["phases"]["sustained"] = phase
     return phase
 
@@ -56,17 +69,35 @@ def measure_step(ctx, port: int, rate: float) -> dict:
     post = summary["post"]
     completed = summary["measured"]
     step = {
-        "rate": rate, "seconds": s.sustained_seconds, "offered": int(round(rate * s.sustained_seconds)),
-        "sent": post["sent"], "accepted": post["accepted"], "completed": completed, "failed": summary["failed"],
-        "errors": post["errors_total"], "non_2xx": post["non_2xx"], "connection_errors": post["connection_errors"],
-        "accept_rate": post["accept_rate"], "post_p50_ms": post["p50_ms"], "post_p99_ms": post["p99_ms"],
-        "p50_ms": summary["p50_ms"], "p90_ms": summary["p90_ms"], "p99_ms": summary["p99_ms"], "max_ms": summary["max_ms"],
-        "end": summary["end"], "wall_s": round(time.monotonic() - started, 2), "generator_cores": post["generator_cores"],
-        "cost": cost, **cpu_per_order(cost, completed),
+        "rate": rate,
+        "seconds": s.sustained_seconds,
+        "offered": round(rate * s.sustained_seconds),
+        "sent": post["sent"],
+        "accepted": post["accepted"],
+        "completed": completed,
+        "failed": summary["failed"],
+        "errors": post["errors_total"],
+        "non_2xx": post["non_2xx"],
+        "connection_errors": post["connection_errors"],
+        "accept_rate": post["accept_rate"],
+        "post_p50_ms": post["p50_ms"],
+        "post_p99_ms": post["p99_ms"],
+        "p50_ms": summary["p50_ms"],
+        "p90_ms": summary["p90_ms"],
+        "p99_ms": summary["p99_ms"],
+        "max_ms": summary["max_ms"],
+        "end": summary["end"],
+        "wall_s": round(time.monotonic() - started, 2),
+        "generator_cores": post["generator_cores"],
+        "cost": cost,
+        **cpu_per_order(cost, completed),
     }
     step["ok"] = step_ok(step, s.sustained_p99_target_ms)
-    ctx.log(f"sustained {rate:g}/s: {completed}/{step['sent']} completed, p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, "
-            f"POST p99 {step['post_p99_ms']} ms, {step['errors']} errors, CPU {step['cpu_ms_per_order_total']} ms/order")
+    ctx.log(
+        f"sustained {rate:g}/s: {completed}/{step['sent']} completed, "
+        f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, "
+        f"POST p99 {step['post_p99_ms']} ms, {step['errors']} errors, CPU {step['cpu_ms_per_order_total']} ms/order"
+    )
     return step
 
 
@@ -75,16 +106,24 @@ def cpu_per_order(cost: dict, completed: int) -> dict:
     if not completed:
         return {"cpu_ms_per_order": {}, "cpu_ms_per_order_total": None, "cpu_ms_per_order_own": None}
     per = {kind: round(v["cpu_s"] / completed * 1000, 3) for kind, v in cost.items()}
-    return {"cpu_ms_per_order": per, "cpu_ms_per_order_total": round(sum(per.values()), 3),
-            "cpu_ms_per_order_own": round(sum(v for k, v in per.items() if not k.endswith(SHARED)), 3)}
+    return {
+        "cpu_ms_per_order": per,
+        "cpu_ms_per_order_total": round(sum(per.values()), 3),
+        "cpu_ms_per_order_own": round(sum(v for k, v in per.items() if not k.endswith(SHARED)), 3),
+    }
 
 
 def step_ok(step: dict, p99_target_ms: float) -> bool:
     """A sustained step is kept up with: every order sent was accepted (no error) and completed, none
     failed, everything ended in time, and POST -> completed p99 is within the target."""
-    return (step.get("end") == "done" and not step.get("errors") and not step.get("failed")
-            and step.get("completed") == step.get("sent") == step.get("accepted")
-            and step.get("p99_ms") is not None and step["p99_ms"] <= p99_target_ms)
+    return (
+        step.get("end") == "done"
+        and not step.get("errors")
+        and not step.get("failed")
+        and step.get("completed") == step.get("sent") == step.get("accepted")
+        and step.get("p99_ms") is not None
+        and step["p99_ms"] <= p99_target_ms
+    )
 
 
 def reference_step(phase: dict, rate: float) -> dict | None:
@@ -94,7 +133,8 @@ def reference_step(phase: dict, rate: float) -> dict | None:
 
 
 def figures(r: dict, s) -> dict:
-    phases, out = r["phases"], {}
+    phases = r["phases"]
+    out: dict = {}
     sus = phases.get("sustained")
     if not sus:
         return out
@@ -102,10 +142,16 @@ def figures(r: dict, s) -> dict:
     chain_phase = phases.get("ceiling_chain_drain")
     chain = chain_phase["rate"] if chain_phase else None
     best = sus["max_rate_p99_ok"]
-    out["sustained_max_rate"] = figure(best, chain, "orders/s", ">= 100 orders/s", best >= 100,
-                                       note=f"highest offered rate with POST->completed p99 <= {sus['p99_target_ms']:g} ms, every order "
-                                       f"completed, no error; steps {', '.join(format(st['rate'], 'g') for st in sus['steps'])}; {default_note}",
-                                       ceiling_name="bare chain drain rate")
+    out["sustained_max_rate"] = figure(
+        best,
+        chain,
+        "orders/s",
+        ">= 100 orders/s",
+        best >= 100,
+        note=f"highest offered rate with POST->completed p99 <= {sus['p99_target_ms']:g} ms, every order "
+        f"completed, no error; steps {', '.join(format(st['rate'], 'g') for st in sus['steps'])}; {default_note}",
+        ceiling_name="bare chain drain rate",
+    )
     ref = reference_step(sus, s.sustained_reference_rate)
     if ref:
         chain_cpu = cpu_per_order(chain_phase["cost"], chain_phase["completed"]) if chain_phase else {}
@@ -118,13 +164,32 @@ def reference_figures(ref: dict, ce2e: dict, chain_cpu: dict, s) -> dict:
     at = f"at {ref['rate']:g} orders/s offered"
     total = ref["cpu_ms_per_order_total"]
     return {
-        "sustained_p50_at_50": figure(ref["p50_ms"], ce2e.get("p50_ms"), "ms", "<= 50 ms", ref["p50_ms"] is not None and ref["p50_ms"] <= 50,
-                                      note=f"POST->completed {at}; {ref['completed']}/{ref['sent']} completed",
-                                      ceiling_name=f"bare chain p50 at {s.e2e_rate:g}/s"),
-        "sustained_p99_at_50": figure(ref["p99_ms"], ce2e.get("p99_ms"), "ms", "reported", None, note=f"POST->completed {at}",
-                                      ceiling_name=f"bare chain p99 at {s.e2e_rate:g}/s"),
+        "sustained_p50_at_50": figure(
+            ref["p50_ms"],
+            ce2e.get("p50_ms"),
+            "ms",
+            "<= 50 ms",
+            ref["p50_ms"] is not None and ref["p50_ms"] <= 50,
+            note=f"POST->completed {at}; {ref['completed']}/{ref['sent']} completed",
+            ceiling_name=f"bare chain p50 at {s.e2e_rate:g}/s",
+        ),
+        "sustained_p99_at_50": figure(
+            ref["p99_ms"],
+            ce2e.get("p99_ms"),
+            "ms",
+            "reported",
+            None,
+            note=f"POST->completed {at}",
+            ceiling_name=f"bare chain p99 at {s.e2e_rate:g}/s",
+        ),
         "sustained_cpu_per_order_at_50": figure(
-            total, chain_cpu.get("cpu_ms_per_order_total"), "CPU ms", "<= 15 ms", total is not None and total <= 15,
-            note=f"every process kind {at}, PostgreSQL/RabbitMQ/Redis (shared) included; without them {ref['cpu_ms_per_order_own']} ms",
-            ceiling_name="bare chain, CPU per chain (workers + servers)"),
+            total,
+            chain_cpu.get("cpu_ms_per_order_total"),
+            "CPU ms",
+            "<= 15 ms",
+            total is not None and total <= 15,
+            note=f"every process kind {at}, PostgreSQL/RabbitMQ/Redis (shared) included; "
+            f"without them {ref['cpu_ms_per_order_own']} ms",
+            ceiling_name="bare chain, CPU per chain (workers + servers)",
+        ),
     }

@@ -1,4 +1,5 @@
 """The API's error handler (core/exceptions.py): a database outage is a 503 to retry, never a 500."""
+
 import subprocess
 import sys
 
@@ -9,16 +10,24 @@ from conftest import subprocess_env
 pytestmark = pytest.mark.django_db
 
 
-def test_api_database_outage_is_503_not_500():
+def test_api_database_outage_is_503_not_500() -> None:
     code = """
 import django; django.setup()
 from django.conf import settings
 from django.test import Client
-r = Client().post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, content_type="application/json", HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN)
+r = Client().post(
+    "/orders",
+    {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]},
+    content_type="application/json",
+    HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN,
+)
 print(r.status_code, r["Content-Type"], r.get("Retry-After"), r.json()["code"])
 """
     result = subprocess.run(
-        [sys.executable, "-c", code], env=subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope"),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        env=subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope"),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.strip().splitlines()[-1] == "503 application/json 1 service_unavailable"

@@ -1,15 +1,20 @@
 """Rate limits per client and per anonymous IP, counted in the real Redis: over the limit a 429 with
 Retry-After in the error shape; each client and each IP has its own budget."""
+
 import pytest
 from django.test.utils import override_settings
+from rest_framework.test import APIClient
 
 from clients.tests.factories import api_client_for, client_with_key
+from orders.models import Product
 
 pytestmark = pytest.mark.django_db
 
 
 @override_settings(THROTTLE_RATES={"client": "3/min", "anon": "2/min"})
-def test_a_client_over_its_rate_gets_429_with_retry_after_and_another_client_does_not(catalog):
+def test_a_client_over_its_rate_gets_429_with_retry_after_and_another_client_does_not(
+    catalog: dict[str, Product],
+) -> None:
     _, shop_key = client_with_key("shop")
     _, partner_key = client_with_key("partner")
     shop, partner = api_client_for(shop_key), api_client_for(partner_key)
@@ -22,7 +27,7 @@ def test_a_client_over_its_rate_gets_429_with_retry_after_and_another_client_doe
 
 
 @override_settings(THROTTLE_RATES={"client": "2/min", "anon": "100/min"})
-def test_a_clients_keys_share_one_budget(catalog):
+def test_a_clients_keys_share_one_budget(catalog: dict[str, Product]) -> None:
     from clients import services
 
     shop, first = client_with_key("shop")
@@ -33,7 +38,7 @@ def test_a_clients_keys_share_one_budget(catalog):
 
 
 @override_settings(THROTTLE_RATES={"client": "100/min", "anon": "2/min"})
-def test_anonymous_callers_are_limited_per_ip(anon_client, catalog):
+def test_anonymous_callers_are_limited_per_ip(anon_client: APIClient, catalog: dict[str, Product]) -> None:
     assert [anon_client.get("/products", REMOTE_ADDR="10.0.0.1").status_code for _ in range(3)] == [200, 200, 429]
     assert anon_client.get("/products", REMOTE_ADDR="10.0.0.2").status_code == 200
     # a rejected key is not a way around the anonymous limit: it is a 401 before any throttle
@@ -50,5 +55,5 @@ def test_anonymous_callers_are_limited_per_ip(anon_client, catalog):
         }
     },
 )
-def test_without_redis_requests_are_let_through(api_client, catalog):
+def test_without_redis_requests_are_let_through(api_client: APIClient, catalog: dict[str, Product]) -> None:
     assert [api_client.get("/orders").status_code for _ in range(3)] == [200, 200, 200]

@@ -8,7 +8,14 @@
 - admin.py      the admin's list, filters and actions
 The CLI is `manage.py dlq` and the archiver `manage.py archive_dead_letters` (orders/management/commands).
 """
-from orders.dead_letters.archive import ArchiveFailed, dead_letter_archive, dead_letter_store_raw, dlq_archive_batch, dlq_depth
+
+from orders.dead_letters.archive import (
+    ArchiveFailed,
+    dead_letter_archive,
+    dead_letter_store_raw,
+    dlq_archive_batch,
+    dlq_depth,
+)
 from orders.dead_letters.parsing import MALFORMED, UNDECODABLE, ParsedDeadLetter, parse_dead_letter
 from orders.dead_letters.redrive import (
     BulkRedriveResult,

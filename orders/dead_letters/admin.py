@@ -1,4 +1,5 @@
 """The admin's dead letters: list, failure-group filter, redrive and discard actions (through the services)."""
+
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -8,11 +9,14 @@ from orders.dead_letters.redrive import dead_letter_discard, dead_letter_redrive
 from orders.dead_letters.selectors import dead_letter_groups, dead_letter_list
 from orders.models import DeadLetter, DeadLetterStatus
 
+# One tuple for both: django-stubs type `fields` and `readonly_fields` as different lists (a list fits only one).
+_INLINE_FIELDS = ("id", "status", "task_name", "reason", "exception", "attempts", "archived_at", "redriven_by")
+
 
 class DeadLetterInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DeadLetter
-    fields = ["id", "status", "task_name", "reason", "exception", "attempts", "archived_at", "redriven_by"]
-    readonly_fields = fields
+    fields = _INLINE_FIELDS
+    readonly_fields = _INLINE_FIELDS
     extra = 0
     show_change_link = True
 
@@ -40,13 +44,39 @@ class FailureGroupFilter(admin.SimpleListFilter):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "status", "group", "order_link", "reason", "attempts", "error_message", "archived_at", "redriven_by"]
+    list_display = [
+        "id",
+        "status",
+        "group",
+        "order_link",
+        "reason",
+        "attempts",
+        "error_message",
+        "archived_at",
+        "redriven_by",
+    ]
     list_filter = ["status", FailureGroupFilter, "reason", "stage"]
     search_fields = ["message_key", "error_message", "exception"]
     readonly_fields = [
-        "message_key", "order", "task_name", "stage", "queue", "reason", "exception", "error_message", "attempts",
-        "first_death_at", "last_death_at", "status", "archived_at", "redriven_at", "redriven_by", "redrive_task_id",
-        "content_type", "headers_pretty", "body",
+        "message_key",
+        "order",
+        "task_name",
+        "stage",
+        "queue",
+        "reason",
+        "exception",
+        "error_message",
+        "attempts",
+        "first_death_at",
+        "last_death_at",
+        "status",
+        "archived_at",
+        "redriven_at",
+        "redriven_by",
+        "redrive_task_id",
+        "content_type",
+        "headers_pretty",
+        "body",
     ]
     exclude = ["headers", "properties"]
     actions = ["redrive", "discard"]

@@ -1,4 +1,5 @@
 """Operator REST API for the dead-letter archive (staff only: session or HTTP basic auth; core/operator_auth.py)."""
+
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -54,15 +55,30 @@ class DeadLetterSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeadLetter
         fields = [
-            "id", "status", "order", "task_name", "stage", "queue", "reason", "exception", "error_message", "attempts",
-            "group", "first_death_at", "last_death_at", "archived_at", "redriven_at", "redriven_by", "redrive_task_id",
+            "id",
+            "status",
+            "order",
+            "task_name",
+            "stage",
+            "queue",
+            "reason",
+            "exception",
+            "error_message",
+            "attempts",
+            "group",
+            "first_death_at",
+            "last_death_at",
+            "archived_at",
+            "redriven_at",
+            "redriven_by",
+            "redrive_task_id",
         ]
 
 
 @extend_schema_serializer(component_name="DeadLetterDetail")
 class DeadLetterDetailSerializer(DeadLetterSerializer):
     class Meta(DeadLetterSerializer.Meta):
-        fields = DeadLetterSerializer.Meta.fields + ["headers", "properties", "body", "content_type"]
+        fields = [*DeadLetterSerializer.Meta.fields, "headers", "properties", "body", "content_type"]
 
 
 class DeadLetterListApi(DeadLetterApi):
@@ -72,7 +88,9 @@ class DeadLetterListApi(DeadLetterApi):
         order_id = serializers.UUIDField(required=False)
 
     FILTER_PARAMETERS = [
-        OpenApiParameter("status", blank_or({"type": "string", "enum": DeadLetterStatus.values}), OpenApiParameter.QUERY),
+        OpenApiParameter(
+            "status", blank_or({"type": "string", "enum": DeadLetterStatus.values}), OpenApiParameter.QUERY
+        ),
         OpenApiParameter(
             "group",
             blank_or({"type": "string", "pattern": NOT_BLANK_PATTERN}),
@@ -97,7 +115,11 @@ class DeadLetterListApi(DeadLetterApi):
 
 
 class DeadLetterDetailApi(DeadLetterApi):
-    @extend_schema(operation_id="dead_letters_retrieve", parameters=[DEAD_LETTER_ID], responses={200: DeadLetterDetailSerializer, **ERRORS})
+    @extend_schema(
+        operation_id="dead_letters_retrieve",
+        parameters=[DEAD_LETTER_ID],
+        responses={200: DeadLetterDetailSerializer, **ERRORS},
+    )
     def get(self, request: Request, pk: int) -> Response:
         return Response(DeadLetterDetailSerializer(self.get_dead_letter(pk)).data)
 
@@ -141,7 +163,9 @@ class DeadLetterBulkRedriveApi(DeadLetterApi):
 
     @extend_schema_serializer(component_name="DeadLetterRedriveBulk")
     class InputSerializer(serializers.Serializer):
-        ids = serializers.ListField(child=StrictIntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=1000)
+        ids = serializers.ListField(
+            child=StrictIntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=1000
+        )
         # Taken as given (not trimmed), so the schema's length and pattern say exactly what is accepted.
         group = StrictCharField(required=False, max_length=300, trim_whitespace=False)
         all = StrictBooleanField(required=False, default=False)
@@ -156,7 +180,9 @@ class DeadLetterBulkRedriveApi(DeadLetterApi):
         redriven = serializers.ListField(child=serializers.IntegerField())
         refused = serializers.DictField(child=serializers.CharField())
 
-    @extend_schema(operation_id="dead_letters_redrive_bulk", request=InputSerializer, responses={200: OutputSerializer, **ERRORS})
+    @extend_schema(
+        operation_id="dead_letters_redrive_bulk", request=InputSerializer, responses={200: OutputSerializer, **ERRORS}
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -1,11 +1,13 @@
 """The archiver's work: take messages off the RabbitMQ DLQ, store each, then ack it (at-least-once; a
 second store of the same message is a no-op). A dead letter for an order that is not terminal yet (a
 crash loop ended by the delivery limit) ends that order failed, through the order services."""
+
 import base64
 import hashlib
 import os
-from typing import Any
+from typing import Any, cast
 
+from amqp.channel import Channel
 from django.conf import settings
 from django.db import transaction
 from kombu import Connection
@@ -50,22 +52,22 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
     with transaction.atomic():
         dead_letter, created = DeadLetter.objects.get_or_create(
             message_key=parsed.message_key,
-            defaults=dict(
-                order=order,
-                task_name=parsed.task_name,
-                stage=stage.name if stage else "",
-                queue=stage.queue if stage else parsed.queue,
-                reason=parsed.reason,
-                exception=clip(exception, 200),
-                error_message=clip(error, 10_000),
-                attempts=attempts,
-                first_death_at=parsed.first_death_at,
-                last_death_at=parsed.last_death_at,
-                headers=jsonable(headers),
-                properties=jsonable(properties),
-                body=parsed.body_text,
-                content_type=clip(content_type, 100),
-            ),
+            defaults={
+                "order": order,
+                "task_name": parsed.task_name,
+                "stage": stage.name if stage else "",
+                "queue": stage.queue if stage else parsed.queue,
+                "reason": parsed.reason,
+                "exception": clip(exception, 200),
+                "error_message": clip(error, 10_000),
+                "attempts": attempts,
+                "first_death_at": parsed.first_death_at,
+                "last_death_at": parsed.last_death_at,
+                "headers": jsonable(headers),
+                "properties": jsonable(properties),
+                "body": parsed.body_text,
+                "content_type": clip(content_type, 100),
+            },
         )
         if created and order is not None:
             reason = (
@@ -73,12 +75,19 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
                 if parsed.reason == "delivery_limit"
                 else f"dead-lettered: {exception or parsed.reason}: {error}"
             )
-            order = order_fail(order_id=order.id, stage=stage.name if stage else Step.DLQ, reason=reason, kind="dead_letter")
+            order = order_fail(
+                order_id=order.id, stage=stage.name if stage else Step.DLQ, reason=reason, kind="dead_letter"
+            )
             order_history_append(
                 order=order,
                 stage=stage.name if stage else Step.DLQ,
                 event=HistoryEvent.DEAD_LETTERED,
-                detail={"dead_letter_id": dead_letter.id, "reason": parsed.reason, "deliveries": parsed.deliveries, "task_id": parsed.task_id},
+                detail={
+                    "dead_letter_id": dead_letter.id,
+                    "reason": parsed.reason,
+                    "deliveries": parsed.deliveries,
+                    "task_id": parsed.task_id,
+                },
             )
     if created:
         metrics.DEAD_LETTERED.labels(stage=dead_letter.stage or "unknown", reason=parsed.reason).inc()
@@ -95,20 +104,24 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
     return dead_letter, created
 
 
-def dead_letter_store_raw(*, body: bytes, headers: Any, properties: Any, content_type: str, error: Exception) -> DeadLetter:
+def dead_letter_store_raw(
+    *, body: bytes, headers: Any, properties: Any, content_type: str, error: Exception
+) -> DeadLetter:
     """The last resort when archiving failed on what the message holds: its bytes (base64) and headers,
     marked malformed, with no order touched."""
     dead_letter, created = DeadLetter.objects.get_or_create(
         message_key=hashlib.sha256(body).hexdigest(),
-        defaults=dict(
-            reason="unknown",
-            exception=MALFORMED,
-            error_message=clip(f"could not be archived: {type(error).__name__}: {error}; body stored as base64", 10_000),
-            headers=jsonable({"raw": repr(headers)[:100_000]}),
-            properties=jsonable({"raw": repr(properties)[:10_000]}),
-            body=base64.b64encode(body).decode(),
-            content_type=clip(content_type, 100),
-        ),
+        defaults={
+            "reason": "unknown",
+            "exception": MALFORMED,
+            "error_message": clip(
+                f"could not be archived: {type(error).__name__}: {error}; body stored as base64", 10_000
+            ),
+            "headers": jsonable({"raw": repr(headers)[:100_000]}),
+            "properties": jsonable({"raw": repr(properties)[:10_000]}),
+            "body": base64.b64encode(body).decode(),
+            "content_type": clip(content_type, 100),
+        },
     )
     if created:
         metrics.DEAD_LETTERS_MALFORMED.inc()
@@ -129,7 +142,9 @@ def _archive_one(message: Any) -> None:
     except Exception as exc:
         log.warning("dead_letter_archive_failed", error=f"{type(exc).__name__}: {exc}")
         try:
-            dead_letter_store_raw(body=body, headers=message.headers, properties=properties, content_type=content_type, error=exc)
+            dead_letter_store_raw(
+                body=body, headers=message.headers, properties=properties, content_type=content_type, error=exc
+            )
         except Exception as store_exc:
             metrics.ARCHIVER_STORE_FAILURES.inc()
             raise ArchiveFailed(f"{type(store_exc).__name__}: {store_exc}") from store_exc
@@ -143,9 +158,12 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
     with Connection(
         settings.CELERY_BROKER_URL,
         connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT,
-        transport_options={"read_timeout": settings.BROKER_SOCKET_TIMEOUT, "write_timeout": settings.BROKER_SOCKET_TIMEOUT},
+        transport_options={
+            "read_timeout": settings.BROKER_SOCKET_TIMEOUT,
+            "write_timeout": settings.BROKER_SOCKET_TIMEOUT,
+        },
     ) as conn:
-        channel = conn.channel()
+        channel = cast(Channel, conn.channel())  # kombu's StdChannel in the stubs: py-amqp's Channel here
         for _ in range(limit):
             message = channel.basic_get(broker.DEAD_LETTER_QUEUE_NAME, no_ack=False)
             if message is None:
@@ -153,16 +171,20 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
             try:
                 _archive_one(message)
             except ArchiveFailed:
-                channel.basic_reject(message.delivery_tag, requeue=True)
+                # amqp-stubs: delivery_tag is Optional, but basic_get's messages always carry one
+                channel.basic_reject(message.delivery_tag, requeue=True)  # type: ignore[arg-type]
                 raise
             if crash_after_store:  # fault injection for the at-least-once test and the chaos run
                 os._exit(99)
-            channel.basic_ack(message.delivery_tag)
+            channel.basic_ack(message.delivery_tag)  # type: ignore[arg-type]  # as for basic_reject above
             taken += 1
     return taken
 
 
 def dlq_depth() -> int:
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
-        _, count, _ = conn.channel().queue_declare(broker.DEAD_LETTER_QUEUE_NAME, passive=True)
+        # amqp-stubs: queue_declare returns None only with nowait=True (they have no overload for it)
+        _, count, _ = cast(Channel, conn.channel()).queue_declare(  # type: ignore[misc]
+            broker.DEAD_LETTER_QUEUE_NAME, passive=True
+        )
         return count

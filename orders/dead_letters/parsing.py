@@ -1,10 +1,11 @@
 """Reading a dead letter: a Celery task message (or anything else) as RabbitMQ dead-lettered it."""
+
 import base64
 import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -36,7 +37,7 @@ UNDECODABLE = "UndecodableMessage"  # a content type workers refuse (pickle, ...
 
 def _as_datetime(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     return None
 
 
@@ -90,7 +91,11 @@ def parse_dead_letter(*, body: bytes, headers: dict, content_type: str) -> Parse
     """Whatever the message holds: headers of any type, any body. What is not a Celery task message comes
     back with `malformed` saying why (the archiver stores it raw and acks it; it never stops on one)."""
     headers = headers if isinstance(headers, dict) else {}
-    deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)] if isinstance(headers.get("x-death"), list) else []
+    deaths = (
+        [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
+        if isinstance(headers.get("x-death"), list)
+        else []
+    )
     latest = deaths[0] if deaths else {}
     payload = _celery_payload(body) if content_type == "application/json" else None
     if content_type != "application/json":

@@ -1,5 +1,6 @@
 """Redrive and discard: an operator sends a dead letter back to its stage (after the order services
 re-open its order) or marks it discarded. The one service under the CLI, the REST API and the admin."""
+
 import json
 import uuid
 from collections.abc import Iterable
@@ -33,7 +34,11 @@ def dead_letter_redrive(*, dead_letter_id: int, actor: str) -> DeadLetter:
         if dead_letter.status == DeadLetterStatus.REDRIVEN:
             raise RedriveRefused(f"dead letter {dead_letter.pk} was already redriven by {dead_letter.redriven_by}")
         stage = STAGE_BY_TASK.get(dead_letter.task_name)
-        if stage is None or dead_letter.content_type != "application/json" or dead_letter.exception in (MALFORMED, UNDECODABLE):
+        if (
+            stage is None
+            or dead_letter.content_type != "application/json"
+            or dead_letter.exception in (MALFORMED, UNDECODABLE)
+        ):
             raise RedriveRefused(f"dead letter {dead_letter.pk} is not a pipeline task message; discard it instead")
         if dead_letter.order_id is None:
             raise RedriveRefused(f"dead letter {dead_letter.pk} has no order")

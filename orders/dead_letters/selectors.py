@@ -1,4 +1,5 @@
 """Reads of the dead-letter archive: lists and failure groups for the operators' tools."""
+
 from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet
@@ -6,7 +7,9 @@ from django.db.models import Count, Max, Q, QuerySet
 from orders.models import DeadLetter, DeadLetterStatus
 
 
-def dead_letter_list(*, status: str | None = None, group: str | None = None, order_id: Any = None) -> QuerySet[DeadLetter]:
+def dead_letter_list(
+    *, status: str | None = None, group: str | None = None, order_id: Any = None
+) -> QuerySet[DeadLetter]:
     qs = DeadLetter.objects.select_related("order").order_by("-archived_at")
     if status:
         qs = qs.filter(status=status)
@@ -31,7 +34,16 @@ def dead_letter_groups(*, status: str | None = DeadLetterStatus.ARCHIVED) -> lis
     groups: dict[str, dict] = {}
     for row in rows:
         key = f"{row['task_name']}:{row['exception'] or row['reason']}"
-        entry = groups.setdefault(key, {"group": key, "task": row["task_name"], "failure": row["exception"] or row["reason"], "count": 0, "last_archived_at": row["last"]})
+        entry = groups.setdefault(
+            key,
+            {
+                "group": key,
+                "task": row["task_name"],
+                "failure": row["exception"] or row["reason"],
+                "count": 0,
+                "last_archived_at": row["last"],
+            },
+        )
         entry["count"] += row["count"]
         entry["last_archived_at"] = max(entry["last_archived_at"], row["last"])
     return sorted(groups.values(), key=lambda g: (-g["count"], g["group"]))

@@ -1,10 +1,11 @@
 """Factories of the orders tests: catalog and orders, orders in a given state, and dead letters shaped
 exactly like the ones RabbitMQ hands the archiver (Celery protocol 2 + x-death)."""
+
 import json
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from clients.models import DEFAULT_CLIENT_ID
@@ -37,7 +38,12 @@ def catalog_create(stock: int = DEFAULT_STOCK) -> dict[str, Product]:
 
 
 def order_create(
-    *, items=(("ABC", 2), ("XYZ", 1)), customer_id: str = "c-1", source: str = "api", key: str | None = None, client_id: int = DEFAULT_CLIENT_ID
+    *,
+    items=(("ABC", 2), ("XYZ", 1)),
+    customer_id: str = "c-1",
+    source: str = "api",
+    key: str | None = None,
+    client_id: int = DEFAULT_CLIENT_ID,
 ) -> Order:
     result = services.order_create(
         client_id=client_id,
@@ -55,8 +61,16 @@ def order_failed_at_enrich(items=(("ABC", 2),)) -> Order:
     order = order_create(items=items)
     services.order_process(order_id=order.id)
     return services.order_fail(
-        order_id=order.id, stage="enrich", reason="enrich: retries exhausted", kind="retries_exhausted",
-        detail={"task_id": "T-1", "exception": "ProviderTransientError", "message": "provider unavailable (503)", "attempts": 3},
+        order_id=order.id,
+        stage="enrich",
+        reason="enrich: retries exhausted",
+        kind="retries_exhausted",
+        detail={
+            "task_id": "T-1",
+            "exception": "ProviderTransientError",
+            "message": "provider unavailable (503)",
+            "attempts": 3,
+        },
     )
 
 
@@ -74,20 +88,33 @@ def create_orders_while_broker_is_down(count: int) -> None:
     subprocess.run([sys.executable, "-c", CREATE_ORDERS.format(count=count)], env=env, check=True, timeout=120)
 
 
-def dead_letter_message(*, order_id, task="enrichment.enrich", queue="enrichment", reason="rejected", retries=2, task_id=None):
+def dead_letter_message(
+    *, order_id, task="enrichment.enrich", queue="enrichment", reason="rejected", retries=2, task_id=None
+):
     task_id = task_id or str(uuid.uuid4())
-    chain = [{"task": "orders.finalize", "args": [], "kwargs": {}, "options": {}, "subtask_type": None, "immutable": False}]
-    body = json.dumps([[str(order_id)], {}, {"callbacks": None, "errbacks": None, "chain": chain, "chord": None}]).encode()
-    now = datetime.now(timezone.utc)
+    chain: list[dict] = [
+        {"task": "orders.finalize", "args": [], "kwargs": {}, "options": {}, "subtask_type": None, "immutable": False}
+    ]
+    body = json.dumps(
+        [[str(order_id)], {}, {"callbacks": None, "errbacks": None, "chain": chain, "chord": None}]
+    ).encode()
+    now = datetime.now(UTC)
     headers = {
         "task": task,
         "id": task_id,
         "retries": retries,
-        "x-death": [{"count": 1, "reason": reason, "queue": queue, "exchange": "orders", "routing-keys": ["x"], "time": now}],
+        "x-death": [
+            {"count": 1, "reason": reason, "queue": queue, "exchange": "orders", "routing-keys": ["x"], "time": now}
+        ],
         "x-first-death-reason": reason,
         "x-first-death-queue": queue,
     }
-    return {"body": body, "headers": headers, "properties": {"content_type": "application/json"}, "content_type": "application/json"}
+    return {
+        "body": body,
+        "headers": headers,
+        "properties": {"content_type": "application/json"},
+        "content_type": "application/json",
+    }
 
 
 def dead_letter_archived(**kwargs):

@@ -2,6 +2,8 @@
 to the real one that passes on the first `answers` frames RabbitMQ sends to the client and swallows
 everything after (what a client sees when the broker blocks publishers under a memory or disk alarm,
 or hangs). `answers=0` accepts and never answers at all. What the client sends is always passed on."""
+
+import contextlib
 import socket
 import struct
 import threading
@@ -82,7 +84,5 @@ class StallingBroker:
 
     def close(self) -> None:
         for sock in [self.listener, *self.sockets]:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass

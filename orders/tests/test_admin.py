@@ -1,4 +1,5 @@
 """The orders' admin (orders/admin.py), browser-free (Django test client)."""
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -12,7 +13,12 @@ def test_order_changelist_filters_and_searches(admin_client_logged, failed_order
     response = admin_client_logged.get("/admin/orders/order/?status__exact=failed")
     assert response.status_code == 200
     assert str(failed_order.id) in response.content.decode()
-    assert admin_client_logged.get("/admin/orders/order/?status__exact=completed").content.decode().count(str(failed_order.id)) == 0
+    assert (
+        admin_client_logged.get("/admin/orders/order/?status__exact=completed")
+        .content.decode()
+        .count(str(failed_order.id))
+        == 0
+    )
     assert str(failed_order.id) in admin_client_logged.get("/admin/orders/order/?q=cust-42").content.decode()
     assert str(failed_order.id) in admin_client_logged.get(f"/admin/orders/order/?q={failed_order.id}").content.decode()
 
@@ -29,7 +35,9 @@ def test_order_page_shows_items_history_and_is_read_only(admin_client_logged, fa
 def test_retry_action_redrives_failed_orders(admin_client_logged, failed_order, clean_queues):
     letter = dead_letter_archived(order_id=failed_order.id)
     response = admin_client_logged.post(
-        "/admin/orders/order/", {"action": "retry_failed_orders", "_selected_action": [str(failed_order.id)]}, follow=True
+        "/admin/orders/order/",
+        {"action": "retry_failed_orders", "_selected_action": [str(failed_order.id)]},
+        follow=True,
     )
     assert response.status_code == 200
     assert "Redriven 1 dead letter" in response.content.decode()

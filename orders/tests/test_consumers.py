@@ -1,6 +1,7 @@
 """The live feed socket (orders/consumers.py) through the real ASGI stack (origin check, session auth,
 routing) and the real Redis channel layer. Each test gets its own channel-layer prefix, so nothing
 else publishing to `orders.live` can reach it."""
+
 import asyncio
 import functools
 import importlib.util
@@ -133,7 +134,9 @@ async def test_a_batch_message_reaches_the_socket_as_one_frame_per_event():
     communicator = await connected()
     first, second = uuid.uuid4(), uuid.uuid4()
     # when: the relay's batch (several orders' events in one message)
-    await get_channel_layer().group_send(events.LIVE_GROUP, {"type": "order.events", "events": [event_for(first), event_for(second)]})
+    await get_channel_layer().group_send(
+        events.LIVE_GROUP, {"type": "order.events", "events": [event_for(first), event_for(second)]}
+    )
     # then
     frames = [await communicator.receive_json_from(timeout=TIMEOUT) for _ in range(2)]
     assert [f["event"]["order_id"] for f in frames] == [str(first), str(second)]
@@ -181,7 +184,12 @@ async def test_anonymous_sockets_get_no_customer_fields_or_customer_detail():
     communicator = await connected()
     order_id = uuid.uuid4()
     leaky = event_for(
-        order_id, stage="enrich", event="retry", customer_id="c-123", email="a@b.c", detail={"customer_score": 0.9, "attempt": 2}
+        order_id,
+        stage="enrich",
+        event="retry",
+        customer_id="c-123",
+        email="a@b.c",
+        detail={"customer_score": 0.9, "attempt": 2},
     )
     # when
     await group_send(events.LIVE_GROUP, leaky)
@@ -253,7 +261,9 @@ async def test_subscribe_receives_that_orders_events_once_and_unsubscribe_stops_
     assert await communicator.receive_nothing(timeout=0.3)
 
     # when: unsubscribed, an event only on the order's group no longer arrives
-    assert (await send_and_receive(communicator, {"type": "unsubscribe", "order_id": str(order_id)}))["type"] == "unsubscribed"
+    assert (await send_and_receive(communicator, {"type": "unsubscribe", "order_id": str(order_id)}))[
+        "type"
+    ] == "unsubscribed"
     await group_send(events.order_group(order_id), event_for(order_id, status="completed", stage="finalize"))
     assert await communicator.receive_nothing(timeout=0.3)
     await finish(communicator)

@@ -2,6 +2,7 @@
 (gunicorn): the socket's address follows LIVE_WS_PORT, the CSP lets the page reach it, the pipeline's
 stages come from the server, and WhiteNoise serves the page's ES modules without collectstatic (tests
 and `make run` collect nothing)."""
+
 import json
 import posixpath
 import re

@@ -1,6 +1,7 @@
 """Scrape-time gauges (orders/metrics_collect.py) on /metrics: RabbitMQ's and Redis's health as gauges
 (a down broker is a 0, not an error), one kept broker connection for every probe and scrape, the outbox
 backlog."""
+
 import json
 import subprocess
 import sys
@@ -33,7 +34,11 @@ print(json.dumps({{"http_status": response.status_code, "body": response.content
 
 def probe(path: str, **env) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE.format(path=path)], env=subprocess_env(**env), capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", PROBE.format(path=path)],
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 

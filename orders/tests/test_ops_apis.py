@@ -1,5 +1,6 @@
 """GET /ops/diagnostics (orders/ops_apis.py), staff only: every backing service's state, with the error
 text of a down one."""
+
 import json
 import subprocess
 import sys

@@ -1,5 +1,6 @@
 """The outbox's AMQP side (orders/publisher.py): one confirm-mode channel per thread kept across batches,
 and a kept connection the broker closed replaced at once."""
+
 import json
 import shutil
 import subprocess
@@ -38,13 +39,19 @@ def test_relay_publishes_a_batch_on_its_own_confirm_channel_kept_between_batches
     assert len(queue_messages("process")) == 5
 
 
-def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(api_client, clean_queues, rabbitmq_vhost, settings):
+def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(
+    api_client, clean_queues, rabbitmq_vhost, settings
+):
     settings.OUTBOX_PUBLISH_INLINE = True
     # given: the process's pooled broker connection, then closed by the broker (as on missed heartbeats)
     post = lambda: api_client.post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, format="json")  # noqa: E731
     first = post().json()["order_id"]
     rabbitmqctl = shutil.which("rabbitmqctl")
-    subprocess.run([rabbitmqctl, "close_all_connections", "-p", rabbitmq_vhost, "test: stale connection"], check=True, capture_output=True)
+    subprocess.run(
+        [rabbitmqctl, "close_all_connections", "-p", rabbitmq_vhost, "test: stale connection"],
+        check=True,
+        capture_output=True,
+    )
     # when
     second = post().json()["order_id"]
     # then: published at once over a new connection, not left for the relay

@@ -16,7 +16,9 @@ def _empty_cache():
     cache.clear()
 
 
-def test_order_detail_is_served_from_the_cache_until_the_order_changes(catalog, django_assert_num_queries, django_capture_on_commit_callbacks):
+def test_order_detail_is_served_from_the_cache_until_the_order_changes(
+    catalog, django_assert_num_queries, django_capture_on_commit_callbacks
+):
     order = order_create(items=[("ABC", 1)])
     assert selectors.order_detail(order_id=order.id, reader=selectors.STAFF)["status"] == OrderStatus.PENDING
     with django_assert_num_queries(0):

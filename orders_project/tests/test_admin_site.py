@@ -1,9 +1,15 @@
 """The Django admin site (mounted by orders_project/urls.py) is for staff only: every page and the login."""
+
 import pytest
 from django.contrib.auth.models import User
 
-
-ADMIN_PAGES = ["/admin/", "/admin/orders/order/", "/admin/orders/deadletter/", "/admin/orders/product/", "/admin/auth/user/"]
+ADMIN_PAGES = [
+    "/admin/",
+    "/admin/orders/order/",
+    "/admin/orders/deadletter/",
+    "/admin/orders/product/",
+    "/admin/auth/user/",
+]
 
 
 @pytest.mark.django_db

@@ -1,12 +1,15 @@
 """The topology's DLQ bound (orders_project/broker.py) and declare_topology
 (orders/management/commands/declare_topology.py) on a live queue, in this test run's own vhost of the
 real RabbitMQ."""
+
 import io
 import shutil
 import subprocess
 import time
+from typing import cast
 
 import pytest
+from amqp.channel import Channel
 from django.conf import settings
 from django.core.management import call_command
 from kombu import Connection, Exchange, Queue
@@ -17,7 +20,10 @@ from orders_project import broker
 
 def queue_lengths(vhost: str) -> dict[str, int]:
     out = subprocess.run(
-        [shutil.which("rabbitmqctl"), "list_queues", "-q", "-p", vhost, "name", "messages"], check=True, capture_output=True, text=True
+        [shutil.which("rabbitmqctl"), "list_queues", "-q", "-p", vhost, "name", "messages"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rows = (line.split("\t") for line in out.splitlines() if "\t" in line)
     return {name: int(count) for name, count in rows if count.isdigit()}
@@ -40,14 +46,17 @@ def bounded_dead_lettering(rabbitmq_vhost):
         dlx(channel).declare()
         broker.dead_letter_queue(max_length=2, name="test.bounded.dlq", exchange=dlx)(channel).declare()
         source = Queue(
-            "test.bounded.work", Exchange(""), routing_key="test.bounded.work", durable=True,
+            "test.bounded.work",
+            Exchange(""),
+            routing_key="test.bounded.work",
+            durable=True,
             queue_arguments=broker.work_queue_arguments(3, dead_letter_exchange=dlx.name),
         )
         source(channel).declare()
         yield conn, channel
         for name in ("test.bounded.dlq", "test.bounded.work"):
-            channel.queue_delete(name)
-        channel.exchange_delete(dlx.name)
+            cast(Channel, channel).queue_delete(name)  # stubs: StdChannel; run time: amqp Channel
+        cast(Channel, channel).exchange_delete(dlx.name)
 
 
 def test_a_full_dlq_refuses_dead_letters_and_their_source_queue_keeps_them(bounded_dead_lettering, rabbitmq_vhost):
@@ -59,6 +68,7 @@ def test_a_full_dlq_refuses_dead_letters_and_their_source_queue_keeps_them(bound
     for _ in range(6):
         message = get_one(channel, "test.bounded.work")
         channel.basic_reject(message.delivery_tag, requeue=False)
+
     # then: the DLQ stopped near its bound (quorum queues check it asynchronously) instead of dropping
     # its oldest, and every dead letter it refused is still held by its source queue (rabbitmqctl's
     # counts include the messages waiting to be dead-lettered; they lag by a few seconds)
@@ -67,14 +77,21 @@ def test_a_full_dlq_refuses_dead_letters_and_their_source_queue_keeps_them(bound
         return lengths if lengths.get("test.bounded.dlq", 0) + lengths.get("test.bounded.work", 0) == 6 else None
 
     # once a second: each rabbitmqctl call starts an Erlang VM
-    lengths = wait_until(all_six_counted, timeout=20, interval=1, what="the six dead letters counted in the DLQ or their source")
+    lengths = wait_until(
+        all_six_counted, timeout=20, interval=1, what="the six dead letters counted in the DLQ or their source"
+    )
     assert 2 <= lengths["test.bounded.dlq"] < 6
     assert lengths["test.bounded.dlq"] + lengths["test.bounded.work"] == 6
 
 
 def test_dlq_arguments_bound_it_with_reject_publish():
     args = broker.dead_letter_queue(max_length=10, max_bytes=1000).queue_arguments
-    assert args == {"x-queue-type": "quorum", "x-max-length": 10, "x-max-length-bytes": 1000, "x-overflow": "reject-publish"}
+    assert args == {
+        "x-queue-type": "quorum",
+        "x-max-length": 10,
+        "x-max-length-bytes": 1000,
+        "x-overflow": "reject-publish",
+    }
     # every work queue dead-letters at-least-once, which RabbitMQ allows only with reject-publish on it
     work = broker.work_queue_arguments(3)
     assert (work["x-dead-letter-strategy"], work["x-overflow"]) == ("at-least-once", "reject-publish")
@@ -84,7 +101,7 @@ def test_declare_topology_keeps_a_live_dlq_with_other_arguments_and_prints_the_p
     # given: a DLQ declared before it had a bound (an existing deployment)
     with Connection(settings.CELERY_BROKER_URL) as conn:
         channel = conn.channel()
-        channel.queue_delete(broker.DEAD_LETTER_QUEUE_NAME)
+        cast(Channel, channel).queue_delete(broker.DEAD_LETTER_QUEUE_NAME)  # stubs: StdChannel; run time: amqp Channel
         broker.dead_letter_queue()(channel).declare()
         try:
             # when
@@ -93,9 +110,12 @@ def test_declare_topology_keeps_a_live_dlq_with_other_arguments_and_prints_the_p
             # then: set-up goes on (every process can start), says how to apply the bound, keeps the binding
             assert "topology declared" in out.getvalue()
             assert f"queue {broker.DEAD_LETTER_QUEUE_NAME} exists with other arguments" in err.getvalue()
-            assert '"max-length": %d' % settings.DLQ_MAX_LENGTH in err.getvalue() and '"overflow": "reject-publish"' in err.getvalue()
+            assert (
+                f'"max-length": {settings.DLQ_MAX_LENGTH}' in err.getvalue()
+                and '"overflow": "reject-publish"' in err.getvalue()
+            )
             conn.Producer(channel).publish({}, exchange=broker.DEAD_LETTER_EXCHANGE.name, routing_key="process")
             assert get_one(channel, broker.DEAD_LETTER_QUEUE_NAME) is not None
         finally:
-            channel.queue_delete(broker.DEAD_LETTER_QUEUE_NAME)
+            cast(Channel, channel).queue_delete(broker.DEAD_LETTER_QUEUE_NAME)
             call_command("declare_topology", stdout=io.StringIO())

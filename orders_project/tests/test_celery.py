@@ -1,5 +1,6 @@
 """The Celery app (orders_project/celery.py): JSON only on the wire, and workers dead-letter what they
 cannot decode (core/celery_security.py)."""
+
 from django.conf import settings
 
 

@@ -1,5 +1,6 @@
 """orders_project/settings.py as production imports it: DEBUG off by default, and no start without the
 secrets. (The rest of the production settings: tests/deploy/test_settings_security.py.)"""
+
 import os
 import subprocess
 import sys
@@ -23,8 +24,14 @@ print(f"DEBUG={debug} SECRET_KEY={settings.SECRET_KEY} SECRET_TOKEN={settings.SE
 
 def _import_production_settings(**env) -> subprocess.CompletedProcess:
     """Import orders_project.settings (what production runs) in a process with a clean environment."""
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DJANGO_SETTINGS_MODULE": "orders_project.settings", **env}
-    return subprocess.run([sys.executable, "-c", _PROBE], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=60)
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "orders_project.settings",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", _PROBE], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key():

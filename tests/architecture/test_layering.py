@@ -1,4 +1,5 @@
 """The layering of docs/architecture.md, checked on the source: imports point down only."""
+
 import ast
 from pathlib import Path
 
@@ -28,9 +29,7 @@ def _imports(package: str) -> dict[str, set[str]]:
 
 def _offenders(package: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
     return {
-        module: sorted(names & set(forbidden))
-        for module, names in _imports(package).items()
-        if names & set(forbidden)
+        module: sorted(names & set(forbidden)) for module, names in _imports(package).items() if names & set(forbidden)
     }
 
 

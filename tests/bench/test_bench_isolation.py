@@ -1,6 +1,7 @@
 """The bench's isolation between runs, without services: one run per name at a time (machine-wide
 lock), the process groups a dead run left behind are reaped (and only those), and the bare-chain
 counter is named after the run, so a smoke run and a full run never count each other's chains."""
+
 import argparse
 import subprocess
 import sys
@@ -25,9 +26,13 @@ def name():
 
 
 def take_lock(name: str, wait: float, hold: float = 0.0) -> subprocess.Popen:
-    code = (f"import time; from bench import procs; procs.lock_run({name!r}, wait={wait}, log=lambda m: None); "
-            f"print('locked', flush=True); time.sleep({hold})")
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code = (
+        f"import time; from bench import procs; procs.lock_run({name!r}, wait={wait}, log=lambda m: None); "
+        f"print('locked', flush=True); time.sleep({hold})"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_a_second_run_of_the_same_name_waits_for_the_first(name):
@@ -53,7 +58,8 @@ def test_leftovers_of_a_dead_run_are_killed_and_nothing_else(name):
     try:
         created = psutil.Process(left.pid).create_time()
         Path(f"/tmp/{name}.bench.pids").write_text(
-            f"{left.pid} {created}\n{stranger.pid} {psutil.Process(stranger.pid).create_time() - 5}\n"  # recycled pid: other start time
+            # the stranger: a recycled pid (other start time)
+            f"{left.pid} {created}\n{stranger.pid} {psutil.Process(stranger.pid).create_time() - 5}\n"
         )
         assert procs.reap_leftovers(name, log=lambda m: None) == 1
         assert left.wait(timeout=10) == -9

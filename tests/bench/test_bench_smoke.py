@@ -9,6 +9,7 @@ own process group, and kills them when it ends. Two suites running at once on th
 or a CI copy) would share that database and vhost: the run takes a machine-wide lock per name, so the
 second smoke run waits for the first (hence the longer timeout) instead of truncating its tables.
 """
+
 import json
 import math
 import os
@@ -21,13 +22,37 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Every figure of a full run; the A/B publish figures carry the other setting's name as a suffix.
 FIGURES = {
-    "api_accept_rate_c16", "api_accept_rate_c64", "api_accept_rate_c16_same_server", "api_accept_rate_c64_same_server",
-    "api_p99_c16", "api_errors_c16", "api_errors_c64", "pipeline_throughput", "pipeline_throughput_zipf",
-    "enrichment_io_vs_latency0", "enrichment_io_vs_chain", "decoupling_p99", "e2e_latency_p50", "e2e_latency_p99",
-    "sustained_max_rate", "sustained_p50_at_50", "sustained_p99_at_50", "sustained_cpu_per_order_at_50",
-    "cost_worker_cpu_per_1000", "scale_out_1", "scale_out_2", "scale_out_4",
+    "api_accept_rate_c16",
+    "api_accept_rate_c64",
+    "api_accept_rate_c16_same_server",
+    "api_accept_rate_c64_same_server",
+    "api_p99_c16",
+    "api_errors_c16",
+    "api_errors_c64",
+    "pipeline_throughput",
+    "pipeline_throughput_zipf",
+    "enrichment_io_vs_latency0",
+    "enrichment_io_vs_chain",
+    "decoupling_p99",
+    "e2e_latency_p50",
+    "e2e_latency_p99",
+    "sustained_max_rate",
+    "sustained_p50_at_50",
+    "sustained_p99_at_50",
+    "sustained_cpu_per_order_at_50",
+    "cost_worker_cpu_per_1000",
+    "scale_out_1",
+    "scale_out_2",
+    "scale_out_4",
 }
-AB_FIGURES = {"api_accept_rate_c16", "api_accept_rate_c64", "api_p99_c16", "api_errors_c64", "e2e_latency_p50", "e2e_latency_p99"}
+AB_FIGURES = {
+    "api_accept_rate_c16",
+    "api_accept_rate_c64",
+    "api_p99_c16",
+    "api_errors_c64",
+    "e2e_latency_p50",
+    "e2e_latency_p99",
+}
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 LOCK_WAIT = 420  # another suite's smoke run of the same name may hold the lock this long
@@ -45,9 +70,25 @@ def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out), "--logs", str(out / "logs"), "--lock-wait", str(LOCK_WAIT),
-         "--redis-db", REDIS_DB],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=LOCK_WAIT + 420,
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--smoke",
+            "--out",
+            str(out),
+            "--logs",
+            str(out / "logs"),
+            "--lock-wait",
+            str(LOCK_WAIT),
+            "--redis-db",
+            REDIS_DB,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=LOCK_WAIT + 420,
     )
     assert done.returncode == 0, f"bench smoke run failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return out
@@ -65,7 +106,10 @@ def test_smoke_run_writes_json_with_every_figure_numeric(smoke_run):
     for name, figure in results["figures"].items():
         assert numeric(figure["value"]), (name, figure)
         assert numeric(figure["ceiling"]), (name, figure)
-        assert numeric(figure["ratio"]) or figure["ceiling"] == 0, (name, figure)  # an error count next to a ceiling of 0
+        assert numeric(figure["ratio"]) or figure["ceiling"] == 0, (
+            name,
+            figure,
+        )  # an error count next to a ceiling of 0
         assert figure["target"] and (figure["met"] is None or isinstance(figure["met"], bool)), (name, figure)
     assert results["settings"]["smoke"] is True
     assert results["settings"]["database"] == results["settings"]["vhost"] == "orders_bench_smoke"
@@ -97,7 +141,15 @@ def test_smoke_run_measures_every_sustained_step(smoke_run):
         assert not step.get("skipped"), step
         for key in ("offered", "sent", "accepted", "completed", "failed", "errors", "non_2xx", "connection_errors"):
             assert isinstance(step[key], int), (step["rate"], key)
-        for key in ("post_p50_ms", "post_p99_ms", "p50_ms", "p99_ms", "max_ms", "cpu_ms_per_order_total", "cpu_ms_per_order_own"):
+        for key in (
+            "post_p50_ms",
+            "post_p99_ms",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "cpu_ms_per_order_total",
+            "cpu_ms_per_order_own",
+        ):
             assert numeric(step[key]), (step["rate"], key)
         assert step["completed"] > 0 and isinstance(step["ok"], bool)
         per_kind = step["cpu_ms_per_order"]
@@ -111,9 +163,21 @@ def test_smoke_run_measures_every_sustained_step(smoke_run):
 def test_smoke_run_writes_markdown_table_and_png(smoke_run):
     table = (smoke_run / "latest.md").read_text()
     assert "| figure | value | ceiling (same run) | ratio | target | met |" in table
-    for label in ("API accept rate, c=16", "API errors, c=64", "Pipeline drain, latency 0, hot catalog", "1,000 SKUs (Zipf)",
-                  "Decoupling", "End-to-end p99", "Sustained: highest rate", "Sustained: CPU per completed order", "Scale-out, 4",
-                  "| offered/s | offered | sent |", "| process kind | 10/s | 20/s |", "| **total** |", "connection errors"):
+    for label in (
+        "API accept rate, c=16",
+        "API errors, c=64",
+        "Pipeline drain, latency 0, hot catalog",
+        "1,000 SKUs (Zipf)",
+        "Decoupling",
+        "End-to-end p99",
+        "Sustained: highest rate",
+        "Sustained: CPU per completed order",
+        "Scale-out, 4",
+        "| offered/s | offered | sent |",
+        "| process kind | 10/s | 20/s |",
+        "| **total** |",
+        "connection errors",
+    ):
         assert label in table, label
     png = (smoke_run / "latest.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000

@@ -11,7 +11,11 @@ def _run(started, git, rate, ratio, cpu):
 
 
 def test_compare_puts_each_figure_of_two_runs_side_by_side():
-    table = report.compare(_run("2026-11-23T00:21:49", "aaa", 15.5, 0.188, 21.9), _run("2026-11-23T02:09:04", "bbb", 59.6, 0.26, 9.0))
-    assert "| Pipeline drain, latency 0, hot catalog | 15.5 orders/s | 0.188 | 59.6 orders/s | 0.260 | >= 0.8x |" in table
+    table = report.compare(
+        _run("2026-11-23T00:21:49", "aaa", 15.5, 0.188, 21.9), _run("2026-11-23T02:09:04", "bbb", 59.6, 0.26, 9.0)
+    )
+    assert (
+        "| Pipeline drain, latency 0, hot catalog | 15.5 orders/s | 0.188 | 59.6 orders/s | 0.260 | >= 0.8x |" in table
+    )
     assert "before: 2026-11-23 00:21 (git aaa)" in table and "after: 2026-11-23 02:09 (git bbb)" in table
     assert "| worker_process | 21.9 | 9.000 |" in table

@@ -1,5 +1,6 @@
 """The deploy checks need no service (each runs offline or in its own process): these no-op fixtures
 shadow the root conftest's autouse ones (RabbitMQ vhost, Redis cache)."""
+
 import pytest
 
 

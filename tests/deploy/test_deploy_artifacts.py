@@ -70,15 +70,35 @@ CRDS_CHECKED_BY_HAND = {("keda.sh/v1alpha1", "ScaledObject")}
 
 # Environment variables the application reads (names are the contract with the app code).
 APP_ENV = {
-    "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL",
-    "CELERY_BROKER_URL", "REDIS_URL", "SECRET_TOKEN", "FLOWER_BASIC_AUTH",
-    "RABBITMQ_MANAGEMENT_URL", "LOG_FORMAT", "ENRICHMENT_LATENCY_MS",
-    "ENRICHMENT_FAILURE_RATE", "TASK_MAX_RETRIES", "PROMETHEUS_MULTIPROC_DIR",
-    "WEB_CONCURRENCY", "ENRICHMENT_CONCURRENCY", "PROCESS_CONCURRENCY", "FINALIZE_CONCURRENCY", "REFUND_CONCURRENCY",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "REDIS_URL",
+    "SECRET_TOKEN",
+    "FLOWER_BASIC_AUTH",
+    "RABBITMQ_MANAGEMENT_URL",
+    "LOG_FORMAT",
+    "ENRICHMENT_LATENCY_MS",
+    "ENRICHMENT_FAILURE_RATE",
+    "TASK_MAX_RETRIES",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "WEB_CONCURRENCY",
+    "ENRICHMENT_CONCURRENCY",
+    "PROCESS_CONCURRENCY",
+    "FINALIZE_CONCURRENCY",
+    "REFUND_CONCURRENCY",
 }
 SECRET_ENV = {
-    "DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_TOKEN",
-    "FLOWER_BASIC_AUTH", "RABBITMQ_MANAGEMENT_URL", "REDIS_URL", "REDIS_PASSWORD",
+    "DJANGO_SECRET_KEY",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "SECRET_TOKEN",
+    "FLOWER_BASIC_AUTH",
+    "RABBITMQ_MANAGEMENT_URL",
+    "REDIS_URL",
+    "REDIS_PASSWORD",
 }
 
 
@@ -219,7 +239,9 @@ def test_procfile_workers_consume_every_work_queue_and_only_those():
         f"work queues no Procfile worker consumes: {sorted(declared - consumed)} "
         "(add a worker_<stage> line, its compose service and k8s Deployment, and WORKERS here)"
     )
-    assert not consumed - declared, f"Procfile workers on queues the broker topology does not declare: {sorted(consumed - declared)}"
+    assert not consumed - declared, (
+        f"Procfile workers on queues the broker topology does not declare: {sorted(consumed - declared)}"
+    )
 
 
 def test_procfile_workers_are_the_workers_checked_here():
@@ -227,11 +249,13 @@ def test_procfile_workers_are_the_workers_checked_here():
     policies): it must name every Procfile worker, each on the one queue its node is named after."""
     expected = {}
     for key, queues in procfile_workers().items():
-        assert len(queues) == 1, f"{key}: one queue per worker (node name, probes and Deployment are per queue), not {queues}"
+        assert len(queues) == 1, (
+            f"{key}: one queue per worker (node name, probes and Deployment are per queue), not {queues}"
+        )
         node = option(normalize(procfile()[key]), "-n", "--hostname")
         assert node == f"{queues[0]}@%h", f"{key}: node name {node!r}, expected {queues[0]}@%h"
         expected[PROCESS_NAMES[key]] = queues[0]
-    assert WORKERS == expected, f"WORKERS {WORKERS} != the Procfile's workers {expected}"
+    assert expected == WORKERS, f"WORKERS {WORKERS} != the Procfile's workers {expected}"
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -362,10 +386,18 @@ def test_dockerfile_collectstatic_builds_what_whitenoise_serves(tmp_path):
         f"from {env['DJANGO_SETTINGS_MODULE']} import *  # noqa\nSTATIC_ROOT = {str(tmp_path / 'static')!r}\n"
     )
     env.update(DJANGO_SETTINGS_MODULE="image_settings", PYTHONPATH=f"{tmp_path}:{ROOT}")
-    collect = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)
+    collect = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert collect.returncode == 0, collect.stdout + collect.stderr
-    serve = subprocess.run([sys.executable, "-c", IMAGE_STATIC_CHECK], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    serve = subprocess.run(
+        [sys.executable, "-c", IMAGE_STATIC_CHECK], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert serve.returncode == 0, serve.stdout + serve.stderr
     served = json.loads(serve.stdout.splitlines()[-1])
     entry = served[0]["url"]
@@ -424,6 +456,7 @@ def dockerignored(path: str) -> bool:
     """Whether `path` (relative to the build context) is left out of it by .dockerignore, as Docker
     reads it: the last pattern that matches the path or one of its parent directories wins, `!`
     re-includes, `*` and `?` stay within a path segment, `**` spans any number of them."""
+
     def regex(pattern: str) -> re.Pattern:
         out, i = "", 0
         while i < len(pattern):
@@ -455,9 +488,17 @@ def test_image_build_context_leaves_the_dev_only_code_out():
         assert dockerignored(name), f".dockerignore must exclude {name}/"
         for path in (ROOT / name).rglob("*.py"):
             assert dockerignored(str(path.relative_to(ROOT))), path
-    for needed in ("manage.py", "requirements.lock", *RUNTIME_PACKAGES, "orders_project/settings.py", "orders/templates"):
+    for needed in (
+        "manage.py",
+        "requirements.lock",
+        *RUNTIME_PACKAGES,
+        "orders_project/settings.py",
+        "orders/templates",
+    ):
         assert not dockerignored(needed), f"the image needs {needed}"
-    assert "psutil" not in lock_entries("requirements.lock"), "psutil is a dev requirement: the runtime must not need it"
+    assert "psutil" not in lock_entries("requirements.lock"), (
+        "psutil is a dev requirement: the runtime must not need it"
+    )
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -469,7 +510,9 @@ def _imported_modules(path: Path) -> set[str]:
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"\w+(\.\w+)+", node.value):
+        elif (
+            isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"\w+(\.\w+)+", node.value)
+        ):
             names.add(node.value.split(".")[0])
     return names
 
@@ -593,7 +636,11 @@ def test_compose_worker_healthcheck_pings_own_node(service, node):
 
 def test_compose_runs_no_worker_outside_the_procfile():
     services = compose()["services"]
-    runners = {name for name, svc in services.items() if "command" in svc and worker_queues(normalize(compose_command(name))) is not None}
+    runners = {
+        name
+        for name, svc in services.items()
+        if "command" in svc and worker_queues(normalize(compose_command(name))) is not None
+    }
     assert runners == set(WORKERS), f"compose's Celery workers {sorted(runners)} != the Procfile's {sorted(WORKERS)}"
 
 
@@ -619,7 +666,9 @@ def test_compose_web_flower_heartbeat_healthchecks():
 
 def test_env_example_lists_every_app_variable():
     text = (ROOT / "deploy" / "env.example").read_text()
-    names = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")}
+    names = {
+        line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")
+    }
     missing = APP_ENV - names
     assert not missing, f"deploy/env.example lacks {sorted(missing)}"
     values = [line.split("=", 1)[1] for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#")]
@@ -821,7 +870,7 @@ def test_k8s_commands_match_procfile(directory, key):
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
 def test_k8s_app_env_complete(directory):
-    configmaps, secrets = config_data(directory)
+    configmaps, _secrets = config_data(directory)
     for name, obj in workloads(directory).items():
         if not is_app(obj):
             continue
@@ -850,7 +899,9 @@ def test_k8s_prometheus_multiproc_dir_exists_where_used(directory):
             if "PROMETHEUS_MULTIPROC_DIR" not in env:
                 continue
             directory_value = env["PROMETHEUS_MULTIPROC_DIR"]
-            assert directory_value, f"{name}/{container['name']}: an empty PROMETHEUS_MULTIPROC_DIR means the working directory"
+            assert directory_value, (
+                f"{name}/{container['name']}: an empty PROMETHEUS_MULTIPROC_DIR means the working directory"
+            )
             mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
             assert directory_value in mounts, f"{name}/{container['name']}: no volume on {directory_value}"
             assert "emptyDir" in volumes[mounts[directory_value]], f"{name}/{container['name']}: not an emptyDir"
@@ -907,10 +958,13 @@ def test_k8s_workers(directory):
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
 def test_k8s_runs_no_worker_outside_the_procfile(directory):
     runners = {
-        name for name, obj in workloads(directory).items()
+        name
+        for name, obj in workloads(directory).items()
         if any(worker_queues(normalize(c.get("command", []))) is not None for c in pod_spec(obj)["containers"])
     }
-    assert runners == set(WORKERS), f"{directory}: Celery worker Deployments {sorted(runners)} != the Procfile's {sorted(WORKERS)}"
+    assert runners == set(WORKERS), (
+        f"{directory}: Celery worker Deployments {sorted(runners)} != the Procfile's {sorted(WORKERS)}"
+    )
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
@@ -981,7 +1035,8 @@ def test_k8s_termination_grace_covers_graceful_shutdown(directory):
     web, live = main_container(deployments["web"]), main_container(deployments["live"])
     web_env = container_env(directory, web)
     drains = {
-        "web": prestop_seconds(web) + int(web_env.get("WEB_GRACEFUL_TIMEOUT") or gunicorn_default("WEB_GRACEFUL_TIMEOUT")),
+        "web": prestop_seconds(web)
+        + int(web_env.get("WEB_GRACEFUL_TIMEOUT") or gunicorn_default("WEB_GRACEFUL_TIMEOUT")),
         "live": prestop_seconds(live) + int(option(normalize(live["command"]), "--timeout-graceful-shutdown")),
     }
     for name, drain in drains.items():
@@ -1007,6 +1062,7 @@ def test_k8s_web_concurrency_fits_the_cpu_limit(directory):
 def ingress_backend(rule: dict, request_path: str) -> dict:
     """The backend Kubernetes picks for a path: the longest matching path (Prefix matches whole
     path elements: /ws/ matches /ws/orders, not /wsx)."""
+
     def matches(path: dict) -> bool:
         if path["pathType"] == "Exact":
             return request_path == path["path"]
@@ -1044,13 +1100,20 @@ def test_ingress_routes_the_socket_to_live_and_the_rest_to_web(directory, reques
     assert len(rules) == 1 and rules[0].get("host"), "one host for the page, the API and the socket"
     backend = ingress_backend(rules[0], request_path)["service"]
     service = objects(directory, "Service")[backend["name"]]
-    port = next(p for p in service["spec"]["ports"] if p.get("name") == backend["port"].get("name") or p["port"] == backend["port"].get("number"))
+    port = next(
+        p
+        for p in service["spec"]["ports"]
+        if p.get("name") == backend["port"].get("name") or p["port"] == backend["port"].get("number")
+    )
     deployment = next(
-        d for d in objects(directory, "Deployment").values()
+        d
+        for d in objects(directory, "Deployment").values()
         if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
     )
     container = main_container(deployment)
-    assert normalize(container["command"]) == normalize(procfile()[process]), f"{request_path} reaches {deployment['metadata']['name']}"
+    assert normalize(container["command"]) == normalize(procfile()[process]), (
+        f"{request_path} reaches {deployment['metadata']['name']}"
+    )
     listen = {"web": "8000", "live": "8001"}[process]
     command = " ".join(normalize(procfile()[process]))
     assert listen in procfile()[process], command
@@ -1150,7 +1213,9 @@ def test_flower_has_no_default_credentials_anywhere():
         **{f"k8s {d}": main_container(objects(d, "Deployment")["flower"])["command"][2] for d in KUSTOMIZE_DIRS},
     }
     for where, command in commands.items():
-        assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command, f"{where}: Flower must refuse to start without FLOWER_BASIC_AUTH"
+        assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command, (
+            f"{where}: Flower must refuse to start without FLOWER_BASIC_AUTH"
+        )
     for path in ("Procfile", "docker-compose.yml", "deploy/env.example", *map(str, (ROOT / "k8s").rglob("*.yaml"))):
         assert "admin:admin" not in (ROOT / path).read_text(), f"{path}: admin:admin"
 
@@ -1187,7 +1252,9 @@ def test_k8s_redis_requires_the_password_from_the_secret(directory):
     password = secrets[env["REDIS_PASSWORD"]["name"]]["REDIS_PASSWORD"]
     for name, obj in workloads(directory).items():
         if is_app(obj):
-            assert container_env(directory, main_container(obj))["REDIS_URL"].startswith(f"redis://:{password}@redis:"), name
+            assert container_env(directory, main_container(obj))["REDIS_URL"].startswith(
+                f"redis://:{password}@redis:"
+            ), name
 
 
 # --------------------------------------------------------------------------- NetworkPolicies
@@ -1206,8 +1273,12 @@ def _selects(selector: dict, labels: dict) -> bool:
         return False
     for expr in selector.get("matchExpressions", []):
         key, op, values = expr["key"], expr["operator"], expr.get("values", [])
-        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
-              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
         if not ok:
             return False
     return True
@@ -1215,15 +1286,20 @@ def _selects(selector: dict, labels: dict) -> bool:
 
 def _pod(directory: str, name: str) -> tuple[dict, list[dict]]:
     obj = {**workloads(directory), **objects(directory, "Job")}[name]
-    return obj["spec"]["template"]["metadata"]["labels"], [p for c in pod_spec(obj)["containers"] for p in c.get("ports", [])]
+    return obj["spec"]["template"]["metadata"]["labels"], [
+        p for c in pod_spec(obj)["containers"] for p in c.get("ports", [])
+    ]
 
 
 def admitted(directory: str, source_ns: dict, source_pod: dict, target: str, port: int) -> bool:
     """Whether the build's NetworkPolicies let a TCP connection from a pod (its namespace's labels, its
     labels) to `target`'s pods on `port` (the semantics of networking.k8s.io/v1, ingress only)."""
     labels, ports = _pod(directory, target)
-    policies = [p for p in objects(directory, "NetworkPolicy").values()
-                if "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) and _selects(p["spec"]["podSelector"], labels)]
+    policies = [
+        p
+        for p in objects(directory, "NetworkPolicy").values()
+        if "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) and _selects(p["spec"]["podSelector"], labels)
+    ]
     if not policies:
         return True
 
@@ -1359,7 +1435,9 @@ def test_lock_pins_every_requirement_with_hashes(source, lock):
 
 def test_dev_lock_keeps_the_runtime_versions():
     runtime, dev = lock_entries("requirements.lock"), lock_entries("requirements-dev.lock")
-    assert {n: v[0] for n, v in runtime.items()} == {n: dev[n][0] for n in runtime if n in dev} and set(runtime) <= set(dev)
+    assert {n: v[0] for n, v in runtime.items()} == {n: dev[n][0] for n in runtime if n in dev} and set(runtime) <= set(
+        dev
+    )
 
 
 def test_lock_covers_every_installed_runtime_distribution():
@@ -1370,8 +1448,11 @@ def test_lock_covers_every_installed_runtime_distribution():
     from packaging.requirements import Requirement
 
     lock = lock_entries("requirements.lock")
-    todo = [(Requirement(line.split("#", 1)[0].strip()), ()) for line in (ROOT / "requirements.txt").read_text().splitlines()
-            if line.split("#", 1)[0].strip() and not line.startswith("-")]
+    todo = [
+        (Requirement(line.split("#", 1)[0].strip()), ())
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.split("#", 1)[0].strip() and not line.startswith("-")
+    ]
     seen: set[str] = set()
     while todo:
         requirement, parent_extras = todo.pop()

@@ -2,6 +2,7 @@
 production environment, short or placeholder secrets refuse to start, and plain-HTTP setups opt out of the
 HTTPS-only defaults with one switch (DJANGO_HTTPS=false). Each case runs in a subprocess with a clean
 environment, as a production process would start."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,6 @@ KEY = "pR0d-Kx7wQ2mZ9vL4tN8bC1yH6jF3sD5aG0eU7iO2pW9qE4rT1uY6nM3"  # 56 character
 TOKEN = "Tq8mW3zK6vB1xN4cJ7hL2pF9sD5gA0eR"  # 32 characters
 
 
-
-
 PRODUCTION = {
     "DJANGO_DEBUG": "False",
     "DJANGO_SECRET_KEY": KEY,
@@ -27,7 +26,11 @@ PRODUCTION = {
 
 
 def run_in_production(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DJANGO_SETTINGS_MODULE": "orders_project.settings", **PRODUCTION}
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "orders_project.settings",
+        **PRODUCTION,
+    }
     clean.update(env)
     clean = {k: v for k, v in clean.items() if v is not None}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
@@ -61,8 +64,13 @@ def test_check_deploy_is_clean_under_the_production_environment():
 
 def test_production_defaults_are_https_only():
     values = settings_values(
-        "SECURE_SSL_REDIRECT", "SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS",
-        "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
+        "SECURE_SSL_REDIRECT",
+        "SECURE_PROXY_SSL_HEADER",
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
     )
     assert values == {
         "SECURE_SSL_REDIRECT": "True",
@@ -76,10 +84,19 @@ def test_production_defaults_are_https_only():
 
 
 def test_plain_http_switch_turns_the_https_only_defaults_off():
-    values = settings_values("SECURE_SSL_REDIRECT", "SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_SECONDS", "SESSION_COOKIE_SECURE",
-                             DJANGO_HTTPS="false")
-    assert values == {"SECURE_SSL_REDIRECT": "False", "SECURE_PROXY_SSL_HEADER": "None", "SECURE_HSTS_SECONDS": "0",
-                      "SESSION_COOKIE_SECURE": "False"}
+    values = settings_values(
+        "SECURE_SSL_REDIRECT",
+        "SECURE_PROXY_SSL_HEADER",
+        "SECURE_HSTS_SECONDS",
+        "SESSION_COOKIE_SECURE",
+        DJANGO_HTTPS="false",
+    )
+    assert values == {
+        "SECURE_SSL_REDIRECT": "False",
+        "SECURE_PROXY_SSL_HEADER": "None",
+        "SECURE_HSTS_SECONDS": "0",
+        "SESSION_COOKIE_SECURE": "False",
+    }
 
 
 REQUEST_PROBE = """
@@ -87,7 +104,9 @@ import django
 django.setup()
 from django.test import Client
 client = Client()
-for path, headers in [("/orders", {}), ("/orders", {"HTTP_X_FORWARDED_PROTO": "https"}), ("/healthz", {}), ("/metrics", {})]:
+for path, headers in [
+    ("/orders", {}), ("/orders", {"HTTP_X_FORWARDED_PROTO": "https"}), ("/healthz", {}), ("/metrics", {})
+]:
     response = client.get(path, HTTP_HOST="orders.example.com", **headers)
     print(path, headers.get("HTTP_X_FORWARDED_PROTO", "http"), response.status_code, response.get("Location", "-"),
           response.get("Strict-Transport-Security", "-"))
@@ -100,7 +119,7 @@ def test_plain_http_is_redirected_to_https_except_the_probes():
     lines = result.stdout.splitlines()[-4:]
     assert lines[0] == "/orders http 301 https://orders.example.com/orders -", lines
     # behind the TLS proxy (X-Forwarded-Proto: https): served, with HSTS
-    path, proto, status, location, hsts = lines[1].split(" ", 4)
+    _path, proto, status, location, hsts = lines[1].split(" ", 4)
     assert (proto, status) != ("https", "301") and location == "-", lines
     assert hsts == "max-age=31536000; includeSubDomains; preload", lines
     assert lines[2].split()[2] != "301" and lines[3].split()[2] != "301", lines
@@ -150,5 +169,7 @@ def test_the_shipped_example_and_base_secrets_refuse_to_start():
 
 
 def test_debug_keeps_the_dev_defaults():
-    values = settings_values("SECRET_TOKEN", "SECURE_SSL_REDIRECT", DJANGO_DEBUG="true", DJANGO_SECRET_KEY=None, SECRET_TOKEN=None)
+    values = settings_values(
+        "SECRET_TOKEN", "SECURE_SSL_REDIRECT", DJANGO_DEBUG="true", DJANGO_SECRET_KEY=None, SECRET_TOKEN=None
+    )
     assert values == {"SECRET_TOKEN": "'dev-token'", "SECURE_SSL_REDIRECT": "False"}

@@ -1,6 +1,7 @@
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from core.heartbeat import age_seconds
 
@@ -9,11 +10,11 @@ class Command(BaseCommand):
     help = "Exit 0 when the heartbeat file was touched within --max-age seconds (a liveness probe)."
     requires_system_checks = []
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path")
         parser.add_argument("--max-age", type=float, default=60)
 
-    def handle(self, *args, path, max_age, **options):
+    def handle(self, *args: Any, path: str, max_age: float, **options: Any) -> None:
         try:
             age = age_seconds(path)
         except FileNotFoundError:

@@ -13,7 +13,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--refund",
             choices=controls.REFUND_MODES,
-            help="refund calls: ok, flaky (2 transient failures), down (always transient), hang (past the timeout), reject (permanent)",
+            help="refund calls: ok, flaky (2 transient failures), down (always transient), "
+            "hang (past the timeout), reject (permanent)",
         )
         parser.add_argument("--reset", action="store_true", help="back to the environment's settings")
 
@@ -26,4 +27,6 @@ class Command(BaseCommand):
         fixed = True if fix else False if unfix else None
         if failure_rate is not None or fixed is not None or refund is not None:
             controls.controls_set(failure_rate=failure_rate, fixed=fixed, refund=refund)
-        self.stdout.write(f"failure_rate={controls.failure_rate()} fixed={controls.outage_fixed()} refund={controls.refund_mode()}")
+        self.stdout.write(
+            f"failure_rate={controls.failure_rate()} fixed={controls.outage_fixed()} refund={controls.refund_mode()}"
+        )

@@ -1,11 +1,13 @@
 import json
+from typing import cast
 
+from amqp.channel import Channel
 from amqp.exceptions import PreconditionFailed
+from celery import current_app as app
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from orders_project import broker
-from celery import current_app as app
 
 # Queue arguments as RabbitMQ policy keys, for the advice printed when a live queue has other arguments.
 POLICY_KEYS = {
@@ -21,7 +23,10 @@ POLICY_KEYS = {
 def policy_command(queue, vhost: str) -> str:
     definition = {POLICY_KEYS[k]: v for k, v in queue.queue_arguments.items() if k in POLICY_KEYS}
     pattern = "^" + queue.name.replace(".", r"\.") + "$"
-    return f"rabbitmqctl set_policy -p {vhost} {queue.name}-limits '{pattern}' '{json.dumps(definition)}' --apply-to queues"
+    return (
+        f"rabbitmqctl set_policy -p {vhost} {queue.name}-limits "
+        f"'{pattern}' '{json.dumps(definition)}' --apply-to queues"
+    )
 
 
 class Command(BaseCommand):
@@ -54,6 +59,8 @@ class Command(BaseCommand):
                         )
                     )
                     continue
-                self.stdout.write(f"queue {queue.name} -> {queue.exchange.name} [{queue.routing_key}] {queue.queue_arguments}")
-            channel.close()
+                self.stdout.write(
+                    f"queue {queue.name} -> {queue.exchange.name} [{queue.routing_key}] {queue.queue_arguments}"
+                )
+            cast(Channel, channel).close()  # kombu's StdChannel in the stubs: py-amqp's Channel here
         self.stdout.write(self.style.SUCCESS("topology declared"))

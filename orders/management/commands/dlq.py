@@ -9,7 +9,10 @@ from orders.models import DeadLetter, DeadLetterStatus
 
 
 class Command(BaseCommand):
-    help = "Inspect and recover dead letters: list | show ID | redrive ID... | redrive --group G | redrive --all | discard ID..."
+    help = (
+        "Inspect and recover dead letters: list | show ID | redrive ID... "
+        "| redrive --group G | redrive --all | discard ID..."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -36,10 +39,12 @@ class Command(BaseCommand):
         for g in dead_letters.dead_letter_groups(status=status):
             self.stdout.write(f"  {g['count']:>5}  {g['group']}")
         rows = dead_letters.dead_letter_list(status=status, group=group)
-        self.stdout.write(f"{'ID':>6}  {'STATUS':<9}  {'ARCHIVED':<19}  {'ORDER':<36}  {'TASK':<18}  {'REASON':<14}  ATTEMPTS  ERROR")
+        self.stdout.write(
+            f"{'ID':>6}  {'STATUS':<9}  {'ARCHIVED':<19}  {'ORDER':<36}  {'TASK':<18}  {'REASON':<14}  ATTEMPTS  ERROR"
+        )
         for d in rows:
             self.stdout.write(
-                f"{d.pk:>6}  {d.status:<9}  {d.archived_at:%Y-%m-%d %H:%M:%S}  {str(d.order_id or '-'):<36}  "
+                f"{d.pk:>6}  {d.status:<9}  {d.archived_at:%Y-%m-%d %H:%M:%S}  {d.order_id or '-'!s:<36}  "
                 f"{d.task_name:<18}  {d.reason:<14}  {d.attempts:>8}  {d.exception}: {d.error_message[:80]}"
             )
         self.stdout.write(f"{rows.count()} dead letter(s)")
@@ -47,11 +52,24 @@ class Command(BaseCommand):
     def _show(self, *, actor, id, **options):
         d = self._get(id)
         fields = {
-            "id": d.pk, "status": d.status, "order_id": str(d.order_id) if d.order_id else None, "task": d.task_name,
-            "stage": d.stage, "queue": d.queue, "reason": d.reason, "exception": d.exception, "error": d.error_message,
-            "attempts": d.attempts, "first_death_at": str(d.first_death_at), "last_death_at": str(d.last_death_at),
-            "archived_at": str(d.archived_at), "redriven_at": str(d.redriven_at) if d.redriven_at else None,
-            "redriven_by": d.redriven_by or None, "group": d.failure_group, "headers": d.headers, "body": d.body,
+            "id": d.pk,
+            "status": d.status,
+            "order_id": str(d.order_id) if d.order_id else None,
+            "task": d.task_name,
+            "stage": d.stage,
+            "queue": d.queue,
+            "reason": d.reason,
+            "exception": d.exception,
+            "error": d.error_message,
+            "attempts": d.attempts,
+            "first_death_at": str(d.first_death_at),
+            "last_death_at": str(d.last_death_at),
+            "archived_at": str(d.archived_at),
+            "redriven_at": str(d.redriven_at) if d.redriven_at else None,
+            "redriven_by": d.redriven_by or None,
+            "group": d.failure_group,
+            "headers": d.headers,
+            "body": d.body,
         }
         self.stdout.write(json.dumps(fields, indent=2, default=str))
 
@@ -60,7 +78,9 @@ class Command(BaseCommand):
             raise CommandError("give dead letter IDs, or --group G, or --all")
         if not ids:
             ids = list(
-                dead_letters.dead_letter_list(status=DeadLetterStatus.ARCHIVED, group=group).values_list("pk", flat=True)
+                dead_letters.dead_letter_list(status=DeadLetterStatus.ARCHIVED, group=group).values_list(
+                    "pk", flat=True
+                )
             )
         result = dead_letters.dead_letter_redrive_many(dead_letter_ids=ids, actor=actor)
         for pk in result.redriven:
@@ -77,10 +97,10 @@ class Command(BaseCommand):
                 dead_letters.dead_letter_discard(dead_letter_id=pk, actor=actor)
                 self.stdout.write(f"discarded {pk}")
             except (ApplicationError, DeadLetter.DoesNotExist) as exc:
-                raise CommandError(getattr(exc, "message", str(exc)))
+                raise CommandError(getattr(exc, "message", str(exc))) from exc
 
     def _get(self, pk: int) -> DeadLetter:
         try:
             return DeadLetter.objects.get(pk=pk)
         except DeadLetter.DoesNotExist:
-            raise CommandError(f"no dead letter {pk}")
+            raise CommandError(f"no dead letter {pk}") from None

@@ -26,4 +26,6 @@ class Command(BaseCommand):
             )
             return 0  # always wait the interval before the next pass
 
-        GracefulLoop("reconciler", heartbeat_file=heartbeat_file or None).run(one_pass, idle_seconds=interval, once=once)
+        GracefulLoop("reconciler", heartbeat_file=heartbeat_file or None).run(
+            one_pass, idle_seconds=interval, once=once
+        )

@@ -1,8 +1,10 @@
+import contextlib
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from core.logging import get_logger
 from core.loop import GracefulLoop
@@ -17,7 +19,7 @@ class OutboxWakeup:
 
     def __init__(self, channel: str):
         self.channel = channel
-        self.wrapper = None
+        self.wrapper: BaseDatabaseWrapper | None = None
 
     def _connection(self):
         if self.wrapper is None:
@@ -40,10 +42,8 @@ class OutboxWakeup:
 
     def close(self) -> None:
         if self.wrapper is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.wrapper.close()
-            except Exception:
-                pass
             self.wrapper = None
 
 
@@ -53,7 +53,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="one batch, then exit")
         # Rows are the fast path's for a grace period; with the inline publish off, they are the relay's at once.
-        parser.add_argument("--grace", type=float, default=settings.OUTBOX_GRACE_SECONDS if settings.OUTBOX_PUBLISH_INLINE else 0.0)
+        parser.add_argument(
+            "--grace", type=float, default=settings.OUTBOX_GRACE_SECONDS if settings.OUTBOX_PUBLISH_INLINE else 0.0
+        )
         parser.add_argument("--batch-size", type=int, default=settings.OUTBOX_BATCH_SIZE)
         parser.add_argument("--heartbeat-file", default=settings.HEARTBEAT_FILE)
         parser.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY wake-up")

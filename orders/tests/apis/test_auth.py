@@ -4,6 +4,7 @@ endpoints refuse non-staff. Elsewhere: the constant-time token comparison in cli
 the admin, staff only, in orders_project/tests/test_admin_site.py and dead_letters/test_admin.py;
 production settings and Celery's JSON-only wire format in orders_project/tests/; the worker side (a
 pickled message dead-lettered and never run) in e2e/test_security_worker.py."""
+
 import base64
 import json
 
@@ -74,14 +75,19 @@ def _json(data) -> str:
 
 def _nothing_changed(letter: DeadLetter, orders_before: int) -> bool:
     letter.refresh_from_db()
-    return letter.status == DeadLetterStatus.ARCHIVED and not letter.redriven_by and Order.objects.count() == orders_before
+    return (
+        letter.status == DeadLetterStatus.ARCHIVED and not letter.redriven_by and Order.objects.count() == orders_before
+    )
 
 
 # --- every write endpoint ---------------------------------------------------------------------
 def test_the_schema_lists_the_write_endpoints():
-    assert {("POST", "/orders/"), ("POST", "/ops/dead-letters/{id}/redrive/"), ("POST", "/ops/dead-letters/{id}/discard/"), ("POST", "/ops/dead-letters/redrive/")} <= {
-        (m, p) for m, p, _ in WRITE_OPERATIONS
-    }
+    assert {
+        ("POST", "/orders/"),
+        ("POST", "/ops/dead-letters/{id}/redrive/"),
+        ("POST", "/ops/dead-letters/{id}/discard/"),
+        ("POST", "/ops/dead-letters/redrive/"),
+    } <= {(m, p) for m, p, _ in WRITE_OPERATIONS}
 
 
 @pytest.mark.parametrize("method, path, operation", WRITE_OPERATIONS, ids=WRITE_IDS)
@@ -98,7 +104,9 @@ def test_every_write_endpoint_refuses_missing_or_wrong_credentials(letter, metho
     if authorization is not None:
         client.credentials(HTTP_AUTHORIZATION=authorization)
     before = Order.objects.count()
-    response = client.generic(method, _url(path, letter), data=_json(_body(path, letter)), content_type="application/json")
+    response = client.generic(
+        method, _url(path, letter), data=_json(_body(path, letter)), content_type="application/json"
+    )
     assert response.status_code == 401, (response.status_code, response.content)
     assert response["Content-Type"].startswith("application/json")
     assert response.json()["code"] in ("not_authenticated", "authentication_failed")
@@ -124,7 +132,9 @@ def test_post_orders_refuses_a_logged_in_user_that_is_not_staff(letter):
 # --- operator endpoints: staff only ----------------------------------------------------------
 @pytest.mark.django_db
 @pytest.mark.parametrize("method, path, operation", OPS_WRITES, ids=[f"{m} {p}" for m, p, _ in OPS_WRITES])
-def test_operator_writes_refuse_the_bearer_token_holder_non_staff_and_anonymous(api_client, letter, method, path, operation):
+def test_operator_writes_refuse_the_bearer_token_holder_non_staff_and_anonymous(
+    api_client, letter, method, path, operation
+):
     User.objects.create_user("bob", password="pw-bob")
     non_staff = APIClient()
     non_staff.login(username="bob", password="pw-bob")
@@ -137,7 +147,9 @@ def test_operator_writes_refuse_the_bearer_token_holder_non_staff_and_anonymous(
         ("non-staff session", non_staff, (403,)),
         ("non-staff basic auth", non_staff_basic, (403,)),
     ]:
-        response = client.generic(method, _url(path, letter), data=_json(_body(path, letter)), content_type="application/json")
+        response = client.generic(
+            method, _url(path, letter), data=_json(_body(path, letter)), content_type="application/json"
+        )
         assert response.status_code in allowed_statuses, (who, response.status_code, response.content)
         assert _nothing_changed(letter, before), who
 

@@ -1,4 +1,5 @@
 """POST /orders/{id}/cancel: the owning client's key or staff; idempotent; 404 for others, 409 for failed."""
+
 import uuid
 
 import pytest
@@ -44,7 +45,9 @@ def test_a_completed_order_answers_202_refund_pending_then_shows_its_credit_note
     detail = api_client.get(f"/orders/{order.id}").json()
     assert detail["status"] == "refunded"
     assert detail["credit_note"]["total"] == "-" + detail["invoice"]["total"]
-    assert [line["qty"] for line in detail["credit_note"]["lines"]] == [-line["qty"] for line in detail["invoice"]["lines"]]
+    assert [line["qty"] for line in detail["credit_note"]["lines"]] == [
+        -line["qty"] for line in detail["invoice"]["lines"]
+    ]
 
 
 def test_another_clients_order_and_unknown_ids_are_404(catalog):

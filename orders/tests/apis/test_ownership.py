@@ -1,5 +1,6 @@
 """Orders belong to the client that created them: a key or a staff session on every read, another
 client's order is a 404, idempotency keys are per client, and clients see no staff names or exception text."""
+
 import uuid
 
 import pytest
@@ -7,7 +8,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from clients.tests.factories import api_client_for, client_with_key
-from orders import disclosure, selectors, services
+from orders import disclosure, services
 from orders.models import HistoryEvent, Order
 from orders.tests.factories import order_create
 
@@ -82,7 +83,7 @@ def test_the_list_shows_only_the_callers_orders_and_staff_see_all(shop, partner,
 
 
 def test_the_same_idempotency_key_from_two_clients_makes_two_orders(shop, partner, catalog):
-    (shop_client, shop_http), (partner_client, partner_http) = shop, partner
+    (_shop_client, shop_http), (partner_client, partner_http) = shop, partner
     first = shop_http.post("/orders", ORDER, format="json", HTTP_X_IDEMPOTENCY_KEY="k-1")
     second = partner_http.post("/orders", ORDER, format="json", HTTP_X_IDEMPOTENCY_KEY="k-1")
     replay = shop_http.post("/orders", ORDER, format="json", HTTP_X_IDEMPOTENCY_KEY="k-1")
@@ -97,7 +98,9 @@ def test_the_same_idempotency_key_from_two_clients_makes_two_orders(shop, partne
 
 def _failed_with_staff_details(order_id) -> None:
     """An order that retried (exception text), failed with an exception, and was touched by an operator."""
-    services.order_retry_record(order_id=order_id, stage="enrich", attempt=1, error="ConnectionError: secret-host:5432 refused", delay=1)
+    services.order_retry_record(
+        order_id=order_id, stage="enrich", attempt=1, error="ConnectionError: secret-host:5432 refused", delay=1
+    )
     services.order_fail(
         order_id=order_id,
         stage="enrich",
@@ -106,7 +109,9 @@ def _failed_with_staff_details(order_id) -> None:
         detail={"task": "orders.enrich", "task_id": "t-1", "exception": "ValueError", "message": "token=abc123 leaked"},
     )
     order = Order.objects.get(id=order_id)
-    services.order_history_append(order=order, stage="dlq", event=HistoryEvent.REDRIVEN, detail={"by": "oncall-alice", "dead_letter_id": 7})
+    services.order_history_append(
+        order=order, stage="dlq", event=HistoryEvent.REDRIVEN, detail={"by": "oncall-alice", "dead_letter_id": 7}
+    )
 
 
 def test_clients_see_no_staff_names_or_exception_text_but_staff_do(shop, staff_session, catalog):
@@ -127,7 +132,9 @@ def test_clients_see_no_staff_names_or_exception_text_but_staff_do(shop, staff_s
 
 def test_a_business_failure_reason_is_shown_to_the_client(shop, catalog):
     _, shop_http = shop
-    order_id = shop_http.post("/orders", {"customer_id": "c", "items": [{"sku": "NOPE", "qty": 1}]}, format="json").json()["order_id"]
+    order_id = shop_http.post(
+        "/orders", {"customer_id": "c", "items": [{"sku": "NOPE", "qty": 1}]}, format="json"
+    ).json()["order_id"]
     services.order_process(order_id=order_id)
     detail = shop_http.get(f"/orders/{order_id}").json()
     assert detail["failure_reason"] == "unknown sku NOPE"
@@ -139,7 +146,9 @@ def test_the_demos_anonymous_page_reads_orders_without_customer_data(anon_client
     # given: the demo (`make run`) turns the anonymous live page on
     settings.LIVE_FEED_ANONYMOUS = True
     _, shop_http = shop
-    order_id = shop_http.post("/orders", {**ORDER, "customer_id": "alice@example.com"}, format="json").json()["order_id"]
+    order_id = shop_http.post("/orders", {**ORDER, "customer_id": "alice@example.com"}, format="json").json()[
+        "order_id"
+    ]
     _failed_with_staff_details(order_id)
     # when
     detail = anon_client.get(f"/orders/{order_id}")

@@ -1,5 +1,6 @@
 """GET /orders pages by cursor: no COUNT, no OFFSET, served by an index, a capped page size, and a
 tampered cursor is a 404, never a 500."""
+
 import base64
 
 import pytest
@@ -91,7 +92,8 @@ def test_a_clients_page_is_served_by_the_client_created_at_index(catalog):
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(
-            "EXPLAIN SELECT id FROM orders_order WHERE client_id = 1 AND created_at < now() ORDER BY created_at DESC LIMIT 51"
+            "EXPLAIN SELECT id FROM orders_order WHERE client_id = 1 AND created_at < now() "
+            "ORDER BY created_at DESC LIMIT 51"
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "order_client_created_idx" in plan

@@ -1,5 +1,6 @@
 """The dead letters' admin (orders/dead_letters/admin.py), browser-free (Django test client): grouped by
 failure, redriven by an action that only staff can run."""
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -22,7 +23,9 @@ def test_dead_letters_grouped_by_failure_with_redrive_action(admin_client_logged
 
 def _nothing_changed(letter: DeadLetter, orders_before: int) -> bool:
     letter.refresh_from_db()
-    return letter.status == DeadLetterStatus.ARCHIVED and not letter.redriven_by and Order.objects.count() == orders_before
+    return (
+        letter.status == DeadLetterStatus.ARCHIVED and not letter.redriven_by and Order.objects.count() == orders_before
+    )
 
 
 @pytest.mark.django_db

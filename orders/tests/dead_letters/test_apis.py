@@ -1,5 +1,6 @@
 """The operator REST API of dead letters (orders/dead_letters/apis.py): staff only; list, filter, show,
 redrive (one, a group, a list) and discard."""
+
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
@@ -47,7 +48,12 @@ def test_staff_lists_filters_and_shows(staff_client, letter):
     detail = staff_client.get(f"/ops/dead-letters/{letter.pk}").json()
     assert detail["headers"]["task"] == "enrichment.enrich"
     group = staff_client.get("/ops/dead-letters/groups").json()[0]
-    assert (group["group"], group["task"], group["failure"], group["count"]) == ("enrichment.enrich:rejected", "enrichment.enrich", "rejected", 1)
+    assert (group["group"], group["task"], group["failure"], group["count"]) == (
+        "enrichment.enrich:rejected",
+        "enrichment.enrich",
+        "rejected",
+        1,
+    )
     assert staff_client.get("/ops/dead-letters/999999").status_code == 404
 
 

@@ -1,6 +1,7 @@
 """Archiving dead letters (orders/dead_letters/archive.py): what an operator needs stored once, an order
 ended failed by a delivery-limit letter, malformed letters stored and acked without stopping the
 archiver, and the archiver process (archive_dead_letters) whose heartbeat stops while it cannot store."""
+
 import base64
 import json
 
@@ -19,8 +20,18 @@ def test_archive_stores_what_an_operator_needs(catalog):
     letter, created = dead_letters.dead_letter_archive(**dead_letter_message(order_id=order.id, task_id="T-1"))
     # then
     assert created
-    assert (letter.order_id, letter.task_name, letter.stage, letter.queue, letter.reason) == (order.id, "enrichment.enrich", "enrich", "enrichment", "rejected")
-    assert (letter.exception, letter.error_message, letter.attempts) == ("ProviderTransientError", "provider unavailable (503)", 3)
+    assert (letter.order_id, letter.task_name, letter.stage, letter.queue, letter.reason) == (
+        order.id,
+        "enrichment.enrich",
+        "enrich",
+        "enrichment",
+        "rejected",
+    )
+    assert (letter.exception, letter.error_message, letter.attempts) == (
+        "ProviderTransientError",
+        "provider unavailable (503)",
+        3,
+    )
     assert json.loads(letter.body)[2]["chain"][0]["task"] == "orders.finalize"
     assert letter.headers["x-death"][0]["reason"] == "rejected"
     assert ("enrich", HistoryEvent.DEAD_LETTERED) in order.history.values_list("stage", "event")
@@ -47,7 +58,10 @@ def test_delivery_limit_dead_letter_ends_a_processing_order_failed(catalog, sett
 
 def test_non_celery_message_is_archived_undecoded(catalog):
     letter, created = dead_letters.dead_letter_archive(
-        body=b"\x80\x04pickled", headers={"x-death": [{"reason": "rejected", "queue": "process"}]}, properties={}, content_type="application/x-python-serialize"
+        body=b"\x80\x04pickled",
+        headers={"x-death": [{"reason": "rejected", "queue": "process"}]},
+        properties={},
+        content_type="application/x-python-serialize",
     )
     assert created and letter.order is None
     assert letter.exception == "UndecodableMessage"
@@ -60,11 +74,19 @@ def test_non_celery_message_is_archived_undecoded(catalog):
 # ---------------------------------------------------------------------------
 MALFORMED_LETTERS = [
     # (body, content type, headers)
-    (b"[1,2,3]", "application/json", {"task": "orders.process", "id": "M-list", "x-death": [{"reason": "rejected", "queue": "process"}]}),
+    (
+        b"[1,2,3]",
+        "application/json",
+        {"task": "orders.process", "id": "M-list", "x-death": [{"reason": "rejected", "queue": "process"}]},
+    ),
     (b"\xff\xfe\x00not json", "application/json", {"task": "orders.process", "id": "M-bytes"}),
     (b'{"no": "headers"}', "application/json", None),
     (b"plain words", "text/plain", {"id": "M-text"}),
-    (b'[[], {}, {}]\x00', "application/json", {"id": "M-nul\x00", "retries": "many", "x-death": "not a list", "task": "t" * 500}),
+    (
+        b"[[], {}, {}]\x00",
+        "application/json",
+        {"id": "M-nul\x00", "retries": "many", "x-death": "not a list", "task": "t" * 500},
+    ),
 ]
 
 
@@ -77,8 +99,12 @@ def dlq_publish(body: bytes, content_type: str, headers) -> None:
     with Connection(settings.CELERY_BROKER_URL) as conn:
         producer = conn.Producer(conn.channel())
         producer.publish(
-            body, exchange=broker.DEAD_LETTER_EXCHANGE.name, routing_key="process",
-            content_type=content_type, content_encoding="binary", headers=headers,
+            body,
+            exchange=broker.DEAD_LETTER_EXCHANGE.name,
+            routing_key="process",
+            content_type=content_type,
+            content_encoding="binary",
+            headers=headers,
         )
 
 
@@ -107,7 +133,9 @@ def test_archiver_stores_and_acks_malformed_dead_letters_and_goes_on_with_the_ne
     assert taken == len(MALFORMED_LETTERS) + 1
     assert dead_letters.dlq_depth() == 0
     malformed = DeadLetter.objects.exclude(exception="ProviderTransientError")
-    assert sorted(malformed.values_list("exception", flat=True)) == sorted(["MalformedMessage"] * 4 + ["UndecodableMessage"])
+    assert sorted(malformed.values_list("exception", flat=True)) == sorted(
+        ["MalformedMessage"] * 4 + ["UndecodableMessage"]
+    )
     assert metrics.DEAD_LETTERS_MALFORMED._value.get() == counted + len(MALFORMED_LETTERS)
     assert malformed.get(message_key="M-list").body == "[1,2,3]"
     assert base64.b64decode(malformed.get(message_key="M-bytes").body) == b"\xff\xfe\x00not json"
@@ -126,7 +154,10 @@ def failed_batch_logged_after(log, moment: float) -> bool:
             entry = json.loads(line)
         except ValueError:
             continue  # not a log line of ours (a warning printed at start-up)
-        if entry.get("event") == "loop_batch_failed" and datetime.fromisoformat(entry["timestamp"]).timestamp() > moment:
+        if (
+            entry.get("event") == "loop_batch_failed"
+            and datetime.fromisoformat(entry["timestamp"]).timestamp() > moment
+        ):
             return True
     return False
 
@@ -145,15 +176,29 @@ def test_archiver_heartbeat_stops_after_repeated_failures_to_store_and_the_dead_
     dlq_wait_depth(1)
     heartbeat, log = tmp_path / "heartbeat", tmp_path / "archiver.log"
     # JSON logs: each line carries the time it was written, which the wait below reads
-    env = subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope", ARCHIVER_FAILURE_LIMIT="2", OUTBOX_POLL_SECONDS="0.2", LOG_FORMAT="json")
+    env = subprocess_env(
+        DATABASE_URL="postgres://postgres@127.0.0.1:1/nope",
+        ARCHIVER_FAILURE_LIMIT="2",
+        OUTBOX_POLL_SECONDS="0.2",
+        LOG_FORMAT="json",
+    )
     with log.open("w") as stderr:
-        archiver = subprocess.Popen([sys.executable, "manage.py", "archive_dead_letters", "--heartbeat-file", str(heartbeat)], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        archiver = subprocess.Popen(
+            [sys.executable, "manage.py", "archive_dead_letters", "--heartbeat-file", str(heartbeat)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         # when: it fails batch after batch until it says its heartbeat is no longer touched
         wait_until(lambda: "loop_unhealthy" in log.read_text(), timeout=30, what="the archiver to stop its heartbeat")
         stale_since = heartbeat.stat().st_mtime
         # and it fails another batch more than 2 s after its last beat (a chance to touch the heartbeat)
-        wait_until(lambda: failed_batch_logged_after(log, stale_since + 2), timeout=30, what="a failed batch 2 s after the last beat")
+        wait_until(
+            lambda: failed_batch_logged_after(log, stale_since + 2),
+            timeout=30,
+            what="a failed batch 2 s after the last beat",
+        )
         # then: its heartbeat stopped (the liveness probe restarts it), the process is still up, nothing lost
         assert heartbeat.stat().st_mtime == stale_since and time.time() - stale_since > 2
         assert archiver.poll() is None

@@ -1,4 +1,5 @@
 """`manage.py dlq` (orders/management/commands/dlq.py): list, show, redrive (by id, group, all), discard."""
+
 import io
 
 import pytest

@@ -1,5 +1,6 @@
 """Redriving and discarding dead letters (orders/dead_letters/redrive.py): the order re-opened and the
 stage re-published with its retries reset, once; a completed order or an unreadable letter refused."""
+
 import json
 
 import pytest
@@ -26,7 +27,7 @@ def test_redrive_reopens_the_order_and_publishes_with_retries_reset(catalog, cle
     redriven = order.history.filter(event=HistoryEvent.REDRIVEN).get()
     assert redriven.detail["by"] == "staff:alice"
     [message] = queue_messages("enrichment")
-    args, kwargs, embed = json.loads(message.body)
+    args, _kwargs, embed = json.loads(message.body)
     assert args == [str(order.id)]
     assert message.headers["id"] == letter.redrive_task_id != "T-1"
     assert message.headers["retries"] == 0

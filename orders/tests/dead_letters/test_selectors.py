@@ -1,4 +1,5 @@
 """Lists of dead letters (orders/dead_letters/selectors.py): grouped by task and failure."""
+
 import pytest
 
 from orders import dead_letters

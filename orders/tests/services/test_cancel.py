@@ -1,4 +1,5 @@
 """Cancel and refund (orders/services/cancel.py, refund.py): the saga's rules against real PostgreSQL."""
+
 from collections import Counter
 from decimal import Decimal
 
@@ -47,7 +48,11 @@ def test_a_pending_order_ends_cancelled_and_every_later_stage_skips(catalog):
     assert not Invoice.objects.filter(order=order).exists()
     events = _events(order)
     assert ("cancel", HistoryEvent.CANCELLED) in events
-    assert [stage for stage, event in events if event == HistoryEvent.DUPLICATE_SKIPPED] == [PROCESS.name, ENRICH.name, FINALIZE.name]
+    assert [stage for stage, event in events if event == HistoryEvent.DUPLICATE_SKIPPED] == [
+        PROCESS.name,
+        ENRICH.name,
+        FINALIZE.name,
+    ]
 
 
 def test_a_processing_order_releases_its_reservation_once(catalog):
@@ -107,7 +112,9 @@ def test_the_refund_writes_the_negative_invoice_returns_stock_and_ends_refunded_
     credit_note = CreditNote.objects.get(order=order)
     assert order.status == OrderStatus.REFUNDED
     assert credit_note.total == -invoice.total and credit_note.total < Decimal("0")
-    assert [(line["sku"], line["qty"]) for line in credit_note.lines] == [(line["sku"], -line["qty"]) for line in invoice.lines]
+    assert [(line["sku"], line["qty"]) for line in credit_note.lines] == [
+        (line["sku"], -line["qty"]) for line in invoice.lines
+    ]
     assert _shelf() == shelf  # sold, then returned: back where it started, nothing reserved
     assert _events(order)[-1] == (REFUND.name, HistoryEvent.DUPLICATE_SKIPPED)
     assert CreditNote.objects.count() == 1
@@ -164,7 +171,10 @@ def test_a_refund_that_fails_leaves_the_order_refund_pending_and_owed(catalog):
 def test_a_forward_stage_failure_never_touches_an_order_being_refunded(catalog):
     order = order_completed()
     services.order_cancel(order_id=order.id, actor="client:default")
-    assert services.order_fail(order_id=order.id, stage=FINALIZE.name, reason="late", kind="permanent").status == OrderStatus.REFUND_PENDING
+    assert (
+        services.order_fail(order_id=order.id, stage=FINALIZE.name, reason="late", kind="permanent").status
+        == OrderStatus.REFUND_PENDING
+    )
 
 
 def test_a_flaky_refund_raises_a_transient_error_until_its_third_attempt(catalog):
@@ -177,7 +187,9 @@ def test_a_flaky_refund_raises_a_transient_error_until_its_third_attempt(catalog
     assert services.order_refund(order_id=order.id, attempt=2).status == OrderStatus.REFUNDED
 
 
-@pytest.mark.parametrize("status", [OrderStatus.CANCELLED, OrderStatus.REFUND_PENDING, OrderStatus.REFUNDED, OrderStatus.COMPLETED])
+@pytest.mark.parametrize(
+    "status", [OrderStatus.CANCELLED, OrderStatus.REFUND_PENDING, OrderStatus.REFUNDED, OrderStatus.COMPLETED]
+)
 def test_a_forward_redrive_of_an_order_past_its_pipeline_is_refused(catalog, status):
     order = order_create()
     Order.objects.filter(id=order.id).update(status=status)

@@ -1,5 +1,6 @@
 """Accepting an order (orders/services/create.py): one statement stores the order, its items, its
 idempotency key, its outbox row and its history; a repeated key returns the same order or conflicts."""
+
 import pytest
 
 from clients.models import DEFAULT_CLIENT_ID
@@ -26,14 +27,42 @@ def test_order_create_stores_order_items_key_outbox_and_history(catalog):
 
 
 def test_order_create_same_key_same_body_returns_same_order(catalog):
-    first = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
-    second = services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
+    first = services.order_create(
+        client_id=DEFAULT_CLIENT_ID,
+        customer_id="c",
+        source="api",
+        items=[services.ItemIn("ABC", 1)],
+        idempotency_key="k",
+        request_hash="h1",
+    )
+    second = services.order_create(
+        client_id=DEFAULT_CLIENT_ID,
+        customer_id="c",
+        source="api",
+        items=[services.ItemIn("ABC", 1)],
+        idempotency_key="k",
+        request_hash="h1",
+    )
     assert first.created and not second.created
     assert second.order.id == first.order.id
     assert OutboxMessage.objects.count() == 1
 
 
 def test_order_create_same_key_other_body_conflicts(catalog):
-    services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 1)], idempotency_key="k", request_hash="h1")
+    services.order_create(
+        client_id=DEFAULT_CLIENT_ID,
+        customer_id="c",
+        source="api",
+        items=[services.ItemIn("ABC", 1)],
+        idempotency_key="k",
+        request_hash="h1",
+    )
     with pytest.raises(services.IdempotencyConflict):
-        services.order_create(client_id=DEFAULT_CLIENT_ID, customer_id="c", source="api", items=[services.ItemIn("ABC", 2)], idempotency_key="k", request_hash="h2")
+        services.order_create(
+            client_id=DEFAULT_CLIENT_ID,
+            customer_id="c",
+            source="api",
+            items=[services.ItemIn("ABC", 2)],
+            idempotency_key="k",
+            request_hash="h2",
+        )

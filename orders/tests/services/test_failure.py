@@ -1,5 +1,6 @@
 """Failing an order (orders/services/failure.py): the reservation is given back, no invoice, and the
 first failure is final."""
+
 import pytest
 
 from orders import services

@@ -1,6 +1,7 @@
 """Publishing the outbox rows (orders/services/outbox.py): the relay's batches and the fast path, each row
 exactly once, rows left unsent (and retried) when the broker stops answering; and the relay process
 (orders/management/commands/relay_outbox.py) that runs the batches. The AMQP side: test_publisher.py."""
+
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from orders.services import outbox_relay_batch
 from orders.tests.factories import create_orders_while_broker_is_down
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
 
 def published_order_ids(messages) -> list[str]:
     return [json.loads(m.body)[0][0] for m in messages]
@@ -123,11 +125,21 @@ import json, time, django; django.setup()
 from django.conf import settings
 from django.test import Client
 started = time.monotonic()
-response = Client().post("/orders", {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}, content_type="application/json", HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN)
+response = Client().post(
+    "/orders",
+    {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]},
+    content_type="application/json",
+    HTTP_AUTHORIZATION="Bearer " + settings.SECRET_TOKEN,
+)
 print(json.dumps({"status": response.status_code, "seconds": time.monotonic() - started}))
 """
 
-SHORT_TIMEOUTS = {"OUTBOX_CONFIRM_TIMEOUT": "1", "OUTBOX_INLINE_TIMEOUT": "1", "BROKER_SOCKET_TIMEOUT": "1", "CELERY_BROKER_CONNECTION_TIMEOUT": "1"}
+SHORT_TIMEOUTS = {
+    "OUTBOX_CONFIRM_TIMEOUT": "1",
+    "OUTBOX_INLINE_TIMEOUT": "1",
+    "BROKER_SOCKET_TIMEOUT": "1",
+    "CELERY_BROKER_CONNECTION_TIMEOUT": "1",
+}
 
 
 def run_against(broker, code: str, **env) -> dict:
@@ -153,7 +165,9 @@ def stalling_broker(request):
     indirect=True,
     ids=["accepts-never-answers", "silent-after-handshake", "never-confirms"],
 )
-def test_relay_batch_gives_up_in_bounded_time_and_leaves_rows_unsent_when_the_broker_stops_answering(stalling_broker, clean_queues):
+def test_relay_batch_gives_up_in_bounded_time_and_leaves_rows_unsent_when_the_broker_stops_answering(
+    stalling_broker, clean_queues
+):
     # given: a backlog
     create_orders_while_broker_is_down(2)
     # when: the relay's broker stops answering (before the handshake, after it, or before any confirm)

@@ -1,5 +1,6 @@
 """The reconciler (orders/services/reconcile.py): stuck orders re-published at their stage, never a
 backlog's, never one in a retry wait, and failed with a redrivable dead letter after the bound."""
+
 from datetime import timedelta
 
 import pytest
@@ -113,7 +114,12 @@ def test_after_the_bound_the_order_fails_with_a_dead_letter_that_redrives_it(cat
     assert (order.status, order.failure_kind) == (OrderStatus.FAILED, "stuck")
     assert "no progress after 2 reconciliations at the process stage" in order.failure_reason
     letter = DeadLetter.objects.get(order=order)
-    assert (letter.stage, letter.task_name, letter.reason, letter.exception) == ("process", "orders.process", "stuck", "NoProgress")
+    assert (letter.stage, letter.task_name, letter.reason, letter.exception) == (
+        "process",
+        "orders.process",
+        "stuck",
+        "NoProgress",
+    )
     assert letter.failure_group in {g["group"] for g in dead_letters.dead_letter_groups()}
     # and: a redrive puts it back on track
     dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="staff:ops")

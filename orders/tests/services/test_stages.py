@@ -1,5 +1,6 @@
 """The pipeline's stages (orders/services/stages.py): process, enrich, finalize, each doing its work once
 whatever the redeliveries. (Properties over any order of deliveries: test_stages_properties.py.)"""
+
 import threading
 import time
 

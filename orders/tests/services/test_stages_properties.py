@@ -8,6 +8,8 @@ its reservation and never leave an invoice.
 Each example creates its own products (unique SKUs) and orders, so examples are independent although
 they share the test's transaction.
 """
+
+import contextlib
 import itertools
 from decimal import Decimal
 
@@ -15,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enrichment import controls
-from orders.services import order_enrich
 from clients.models import DEFAULT_CLIENT_ID
+from enrichment import controls
 from orders import services
 from orders.models import Invoice, Order, OrderEnrichment, OrderStatus, Product
+from orders.services import order_enrich
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +64,7 @@ def fast_reliable_provider(settings):
 def _catalog(initial_stock: list[int]) -> list[str]:
     run = next(_unique)
     skus = [f"P{run}-{i}" for i in range(len(initial_stock))]
-    for sku, stock, price in zip(skus, initial_stock, PRICES):
+    for sku, stock, price in zip(skus, initial_stock, PRICES, strict=False):
         Product.objects.create(sku=sku, name=sku, price=price, stock=stock)
     return skus
 
@@ -84,10 +86,9 @@ def _run(order: Order, stage: str) -> None:
     elif stage == "enrich":
         order_enrich(order_id=order.id)
     elif stage == "finalize":
-        try:
+        # EnrichmentMissing is transient: the task retries later (nothing may have changed)
+        with contextlib.suppress(services.EnrichmentMissing):
             services.order_finalize(order_id=order.id)
-        except services.EnrichmentMissing:
-            pass  # transient: the task retries later (nothing may have changed)
     else:  # pragma: no cover
         raise AssertionError(stage)
 
@@ -114,7 +115,9 @@ def _state(order: Order, skus: list[str]) -> dict:
 
 @PROPERTY_SETTINGS
 @given(initial_stock=stocks, order_lines=lines, deliveries=chaos)
-def test_duplicate_and_out_of_order_stages_then_one_in_order_run_equal_a_clean_run(initial_stock, order_lines, deliveries):
+def test_duplicate_and_out_of_order_stages_then_one_in_order_run_equal_a_clean_run(
+    initial_stock, order_lines, deliveries
+):
     # given: two identical catalogs and orders
     clean_skus = _catalog(initial_stock)
     clean = _order(clean_skus, order_lines)
@@ -145,9 +148,11 @@ def test_duplicate_and_out_of_order_stages_then_one_in_order_run_equal_a_clean_r
     order_lines=lines,
     before=chaos,
     after=chaos,
-    fail_stage=st.sampled_from(STAGES + ("dlq",)),
+    fail_stage=st.sampled_from((*STAGES, "dlq")),
 )
-def test_fail_at_any_point_releases_the_reservation_and_never_invoices(initial_stock, order_lines, before, after, fail_stage):
+def test_fail_at_any_point_releases_the_reservation_and_never_invoices(
+    initial_stock, order_lines, before, after, fail_stage
+):
     # given
     skus = _catalog(initial_stock)
     order = _order(skus, order_lines)
