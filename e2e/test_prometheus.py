@@ -3,6 +3,7 @@ project's own outbox rule (deploy/prometheus/alerts.yml, its threshold and `for:
 to seconds, nothing else changed): with the relay stopped and orders waiting in the outbox, the alert goes
 pending, then firing, as Prometheus's API reports it. No skip: without /usr/bin/prometheus this fails
 (scripts/promtool.sh installs it)."""
+
 import copy
 import shutil
 import socket
@@ -61,10 +62,15 @@ def test_prometheus_fires_the_outbox_alert_when_the_relay_is_stopped(processes, 
     base = f"http://127.0.0.1:{port}"
     processes.start(
         "prometheus",
-        [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
+        [
+            prometheus,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
         ready="Server is ready to receive web requests",
     )
+
     def web_up() -> bool:
         targets = requests.get(f"{base}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
         return bool(targets) and targets[0]["health"] == "up"

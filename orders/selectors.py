@@ -3,8 +3,11 @@ that every committed change bumps (orders/events.py), so a reader never sees a s
 
 Every order read names its `Reader`: an API client (its own orders), staff (every order, every detail)
 or the anonymous live page of the demo (every order, no customer data)."""
+
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Prefetch, QuerySet
@@ -51,7 +54,7 @@ def product_list() -> QuerySet[Product]:
     return Product.objects.order_by("sku")
 
 
-def order_get(*, order_id) -> Order | None:
+def order_get(*, order_id: Any) -> Order | None:
     return (
         Order.objects.select_related("enrichment", "invoice", "credit_note")
         .prefetch_related("items", Prefetch("history", queryset=OrderHistory.objects.order_by("created_at", "id")))
@@ -119,7 +122,10 @@ def _serialize_order(order: Order) -> dict:
 def _view_for(data: dict, reader: Reader) -> dict:
     view = {k: v for k, v in data.items() if not k.startswith("_")}
     if not reader.staff:
-        view["failure_reason"] = public_failure_reason(failure_reason=data["failure_reason"] or "", failure_kind=data["_failure_kind"]) or None
+        view["failure_reason"] = (
+            public_failure_reason(failure_reason=data["failure_reason"] or "", failure_kind=data["_failure_kind"])
+            or None
+        )
         view["history"] = [public_history_entry(h) for h in data["history"]]
         if view.get("cancellation"):
             view["cancellation"] = {**view["cancellation"], "by": public_actor(view["cancellation"]["by"])}
@@ -130,7 +136,7 @@ def _view_for(data: dict, reader: Reader) -> dict:
     return view
 
 
-def order_detail(*, order_id, reader: Reader) -> dict | None:
+def order_detail(*, order_id: Any, reader: Reader) -> dict | None:
     """The order as this reader may see it; None if absent or another client's."""
     data = _order_detail_cached(order_id=order_id)
     if data is None or (reader.client_id is not None and data["_client_id"] != reader.client_id):
@@ -138,7 +144,7 @@ def order_detail(*, order_id, reader: Reader) -> dict | None:
     return _view_for(data, reader)
 
 
-def _order_detail_cached(*, order_id) -> dict | None:
+def _order_detail_cached(*, order_id: Any) -> dict | None:
     try:
         version = cache.get(events.order_cache_version_key(order_id), 0)
         cached = cache.get(events.order_cache_key(order_id, version))
@@ -152,8 +158,6 @@ def _order_detail_cached(*, order_id) -> dict | None:
         return None
     data = _serialize_order(order)
     if version is not None:
-        try:
+        with contextlib.suppress(Exception):  # Redis down: the next read goes to PostgreSQL again
             cache.set(events.order_cache_key(order_id, version), data)
-        except Exception:
-            pass
     return data

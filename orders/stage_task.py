@@ -3,6 +3,7 @@ the message is dead-lettered), what happens after a stage (a terminal order stop
 log/metrics context. The acks (late, rejected on failure so RabbitMQ dead-letters) are Celery settings
 (settings.py "Celery"). See README "Failure handling".
 """
+
 import time
 from typing import Any
 
@@ -40,7 +41,9 @@ class StageTask(Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> str:
         order_id = args[0] if args else kwargs.get("order_id")
-        bind_order_context(order_id=order_id, task_id=self.request.id, stage=self.stage.name, attempt=self.request.retries)
+        bind_order_context(
+            order_id=order_id, task_id=self.request.id, stage=self.stage.name, attempt=self.request.retries
+        )
         started = time.monotonic()
         outcome = "error"
         try:
@@ -54,21 +57,32 @@ class StageTask(Task):
             log.info("stage_finished", outcome=outcome, duration_ms=round(elapsed * 1000, 1))
             clear_context()
 
-    def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):  # type: ignore[no-untyped-def]
+    def retry(
+        self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options
+    ):
         limit = self.max_retries if max_retries is None else max_retries
         if exc is not None and (limit is None or self.request.retries < limit):
             order_id = self.request.args[0] if self.request.args else None
             attempt = self.request.retries + 1
             error = f"{type(exc).__name__}: {exc}"
-            log.warning("stage_retry", order_id=str(order_id), stage=self.stage.name, attempt=attempt, error=error, delay=countdown)
+            log.warning(
+                "stage_retry",
+                order_id=str(order_id),
+                stage=self.stage.name,
+                attempt=attempt,
+                error=error,
+                delay=countdown,
+            )
             metrics.TASK_RETRIES.labels(stage=self.stage.name).inc()
             try:
-                order_retry_record(order_id=order_id, stage=self.stage.name, attempt=attempt, error=error, delay=countdown or 0)
+                order_retry_record(
+                    order_id=order_id, stage=self.stage.name, attempt=attempt, error=error, delay=countdown or 0
+                )
             except Exception as history_exc:  # the retry itself must still happen
                 log.warning("retry_history_failed", order_id=str(order_id), error=str(history_exc))
         return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
         order_id = args[0] if args else kwargs.get("order_id")
         exhausted = isinstance(exc, TRANSIENT_ERRORS)
         reason = (
@@ -100,10 +114,15 @@ class StageTask(Task):
         """A redelivered message of a task that already failed this order (its reject was lost to a
         broker restart or a worker kill after on_failure) goes to the DLQ now, not acked away; and an
         order the forward stages are done with (completed, failed, cancelled) stops the rest of the chain."""
-        if order.status == OrderStatus.FAILED and OrderHistory.objects.filter(
-            order=order, event=HistoryEvent.FAILED, detail__task_id=self.request.id
-        ).exists():
-            log.warning("stage_failure_redelivered", order_id=str(order.id), stage=self.stage.name, task_id=self.request.id)
+        if (
+            order.status == OrderStatus.FAILED
+            and OrderHistory.objects.filter(
+                order=order, event=HistoryEvent.FAILED, detail__task_id=self.request.id
+            ).exists()
+        ):
+            log.warning(
+                "stage_failure_redelivered", order_id=str(order.id), stage=self.stage.name, task_id=self.request.id
+            )
             raise Reject("failed earlier; dead-lettering its redelivered message", requeue=False)
         if order.forward_done:
             self.request.chain = None

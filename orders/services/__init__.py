@@ -11,6 +11,7 @@
 - history.py  the order's history (the only writer) and its live events
 - locks.py    named row locks
 """
+
 from orders.services.cancel import OrderCancelResult, OrderNotCancellable, order_cancel
 from orders.services.create import IdempotencyConflict, ItemIn, OrderCreateResult, order_create
 from orders.services.failure import OrderReopenRefused, order_fail, order_mark_failed, order_reopen, order_retry_record

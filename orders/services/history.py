@@ -1,5 +1,6 @@
 """The order's history: the only writer of OrderHistory. Every entry is announced to the live page after
 commit (orders/events.py)."""
+
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -42,7 +43,9 @@ def order_history_append_many(
 
 def order_duplicate_skip(*, order: Order, stage: str) -> Order:
     """Record that a redelivered or replayed stage found its work done, and change nothing."""
-    order_history_append(order=order, stage=stage, event=HistoryEvent.DUPLICATE_SKIPPED, detail={"status": order.status})
+    order_history_append(
+        order=order, stage=stage, event=HistoryEvent.DUPLICATE_SKIPPED, detail={"status": order.status}
+    )
     log.info("stage_duplicate_skipped", order_id=str(order.id), stage=stage, status=order.status)
     return order
 
@@ -63,12 +66,16 @@ def live_event(order: Order, *, stage: str, event: str, detail: dict, at: dateti
 
 def order_announce(order: Order, *, stage: str, event: str, detail: dict, at: datetime) -> None:
     """Announce a history entry written by a statement of its own (the stages' SQL) after commit."""
-    events.order_changed_on_commit(order_id=order.id, event=live_event(order, stage=stage, event=event, detail=detail, at=at))
+    events.order_changed_on_commit(
+        order_id=order.id, event=live_event(order, stage=stage, event=event, detail=detail, at=at)
+    )
 
 
 def accepted_change(order: Order) -> Change:
     """The live page's `accepted` event, sent by whoever publishes the order (after its commit): the
     request that accepted it does no Redis work."""
     pending = Order(id=order.id, status=OrderStatus.PENDING, source=order.source, failure_reason="")
-    event = live_event(pending, stage=Step.API, event=HistoryEvent.ACCEPTED, detail={"source": order.source}, at=order.created_at)
+    event = live_event(
+        pending, stage=Step.API, event=HistoryEvent.ACCEPTED, detail={"source": order.source}, at=order.created_at
+    )
     return (order.id, event, True)

@@ -1,5 +1,6 @@
 """Named row locks. The order row is locked first, always; product rows only by the stock statements
 (orders/services/stock.py), in sku order, last in their transaction."""
+
 from typing import Any
 
 from orders.models import Order

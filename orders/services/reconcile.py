@@ -17,11 +17,12 @@ One reconciler at a time (a transaction-level advisory lock); candidates come fr
 orders in flight. It runs in the relay's loop every RECONCILE_INTERVAL_SECONDS and as `manage.py
 reconcile_orders` (cron, a Kubernetes CronJob, by hand).
 """
+
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from celery import current_app
 from django.conf import settings
@@ -67,7 +68,8 @@ def order_stage(order: Order, *, enriched: bool) -> Stage:
 def queue_ready_messages(queue: str) -> int:
     """Ready messages in `queue` (a passive declare: it creates nothing)."""
     with current_app.connection_for_read() as conn:
-        _, count, _ = conn.default_channel.queue_declare(queue, passive=True)
+        channel = cast(Any, conn.default_channel)  # an amqp Channel; celery-types says StdChannel
+        _, count, _ = channel.queue_declare(queue, passive=True)
         return count
 
 
@@ -96,7 +98,8 @@ def orders_reconcile(
     wanted = [status for status, ok in statuses.items() if ok]
     if not wanted:
         return result
-    # transaction ensures one reconciler at a time and that every re-publish (an outbox row) commits with its history entry.
+    # transaction ensures one reconciler at a time, and that every re-publish (an outbox row) commits with its
+    # history entry.
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_KEY])
@@ -184,7 +187,9 @@ def _give_up(order: Order, *, stage: Stage, attempts: int) -> None:
         body=json.dumps(_celery_body(stage, str(order.id))),
         content_type="application/json",
     )
-    order_history_append(order=order, stage=stage.name, event=HistoryEvent.DEAD_LETTERED, detail={"reason": "stuck", "deliveries": 0})
+    order_history_append(
+        order=order, stage=stage.name, event=HistoryEvent.DEAD_LETTERED, detail={"reason": "stuck", "deliveries": 0}
+    )
     name = stage.name
     transaction.on_commit(lambda: metrics.ORDERS_RECONCILE_GAVE_UP.labels(stage=name).inc())
 
