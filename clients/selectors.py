@@ -1,5 +1,9 @@
-"""Reads: the client a bearer key belongs to."""
-from clients.models import ApiClient, ApiClientKey
+"""Reads: the client a bearer key belongs to, clients and their keys, webhook endpoints."""
+from datetime import datetime
+
+from django.utils import timezone
+
+from clients.models import ApiClient, ApiClientKey, WebhookEndpoint
 
 
 def client_for_key(*, key: str) -> ApiClient | None:
@@ -20,10 +24,25 @@ def api_client_list() -> list[dict]:
         {
             "name": client.name,
             "created_at": client.created_at,
+            "webhook_url": getattr(getattr(client, "webhook_endpoint", None), "url", ""),
             "keys": [
                 {"prefix": k.prefix, "label": k.name, "created": k.created, "expires": k.expiry_date, "revoked": k.revoked}
                 for k in client.keys.order_by("created")
             ],
         }
-        for client in ApiClient.objects.prefetch_related("keys").order_by("name")
+        for client in ApiClient.objects.select_related("webhook_endpoint").prefetch_related("keys").order_by("name")
     ]
+
+
+def webhook_endpoint_get(*, client_id: int) -> WebhookEndpoint | None:
+    return WebhookEndpoint.objects.filter(client_id=client_id).first()
+
+
+def webhook_signing_secrets(*, endpoint: WebhookEndpoint, now: datetime | None = None) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous one while its grace
+    period after a rotation lasts."""
+    now = now or timezone.now()
+    active = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now:
+        active.append(endpoint.previous_secret)
+    return active

@@ -43,6 +43,7 @@ PROCESS_NAMES = {
     "worker_enrichment": "worker-enrichment",
     "worker_finalize": "worker-finalize",
     "worker_refund": "worker-refund",
+    "worker_webhooks": "worker-webhooks",
     "relay": "relay",
     "archiver": "archiver",
     "flower": "flower",
@@ -54,6 +55,7 @@ WORKERS = {
     "worker-enrichment": "enrichment",
     "worker-finalize": "finalize",
     "worker-refund": "refund",
+    "worker-webhooks": "webhooks",
 }
 HEARTBEAT_PROCESSES = ("relay", "archiver")
 HEARTBEAT_PROBE = ["python", "manage.py", "check_heartbeat", "/tmp/heartbeat", "--max-age", "60"]
@@ -74,6 +76,7 @@ APP_ENV = {
     "RABBITMQ_MANAGEMENT_URL", "LOG_FORMAT", "ENRICHMENT_LATENCY_MS",
     "ENRICHMENT_FAILURE_RATE", "TASK_MAX_RETRIES", "PROMETHEUS_MULTIPROC_DIR",
     "WEB_CONCURRENCY", "ENRICHMENT_CONCURRENCY", "PROCESS_CONCURRENCY", "FINALIZE_CONCURRENCY", "REFUND_CONCURRENCY",
+    "WEBHOOK_CONCURRENCY",
 }
 SECRET_ENV = {
     "DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "SECRET_TOKEN",
