@@ -3,6 +3,7 @@ attempt per run. Transient failures are retried with exponential backoff and ful
 endpoint's Retry-After (capped), waiting in RabbitMQ's delayed-delivery queues; exhausted or refused, the
 task fails and, like every stage's, its message is rejected to the DLQ (acks in settings.py "Celery"),
 where the archiver stores it and an operator can redrive it."""
+import math
 import random
 from typing import Any
 
@@ -17,13 +18,14 @@ from orders.webhooks import delivery
 log = get_logger(__name__)
 
 
-def retry_delay(*, retries: int, retry_after: float | None = None) -> float:
-    """Seconds before retry n (0-based): the endpoint's Retry-After if it sent one, else uniform in
-    [0, min(BASE * 2**n, MAX)]; never more than WEBHOOK_RETRY_BACKOFF_MAX."""
+def retry_delay(*, retries: int, retry_after: float | None = None) -> int:
+    """Whole seconds before retry n (0-based): the endpoint's Retry-After if it sent one, else uniform in
+    [0, min(BASE * 2**n, MAX)]; never more than WEBHOOK_RETRY_BACKOFF_MAX. Whole: RabbitMQ's delayed
+    delivery (quorum queues) counts in seconds, and refuses a delay under one (0 is no delay)."""
     cap = settings.WEBHOOK_RETRY_BACKOFF_MAX
     if retry_after is not None:
-        return min(max(retry_after, 0.0), cap)
-    return random.uniform(0, min(settings.WEBHOOK_RETRY_BACKOFF_BASE * 2**retries, cap))
+        return math.ceil(min(max(retry_after, 0.0), cap))
+    return round(random.uniform(0, min(settings.WEBHOOK_RETRY_BACKOFF_BASE * 2**retries, cap)))
 
 
 class WebhookTask(Task):

@@ -178,8 +178,10 @@ def test_retry_delays_full_jitter_and_retry_after_capped():
     for retries in range(8):
         delays = [retry_delay(retries=retries) for _ in range(200)]
         assert 0 <= min(delays) and max(delays) <= min(2 * 2**retries, 60)
+        assert all(isinstance(d, int) for d in delays)  # delayed delivery counts whole seconds
     assert max(retry_delay(retries=6) for _ in range(200)) > 30  # spread over the window, not fixed
     assert retry_delay(retries=0, retry_after=7) == 7
+    assert retry_delay(retries=0, retry_after=0.2) == 1
     assert retry_delay(retries=0, retry_after=3600) == 60
     assert retry_delay(retries=0, retry_after=-5) == 0
     assert delivery._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
