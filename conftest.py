@@ -138,3 +138,14 @@ def queue_messages(queue: str) -> list:
             if message is None:
                 return taken
             taken.append(message)
+
+
+@pytest.fixture
+def webhook_receiver():
+    """A real HTTP receiver on loopback that verifies deliveries with the standardwebhooks library
+    (tests/webhook_receiver.py); `receiver.secrets` are the secrets it knows."""
+    from tests.webhook_receiver import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

@@ -31,3 +31,25 @@ class ApiClientKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API client key"
         verbose_name_plural = "API client keys"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a client's order events are POSTed (Standard Webhooks), and the secrets they are signed with.
+
+    The secret is `whsec_` + base64 of 32 random bytes. It is stored as is: signing needs it (an HMAC key
+    cannot be kept as a hash). Rotating keeps the old one valid for WEBHOOK_SECRET_GRACE_SECONDS: deliveries
+    are signed with both meanwhile, so the receiver can switch over without losing a delivery."""
+
+    client = models.OneToOneField(ApiClient, related_name="webhook_endpoint", on_delete=models.CASCADE)
+    url = models.URLField(max_length=2000, help_text="https only; never a private, loopback or link-local address.")
+    secret = models.CharField(max_length=100, editable=False)
+    previous_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "webhook endpoint"
+
+    def __str__(self) -> str:
+        return f"{self.client.name}: {self.url}"

@@ -1,9 +1,11 @@
-"""Reads: the client a bearer key belongs to."""
+"""Reads: the client a bearer key belongs to, clients and their keys, webhook endpoints."""
 
 from datetime import datetime
 from typing import TypedDict
 
-from clients.models import ApiClient, ApiClientKey
+from django.utils import timezone
+
+from clients.models import ApiClient, ApiClientKey, WebhookEndpoint
 
 
 class ApiKeyRow(TypedDict):
@@ -17,6 +19,7 @@ class ApiKeyRow(TypedDict):
 class ApiClientRow(TypedDict):
     name: str
     created_at: datetime
+    webhook_url: str
     keys: list[ApiKeyRow]
 
 
@@ -38,6 +41,7 @@ def api_client_list() -> list[ApiClientRow]:
         ApiClientRow(
             name=client.name,
             created_at=client.created_at,
+            webhook_url=getattr(getattr(client, "webhook_endpoint", None), "url", ""),
             keys=[
                 ApiKeyRow(
                     prefix=k.prefix,
@@ -49,5 +53,19 @@ def api_client_list() -> list[ApiClientRow]:
                 for k in client.keys.order_by("created")
             ],
         )
-        for client in ApiClient.objects.prefetch_related("keys").order_by("name")
+        for client in ApiClient.objects.select_related("webhook_endpoint").prefetch_related("keys").order_by("name")
     ]
+
+
+def webhook_endpoint_get(*, client_id: int) -> WebhookEndpoint | None:
+    return WebhookEndpoint.objects.filter(client_id=client_id).first()
+
+
+def webhook_signing_secrets(*, endpoint: WebhookEndpoint, now: datetime | None = None) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous one while its grace
+    period after a rotation lasts."""
+    now = now or timezone.now()
+    active = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now:
+        active.append(endpoint.previous_secret)
+    return active

@@ -1,11 +1,18 @@
-"""Writes: clients and their keys."""
+"""Writes: clients, their keys and their webhook endpoints."""
 
+import base64
+import secrets
+from datetime import timedelta
 from typing import cast
 
-from django.db import transaction
 
-from clients.models import ApiClient, ApiClientKey
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from clients.models import ApiClient, ApiClientKey, WebhookEndpoint
 from core.exceptions import ApplicationError
+from core.netsafety import UnsafeUrl, url_check
 
 
 class ClientNotFound(ApplicationError):
@@ -45,3 +52,76 @@ def api_client_revoke(*, name: str) -> int:
     if client is None:
         raise ClientNotFound(f"No API client named {name!r}.")
     return ApiClientKey.objects.filter(client=client, revoked=False).update(revoked=True)
+
+
+class WebhookUrlRefused(ApplicationError):
+    code = "webhook_url_refused"
+
+
+def webhook_secret_generate() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def webhook_url_validate(*, url: str) -> str:
+    try:
+        url_check(url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_URLS)
+    except UnsafeUrl as exc:
+        raise WebhookUrlRefused(f"Webhook URL refused: {exc}.") from None
+    return url
+
+
+def _client(name: str) -> ApiClient:
+    client = ApiClient.objects.filter(name=name).first()
+    if client is None:
+        raise ClientNotFound(f"No API client named {name!r}.")
+    return client
+
+
+def _rotate(endpoint: WebhookEndpoint) -> str:
+    """A new secret; the current one stays valid for the grace period (the one before it, if still in
+    its grace, is dropped: two secrets at most)."""
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = timezone.now() + timedelta(seconds=settings.WEBHOOK_SECRET_GRACE_SECONDS)
+    endpoint.secret = webhook_secret_generate()
+    return endpoint.secret
+
+
+def webhook_endpoint_set(*, client: ApiClient, url: str) -> tuple[WebhookEndpoint, str]:
+    """Store the client's endpoint and return its signing secret: a new endpoint gets a secret, an existing
+    one gets its URL replaced and its secret rotated (the old one valid for the grace period)."""
+    webhook_url_validate(url=url)
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(client=client).first()
+        if endpoint is None:
+            endpoint = WebhookEndpoint.objects.create(client=client, url=url, secret=webhook_secret_generate())
+            return endpoint, endpoint.secret
+        endpoint.url = url
+        secret = _rotate(endpoint)
+        endpoint.save()
+    return endpoint, secret
+
+
+def webhook_endpoint_set_by_name(*, name: str, url: str) -> tuple[WebhookEndpoint, str]:
+    return webhook_endpoint_set(client=_client(name), url=url)
+
+
+def webhook_secret_rotate(*, client: ApiClient) -> tuple[WebhookEndpoint, str]:
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(client=client).first()
+        if endpoint is None:
+            raise ClientNotFound(f"API client {client.name!r} has no webhook endpoint; set one with `api_client set-webhook`.")
+        secret = _rotate(endpoint)
+        endpoint.save()
+    return endpoint, secret
+
+
+def webhook_secret_rotate_by_name(*, name: str) -> tuple[WebhookEndpoint, str]:
+    return webhook_secret_rotate(client=_client(name))
+
+
+def webhook_endpoint_remove(*, name: str) -> bool:
+    """The client's events stop being recorded from now on; those recorded already are still delivered
+    while an endpoint exists (none: they fail and are dead-lettered, to redrive once one is set again)."""
+    deleted, _ = WebhookEndpoint.objects.filter(client=_client(name)).delete()
+    return bool(deleted)

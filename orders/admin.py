@@ -7,6 +7,7 @@ from orders.dead_letters.admin import DeadLetterInline, redrive_in_admin
 from core.exceptions import ApplicationError
 from orders import services
 from orders.models import CreditNote, DeadLetterStatus, Order, OrderHistory, OrderItem, OrderStatus, Product
+from orders.webhooks.admin import WebhookEventInline
 
 
 class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -34,7 +35,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "id", "customer_id", "source", "status", "total_amount", "failure_reason", "created_at", "updated_at",
         "enrichment_data", "invoice_data", "cancelled_by", "cancelled_at", "cancel_reason", "credit_note_data",
     ]
-    inlines = [OrderItemInline, OrderHistoryInline, DeadLetterInline]
+    inlines = [OrderItemInline, OrderHistoryInline, DeadLetterInline, WebhookEventInline]
     actions = ["retry_failed_orders", "cancel_orders"]
 
     def get_search_results(self, request, queryset, search_term):

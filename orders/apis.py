@@ -44,6 +44,7 @@ from core.exceptions import ApplicationError
 from orders import disclosure, selectors, services
 from orders.models import Order, OrderSource, OrderStatus
 from orders.pagination import OrderCursorPagination
+from orders.webhooks.selectors import order_webhooks
 
 SKU_REGEX = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -241,6 +242,11 @@ class OrderDetailApi(APIView):
                     "cancellation": serializers.DictField(allow_null=True, help_text="`by`, `at`, `reason`"),
                     "credit_note": serializers.DictField(allow_null=True, help_text="`number`, `total`, `lines`"),
                     "history": serializers.ListField(child=serializers.DictField()),
+                    "webhooks": serializers.ListField(
+                        child=serializers.DictField(),
+                        required=False,
+                        help_text="Staff only: the order's webhook events (`webhook_id`, `type`, `status`) with their `attempts`",
+                    ),
                 },
             ),
             404: OpenApiResponse(ErrorSerializer, description="No such order (or another client's)"),
@@ -253,9 +259,13 @@ class OrderDetailApi(APIView):
         except ValueError:
             raise NotFound("Order not found.") from None
         # Another client's order is a 404, as if it did not exist: ids are not confirmed to outsiders.
-        data = selectors.order_detail(order_id=order_id, reader=order_reader(request))
+        reader = order_reader(request)
+        data = selectors.order_detail(order_id=order_id, reader=reader)
         if data is None:
             raise NotFound("Order not found.")
+        if reader.staff:
+            # Read fresh, outside the order's cache: deliveries do not bump its version.
+            data["webhooks"] = order_webhooks(order_id=order_id)
         return Response(data)
 
 

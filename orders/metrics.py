@@ -42,3 +42,12 @@ DEAD_LETTERS_MALFORMED = Counter(
 ARCHIVER_STORE_FAILURES = Counter(
     "orders_archiver_store_failures_total", "Dead letters the archiver could not store (left in the DLQ, retried)"
 )
+# Webhooks (orders/webhooks/): every attempt's outcome (delivered, retry, failed) and HTTP duration; the
+# backlog (events neither delivered nor dead) is read at scrape time (orders/metrics_collect.py).
+WEBHOOK_DELIVERIES = Counter("orders_webhook_deliveries_total", "Webhook delivery attempts, by outcome", ["outcome"])
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "orders_webhook_delivery_seconds",
+    "Seconds one webhook delivery attempt took (resolve, connect, request, answer)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WEBHOOK_BACKLOG = Gauge("orders_webhook_backlog", "Webhook events not delivered yet (queued or waiting to retry)", multiprocess_mode="max")

@@ -1,5 +1,5 @@
 """Backing-service health and the gauges read at scrape time: PostgreSQL, RabbitMQ (with the DLQ's
-depth), Redis and the outbox backlog. /metrics and the staff diagnostics endpoint read them; /readyz
+depth), Redis, the outbox backlog and the webhooks' backlog. /metrics and the staff diagnostics endpoint read them; /readyz
 does not (it checks only what the web cannot serve without: README "Probes and readiness").
 
 Nothing here opens a connection per call: the broker check keeps one AMQP connection per process and
@@ -21,6 +21,7 @@ from kombu import Connection
 from core.logging import get_logger
 from orders import metrics
 from orders.models import IN_FLIGHT_STATUSES, Order, OutboxMessage
+from orders.webhooks.selectors import webhook_backlog
 from orders_project import broker
 
 log = get_logger(__name__)
@@ -153,6 +154,7 @@ def refresh_gauges() -> None:
         metrics.OUTBOX_BACKLOG.set(state.backlog)
         metrics.OUTBOX_OLDEST_AGE.set(state.oldest_age_seconds)
         metrics.OLDEST_IN_FLIGHT_AGE.set(oldest_in_flight_age())
+        metrics.WEBHOOK_BACKLOG.set(webhook_backlog())
         _set_up("database", Check(ok=True))
     except Exception:
         _set_up("database", Check(ok=False))

@@ -241,3 +241,7 @@ class DeadLetter(models.Model):
     @property
     def failure_group(self) -> str:
         return f"{self.task_name}:{self.exception or self.reason}"
+
+
+# The webhooks' models live with their package (orders/webhooks/); imported here so the app loads them.
+from orders.webhooks.models import WebhookDelivery, WebhookEvent, WebhookEventStatus, WebhookEventType  # noqa: E402,F401

@@ -33,9 +33,15 @@ FINALIZE = Stage("finalize", "orders.finalize", "finalize", "order.enriched")
 # Same queue arguments, retries, dead-lettering, archive and redrive as the forward stages.
 REFUND = Stage("refund", "orders.refund", "refund", "order.refund.requested")
 
+# Not a stage of the order's own: a terminal order's event POSTed to its client's webhook endpoint
+# (orders/webhooks/). Stage-like for the machinery: its own quorum queue with the same arguments and
+# dead-lettering, its own worker, archive and redrive (a redriven dead webhook is sent again).
+DELIVER_WEBHOOK = Stage("webhook", "orders.webhook.deliver", "webhooks", "order.webhook")
+
 STAGES: tuple[Stage, ...] = (PROCESS, ENRICH, FINALIZE)  # the forward chain, in order
 COMPENSATIONS: tuple[Stage, ...] = (REFUND,)
-ALL_STAGES: tuple[Stage, ...] = STAGES + COMPENSATIONS
+NOTIFICATIONS: tuple[Stage, ...] = (DELIVER_WEBHOOK,)
+ALL_STAGES: tuple[Stage, ...] = STAGES + COMPENSATIONS + NOTIFICATIONS
 STAGE_BY_NAME = {s.name: s for s in ALL_STAGES}
 STAGE_BY_TASK = {s.task: s for s in ALL_STAGES}
 STAGE_BY_QUEUE = {s.queue: s for s in ALL_STAGES}
@@ -65,6 +71,7 @@ class OutboxKind(StrEnum):
 
     ORDER_CREATED = "order.created"  # the forward chain
     REFUND_REQUESTED = "order.refund"  # the refund stage
+    WEBHOOK = "order.webhook"  # one webhook event's delivery (payload: {"event_id": ...})
     # `order.resume.<stage>`: the reconciler re-publishing an order's stage (and the rest of its chain)
 
 
@@ -83,8 +90,10 @@ def chain_from(stage: Stage, order_id: str) -> Signature:
     )
 
 
-def outbox_message(kind: str, order_id: str) -> Signature:
-    """The message an outbox row of `kind` stands for."""
+def outbox_message(kind: str, order_id: str, payload: dict | None = None) -> Signature:
+    """The message an outbox row of `kind` (and its `payload`) stands for."""
+    if kind == OutboxKind.WEBHOOK:
+        return current_app.signature(DELIVER_WEBHOOK.task, args=[order_id, (payload or {})["event_id"]])
     if kind == OutboxKind.REFUND_REQUESTED:
         return chain_from(REFUND, order_id)
     if kind.startswith("order.resume."):

@@ -7,6 +7,7 @@ from orders import services
 from orders.models import Order
 from orders.pipeline import ENRICH, FINALIZE, PROCESS, REFUND
 from orders.stage_task import StageTask
+from orders.webhooks.tasks import webhook_deliver  # noqa: F401  (registered with the stages' tasks)
 
 
 @shared_task(bind=True, base=StageTask, name=PROCESS.task, stage=PROCESS)

@@ -367,6 +367,27 @@ DLQ_MAX_BYTES = env.int("DLQ_MAX_BYTES", default=512 * 1024 * 1024)
 ARCHIVER_FAILURE_LIMIT = env.int("ARCHIVER_FAILURE_LIMIT", default=5)
 
 # =============================================================================
+# Webhooks (orders/webhooks/): a client's endpoint gets its orders' terminal events, Standard Webhooks
+# =============================================================================
+# After a secret rotation (`api_client set-webhook` again, `rotate-webhook-secret`, the admin) deliveries
+# are signed with the old secret too for this long, so the receiver can switch over.
+WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=24 * 3600)
+# Seconds to connect to an endpoint, and to wait for each read of its answer. A slow endpoint holds one
+# thread of the webhooks worker, never an order: that worker and queue are its own.
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=3.0)
+WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=10.0)
+# Retries of a delivery that timed out, could not connect, or got a 429 or 5xx: delay n is uniform in
+# [0, min(BASE * 2**n, MAX)] seconds (full jitter), or the answer's Retry-After capped at MAX; then the
+# delivery is dead-lettered (as is any other 3xx/4xx at once), to be redriven by an operator.
+WEBHOOK_MAX_RETRIES = env.int("WEBHOOK_MAX_RETRIES", default=10)
+WEBHOOK_RETRY_BACKOFF_BASE = env.float("WEBHOOK_RETRY_BACKOFF_BASE", default=2.0)
+WEBHOOK_RETRY_BACKOFF_MAX = env.float("WEBHOOK_RETRY_BACKOFF_MAX", default=3600.0)
+# Local development and tests only: http URLs and private/loopback/link-local addresses are allowed.
+# Off (the default), an endpoint must be https on a public address, checked when it is set and, every
+# address its name resolves to, before each delivery (DNS rebinding).
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
+
+# =============================================================================
 # Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html)
 # =============================================================================
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=env.str("RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672//"))

@@ -26,6 +26,13 @@ TEST_ENV = {
     # Throttling has its own tests (core/tests/test_throttling.py); elsewhere it must not get in the way.
     "THROTTLE_CLIENT_RATE": "100000/s",
     "THROTTLE_ANON_RATE": "100000/s",
+    # Webhooks: receivers on loopback over http, and retries quick enough for a test.
+    "WEBHOOK_ALLOW_PRIVATE_URLS": "True",
+    "WEBHOOK_CONNECT_TIMEOUT": "1",
+    "WEBHOOK_READ_TIMEOUT": "1",
+    "WEBHOOK_MAX_RETRIES": "3",
+    "WEBHOOK_RETRY_BACKOFF_BASE": "0.2",
+    "WEBHOOK_RETRY_BACKOFF_MAX": "1",
     # Threads of the live server keep no connection that would block dropping the test database.
     "DB_CONN_MAX_AGE": "0",
 }

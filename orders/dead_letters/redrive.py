@@ -14,8 +14,9 @@ from core.exceptions import ApplicationError, ConflictError
 from core.logging import get_logger
 from orders.dead_letters.parsing import MALFORMED, UNDECODABLE
 from orders.models import DeadLetter, DeadLetterStatus, HistoryEvent
-from orders.pipeline import STAGE_BY_TASK
+from orders.pipeline import DELIVER_WEBHOOK, STAGE_BY_TASK
 from orders.services import OrderReopenRefused, order_history_append, order_lock, order_reopen
+from orders.webhooks.events import webhook_event_reopen
 
 log = get_logger(__name__)
 
@@ -43,11 +44,15 @@ def dead_letter_redrive(*, dead_letter_id: int, actor: str) -> DeadLetter:
         if dead_letter.order_id is None:
             raise RedriveRefused(f"dead letter {dead_letter.pk} has no order")
         order = order_lock(dead_letter.order_id)
+        args, kwargs, embed = json.loads(dead_letter.body)
         try:
-            order_reopen(order=order, stage=stage)
+            if stage == DELIVER_WEBHOOK:
+                # The order stays as it is; its event is pending again and sent again (same webhook-id).
+                webhook_event_reopen(event_id=args[1] if len(args) > 1 else kwargs.get("event_id"))
+            else:
+                order_reopen(order=order, stage=stage)
         except OrderReopenRefused as exc:
             raise RedriveRefused(exc.message) from exc
-        args, kwargs, embed = json.loads(dead_letter.body)
         task_id = str(uuid.uuid4())
         order_history_append(
             order=order,

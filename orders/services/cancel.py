@@ -23,6 +23,7 @@ from orders.pipeline import OutboxKind, Step
 from orders.services.history import order_history_append
 from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish
 from orders.services.stock import quantities, stock_release
+from orders.webhooks.events import webhook_event_record
 
 log = get_logger(__name__)
 
@@ -65,6 +66,8 @@ def order_cancel(*, order_id: Any, actor: str, reason: str = "", client_id: int 
             _refund_request(order)
         order.save(update_fields=["status", "cancelled_by", "cancelled_at", "cancel_reason", "updated_at"])
         order_history_append(order=order, stage=Step.CANCEL, event=event, detail=detail)
+        if order.status == OrderStatus.CANCELLED:  # refund_pending is not terminal: `refunded` will be the event
+            webhook_event_record(order_id=order.id, status=OrderStatus.CANCELLED)
         transaction.on_commit(lambda: metrics.ORDERS_CANCELLED.labels(outcome=outcome).inc())
     log.info("order_cancelled", order_id=str(order.id), by=actor, status=order.status, previous=previous)
     return OrderCancelResult(order=order, changed=True)

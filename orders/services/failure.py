@@ -12,6 +12,7 @@ from orders.pipeline import PROCESS, REFUND, Stage
 from orders.services.history import order_history_append
 from orders.services.locks import order_lock
 from orders.services.stock import StockShort, quantities, stock_release, stock_reserve
+from orders.webhooks.events import webhook_event_record
 
 log = get_logger(__name__)
 
@@ -29,6 +30,7 @@ def order_mark_failed(order: Order, *, stage: str, reason: str, kind: str, detai
     order.failure_kind = kind
     order.save(update_fields=["status", "failure_reason", "failure_kind", "updated_at"])
     order_history_append(order=order, stage=stage, event=HistoryEvent.FAILED, detail={"reason": reason, "kind": kind, **(detail or {})})
+    webhook_event_record(order_id=order.id, status=OrderStatus.FAILED)
     log.warning("order_failed", order_id=str(order.id), stage=stage, reason=reason, kind=kind)
     transaction.on_commit(lambda: metrics.ORDERS_FAILED.labels(source=order.source, kind=kind).inc())
     return order

@@ -43,7 +43,7 @@ def outbox_publish(*, message_id: Any, fast_path: bool = False, order: Order | N
             # (down, blocked by an alarm, silent): the row stays unsent and the relay publishes it later.
             # A kept connection the broker closed while the process was idle is replaced once, at once.
             timeout = settings.OUTBOX_INLINE_TIMEOUT if fast_path else settings.OUTBOX_CONFIRM_TIMEOUT
-            messages_publish_confirmed([outbox_message(message.kind, str(message.order_id))], timeout=timeout)
+            messages_publish_confirmed([outbox_message(message.kind, str(message.order_id), message.payload)], timeout=timeout)
             message.published_at = timezone.now()
             message.publish_attempts = F("publish_attempts") + 1
             message.save(update_fields=["published_at", "publish_attempts"])
@@ -95,7 +95,7 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
                 return 0
             ids = [row.id for row in rows]
             messages_publish_confirmed(
-                [outbox_message(row.kind, str(row.order_id)) for row in rows], timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT
+                [outbox_message(row.kind, str(row.order_id), row.payload) for row in rows], timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT
             )
             OutboxMessage.objects.filter(id__in=ids).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1

@@ -16,6 +16,7 @@ from orders.pipeline import REFUND
 from orders.services.history import order_duplicate_skip, order_history_append
 from orders.services.locks import order_lock
 from orders.services.stock import quantities, stock_return
+from orders.webhooks.events import webhook_event_record
 
 
 def _refund_due(order_id: Any) -> bool:
@@ -60,6 +61,7 @@ def order_refund(*, order_id: Any, attempt: int = 0) -> Order:
             event=HistoryEvent.REFUNDED,
             detail={"credit_note": credit_note.number, "total": str(credit_note.total), "refund_id": receipt.get("refund_id", "")},
         )
+        webhook_event_record(order_id=order.id, status=OrderStatus.REFUNDED)
         source = order.source
         transaction.on_commit(lambda: metrics.ORDERS_REFUNDED.labels(source=source).inc())
     return order

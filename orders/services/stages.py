@@ -26,6 +26,7 @@ from orders.services.failure import order_fail, order_mark_failed
 from orders.services.history import order_announce, order_duplicate_skip
 from orders.services.locks import order_lock
 from orders.services.stock import STOCK_LOCKED_SQL, StockShort, quantities, sku_totals, stock_params, stock_short_reason
+from orders.webhooks.events import WEBHOOK_EVENT_CTES, webhook_event_params
 
 CENT = Decimal("0.01")
 
@@ -94,9 +95,9 @@ WITH inv AS (
 ), h AS (
     INSERT INTO {history} (order_id, stage, event, detail, created_at)
     VALUES (%(id)s, %(stage)s, 'completed', %(detail)s::jsonb, %(now)s)
-), {stock}
+), {webhook}, {stock}
 UPDATE {product} p SET stock = p.stock - locked.qty, reserved = p.reserved - locked.qty
-FROM locked WHERE p.id = locked.id""".format(stock=STOCK_LOCKED_SQL, **_T)
+FROM locked WHERE p.id = locked.id""".format(stock=STOCK_LOCKED_SQL, webhook=WEBHOOK_EVENT_CTES.strip(), **_T)
 
 
 def _order_row(order_id: Any, status: str, source: str, failure_reason: str) -> Order:
@@ -240,6 +241,8 @@ def order_finalize(*, order_id: Any) -> Order:
                 "lines": json.dumps([{"sku": sku, "qty": qty, "unit_price": str(price)} for sku, qty, price in items]),
                 "now": now, "detail": json.dumps(detail), "stage": FINALIZE.name,
                 **stock_params(sku_totals((sku, qty) for sku, qty, _ in items)),
+                # the client's webhook event, if it has an endpoint (a join: no statement of its own)
+                **webhook_event_params(status=OrderStatus.COMPLETED),
             },
         )
         order.status = OrderStatus.COMPLETED

@@ -44,6 +44,7 @@ PROCESS_NAMES = {
     "worker_enrichment": "worker-enrichment",
     "worker_finalize": "worker-finalize",
     "worker_refund": "worker-refund",
+    "worker_webhooks": "worker-webhooks",
     "relay": "relay",
     "archiver": "archiver",
     "flower": "flower",
@@ -55,6 +56,7 @@ WORKERS = {
     "worker-enrichment": "enrichment",
     "worker-finalize": "finalize",
     "worker-refund": "refund",
+    "worker-webhooks": "webhooks",
 }
 HEARTBEAT_PROCESSES = ("relay", "archiver")
 HEARTBEAT_PROBE = ["python", "manage.py", "check_heartbeat", "/tmp/heartbeat", "--max-age", "60"]
@@ -89,6 +91,7 @@ APP_ENV = {
     "PROCESS_CONCURRENCY",
     "FINALIZE_CONCURRENCY",
     "REFUND_CONCURRENCY",
+    "WEBHOOK_CONCURRENCY",
 }
 SECRET_ENV = {
     "DJANGO_SECRET_KEY",

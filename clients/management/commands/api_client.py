@@ -5,6 +5,10 @@ manage.py api_client key NAME         another key for a client (rotation: move c
 manage.py api_client list             clients and their keys (prefixes only; keys are stored hashed)
 manage.py api_client revoke PREFIX    revoke one key (its prefix, the part before the dot)
 manage.py api_client revoke --all NAME  revoke every key of a client
+manage.py api_client set-webhook NAME URL     the client's webhook endpoint (again: new URL, secret rotated);
+                                              its signing secret alone on the last line
+manage.py api_client rotate-webhook-secret NAME  a new signing secret (the old one valid for WEBHOOK_SECRET_GRACE_SECONDS)
+manage.py api_client remove-webhook NAME      no more events for this client
 """
 
 from typing import Any
@@ -29,11 +33,16 @@ class Command(BaseCommand):
         revoke = sub.add_parser("revoke", help="revoke a key by prefix, or every key of a client with --all")
         revoke.add_argument("target", help="a key prefix, or a client name with --all")
         revoke.add_argument("--all", action="store_true", help="revoke every key of the client named TARGET")
+        webhook = sub.add_parser("set-webhook", help="set the client's webhook endpoint; prints its signing secret")
+        webhook.add_argument("name")
+        webhook.add_argument("url", help="https://... (a public address)")
+        sub.add_parser("rotate-webhook-secret", help="a new signing secret; the old one stays valid for a grace period").add_argument("name")
+        sub.add_parser("remove-webhook", help="remove the client's webhook endpoint").add_argument("name")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options.pop("action")
         try:
-            getattr(self, f"_{action}")(**options)
+            getattr(self, f"_{action.replace('-', '_')}")(**options)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
 
@@ -57,7 +66,8 @@ class Command(BaseCommand):
 
     def _list(self, **_: Any) -> None:
         for client in selectors.api_client_list():
-            self.stdout.write(f"{client['name']}  (since {client['created_at']:%Y-%m-%d})")
+            webhook = f"  webhook {client['webhook_url']}" if client["webhook_url"] else ""
+            self.stdout.write(f"{client['name']}  (since {client['created_at']:%Y-%m-%d}){webhook}")
             for k in client["keys"]:
                 state = (
                     "revoked"
@@ -73,3 +83,22 @@ class Command(BaseCommand):
         else:
             api_key = services.api_client_key_revoke(prefix=target)
             self.stdout.write(f"Revoked key {api_key.prefix} of {api_key.client.name!r}.")
+
+    def _set_webhook(self, *, name, url, **_):
+        endpoint, secret = services.webhook_endpoint_set_by_name(name=name, url=url)
+        self._print_secret(endpoint, secret)
+
+    def _rotate_webhook_secret(self, *, name, **_):
+        endpoint, secret = services.webhook_secret_rotate_by_name(name=name)
+        self._print_secret(endpoint, secret)
+
+    def _remove_webhook(self, *, name, **_):
+        removed = services.webhook_endpoint_remove(name=name)
+        self.stdout.write(f"Removed the webhook endpoint of {name!r}." if removed else f"{name!r} had no webhook endpoint.")
+
+    def _print_secret(self, endpoint, secret):
+        self.stdout.write(f"Webhook endpoint of {endpoint.client.name!r}: {endpoint.url}")
+        if endpoint.previous_secret_expires_at:
+            self.stdout.write(f"The previous secret signs too until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC.")
+        self.stdout.write("Signing secret (verify deliveries with it; Standard Webhooks):")
+        self.stdout.write(secret)
