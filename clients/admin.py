@@ -1,5 +1,8 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
@@ -43,7 +46,9 @@ class ApiClientKeyAdmin(APIKeyModelAdmin):
 
 
 class WebhookEndpointForm(forms.ModelForm):
-    url = forms.URLField(max_length=2000, assume_scheme="https", help_text=WebhookEndpoint._meta.get_field("url").help_text)
+    url = forms.URLField(
+        max_length=2000, assume_scheme="https", help_text=WebhookEndpoint._meta.get_field("url").help_text
+    )
 
     class Meta:
         model = WebhookEndpoint
@@ -53,7 +58,7 @@ class WebhookEndpointForm(forms.ModelForm):
         try:
             return services.webhook_url_validate(url=self.cleaned_data["url"])
         except ApplicationError as exc:
-            raise forms.ValidationError(exc.message)
+            raise forms.ValidationError(exc.message) from exc
 
 
 @admin.register(WebhookEndpoint)
@@ -72,13 +77,19 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def secret_hint(self, endpoint: WebhookEndpoint) -> str:
         return f"whsec_…{endpoint.secret[-4:]}" if endpoint.secret else "—"
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         endpoint, secret = services.webhook_endpoint_set(client=obj.client, url=obj.url)
         obj.pk, obj._state.adding = endpoint.pk, False
-        self.message_user(request, f"Signing secret of {obj.client.name}'s endpoint (store it now; it is not shown again): {secret}", messages.SUCCESS)
+        self.message_user(
+            request,
+            f"Signing secret of {obj.client.name}'s endpoint (store it now; it is not shown again): {secret}",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Rotate the signing secret (the old one stays valid for the grace period)")
-    def rotate_secret(self, request, queryset):
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet) -> None:
         for endpoint in queryset.select_related("client"):
             _, secret = services.webhook_secret_rotate(client=endpoint.client)
-            self.message_user(request, f"New signing secret of {endpoint.client.name}'s endpoint: {secret}", messages.SUCCESS)
+            self.message_user(
+                request, f"New signing secret of {endpoint.client.name}'s endpoint: {secret}", messages.SUCCESS
+            )

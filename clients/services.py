@@ -5,7 +5,6 @@ import secrets
 from datetime import timedelta
 from typing import cast
 
-
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -110,7 +109,9 @@ def webhook_secret_rotate(*, client: ApiClient) -> tuple[WebhookEndpoint, str]:
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().filter(client=client).first()
         if endpoint is None:
-            raise ClientNotFound(f"API client {client.name!r} has no webhook endpoint; set one with `api_client set-webhook`.")
+            raise ClientNotFound(
+                f"API client {client.name!r} has no webhook endpoint; set one with `api_client set-webhook`."
+            )
         secret = _rotate(endpoint)
         endpoint.save()
     return endpoint, secret

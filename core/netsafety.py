@@ -3,6 +3,8 @@ never to a private, loopback, link-local or otherwise non-public address, unless
 development and tests). Checked when the URL is stored and again, on every resolved address, right before
 each request (a name that resolved to a public address yesterday may resolve to 127.0.0.1 today: DNS
 rebinding); the request then connects to the address that was checked."""
+
+import contextlib
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -62,7 +64,11 @@ def resolve_allowed(target: Target, *, allow_private: bool) -> list[str]:
     """Every address the host resolves to, all of them allowed, or UnsafeUrl (a socket.gaierror when the
     name does not resolve). One disallowed address refuses the lot: the connection could pick it."""
     literal = _literal(target.host)
-    addresses = [literal] if literal else sorted({info[4][0] for info in socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)})
+    addresses = (
+        [literal]
+        if literal
+        else sorted({str(info[4][0]) for info in socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)})
+    )
     refused = [a for a in addresses if not address_allowed(a, allow_private=allow_private)]
     if refused or not addresses:
         raise UnsafeUrl(f"{target.host} resolves to a non-public address ({', '.join(refused) or 'none'})")
@@ -76,8 +82,6 @@ def url_check(url: str, *, allow_private: bool) -> Target:
     name = target.host.rstrip(".").lower()
     if not allow_private and (name == "localhost" or name.endswith((".localhost", ".local", ".internal"))):
         raise UnsafeUrl(f"{target.host} is not a public host")
-    try:
+    with contextlib.suppress(OSError):
         resolve_allowed(target, allow_private=allow_private)
-    except OSError:
-        pass
     return target

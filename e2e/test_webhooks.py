@@ -2,12 +2,13 @@
 archiver, RabbitMQ and PostgreSQL; a real receiver on loopback that verifies every delivery with the
 standardwebhooks library: every terminal order is delivered, a redelivered task carries the same
 webhook-id, and a dead webhook is archived and, once redriven, arrives."""
+
 import pytest
 import requests
 
 from clients import services as client_services
 from clients.models import DEFAULT_CLIENT_ID, ApiClient
-from core.procs import wait_ready, wait_until
+from devtools.procs import wait_until
 from e2e.conftest import wait_terminal
 from orders import dead_letters
 from orders.models import DeadLetter
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def endpoint(transactional_db, webhook_receiver):
     """The default client's endpoint (the http fixture's orders are the default client's) is the receiver."""
-    _, secret = client_services.webhook_endpoint_set(client=ApiClient.objects.get(id=DEFAULT_CLIENT_ID), url=webhook_receiver.url)
+    _, secret = client_services.webhook_endpoint_set(
+        client=ApiClient.objects.get(id=DEFAULT_CLIENT_ID), url=webhook_receiver.url
+    )
     webhook_receiver.secrets.append(secret)
     return webhook_receiver
 
@@ -31,7 +34,9 @@ def cancel(http, order_id: str) -> requests.Response:
 
 
 def delivered_types(receiver, order_id: str) -> list[str]:
-    return [c.payload["type"] for c in receiver.calls if c.payload["data"]["order_id"] == order_id and c.answered == 200]
+    return [
+        c.payload["type"] for c in receiver.calls if c.payload["data"]["order_id"] == order_id and c.answered == 200
+    ]
 
 
 def test_every_terminal_order_is_delivered_signed_once_each_through_retries(processes, http, endpoint):
@@ -51,14 +56,24 @@ def test_every_terminal_order_is_delivered_signed_once_each_through_retries(proc
     # (cancelled before any stage: accepted while the process worker is busy is racy; cancel at once instead)
     cancelled = http.post_order([("ABC", 1)])
     response = cancel(http, cancelled)
-    expected = {completed: ["order.completed"], failed: ["order.failed"], refunded: ["order.completed", "order.refunded"]}
-    expected[cancelled] = ["order.cancelled"] if response.json()["status"] == "cancelled" else ["order.completed", "order.refunded"]
+    expected = {
+        completed: ["order.completed"],
+        failed: ["order.failed"],
+        refunded: ["order.completed", "order.refunded"],
+    }
+    expected[cancelled] = (
+        ["order.cancelled"] if response.json()["status"] == "cancelled" else ["order.completed", "order.refunded"]
+    )
     # then: each event arrives once with a 200, verified by the library, its data the order as its client reads it
     wait_until(
         lambda: all(sorted(delivered_types(endpoint, o)) == sorted(types) for o, types in expected.items()),
-        timeout=90, interval=0.3, what=f"webhooks delivered: {expected}",
+        timeout=90,
+        interval=0.3,
+        what=f"webhooks delivered: {expected}",
     )
-    assert all(call.verified_by == [0] for call in endpoint.calls), [c.headers for c in endpoint.calls if not c.verified_by]
+    assert all(call.verified_by == [0] for call in endpoint.calls), [
+        c.headers for c in endpoint.calls if not c.verified_by
+    ]
     ok = [c for c in endpoint.calls if c.answered == 200]
     assert len({c.webhook_id for c in ok}) == len(ok) == sum(len(t) for t in expected.values())
     assert [c.answered for c in endpoint.calls[:2]] == [500, 429]  # the first two were retried
@@ -101,7 +116,11 @@ def test_a_dead_webhook_is_archived_and_arrives_once_redriven(processes, http, e
     processes.manage("archiver", "archive_dead_letters", "--heartbeat-file", "", ready="loop_started")
     order_id = http.post_order([("ABC", 1)])
     # when: dead-lettered and archived
-    letter = wait_until(lambda: DeadLetter.objects.filter(order_id=order_id, stage="webhook").first(), timeout=60, what="archived webhook")
+    letter = wait_until(
+        lambda: DeadLetter.objects.filter(order_id=order_id, stage="webhook").first(),
+        timeout=60,
+        what="archived webhook",
+    )
     # then: the order is untouched, the event failed, every attempt recorded
     assert (letter.queue, letter.task_name) == ("webhooks", "orders.webhook.deliver")
     order = http.get_order(order_id)

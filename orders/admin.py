@@ -1,25 +1,35 @@
+import contextlib
 import uuid
 
 from django.contrib import admin, messages
 
 from core.admin import ReadOnlyAdminMixin, pretty_json
-from orders.dead_letters.admin import DeadLetterInline, redrive_in_admin
 from core.exceptions import ApplicationError
 from orders import services
+from orders.dead_letters.admin import DeadLetterInline, redrive_in_admin
 from orders.models import CreditNote, DeadLetterStatus, Order, OrderHistory, OrderItem, OrderStatus, Product
 from orders.webhooks.admin import WebhookEventInline
 
 
 class OrderItemInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = OrderItem
-    fields = ["sku", "qty", "unit_price"]
+    fields = (
+        "sku",
+        "qty",
+        "unit_price",
+    )
     readonly_fields = fields
     extra = 0
 
 
 class OrderHistoryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = OrderHistory
-    fields = ["created_at", "stage", "event", "detail"]
+    fields = (
+        "created_at",
+        "stage",
+        "event",
+        "detail",
+    )
     readonly_fields = fields
     extra = 0
     ordering = ["created_at", "id"]
@@ -27,23 +37,42 @@ class OrderHistoryInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "customer_id", "source", "status", "total_amount", "failure_reason", "created_at", "updated_at"]
+    list_display = [
+        "id",
+        "customer_id",
+        "source",
+        "status",
+        "total_amount",
+        "failure_reason",
+        "created_at",
+        "updated_at",
+    ]
     list_filter = ["status", "source", "created_at"]
     search_fields = ["customer_id"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        "id", "customer_id", "source", "status", "total_amount", "failure_reason", "created_at", "updated_at",
-        "enrichment_data", "invoice_data", "cancelled_by", "cancelled_at", "cancel_reason", "credit_note_data",
+        "id",
+        "customer_id",
+        "source",
+        "status",
+        "total_amount",
+        "failure_reason",
+        "created_at",
+        "updated_at",
+        "enrichment_data",
+        "invoice_data",
+        "cancelled_by",
+        "cancelled_at",
+        "cancel_reason",
+        "credit_note_data",
     ]
     inlines = [OrderItemInline, OrderHistoryInline, DeadLetterInline, WebhookEventInline]
     actions = ["retry_failed_orders", "cancel_orders"]
 
     def get_search_results(self, request, queryset, search_term):
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        try:
+        with contextlib.suppress(ValueError):  # not an order id: the customer_id search stands
             results |= queryset.filter(id=uuid.UUID(search_term.strip()))
-        except ValueError:
-            pass  # not an order id: the customer_id search stands
         return results, may_have_duplicates
 
     @admin.display(description="enrichment")
@@ -55,7 +84,15 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         invoice = getattr(order, "invoice", None)
         if invoice is None:
             return "—"
-        return pretty_json({"number": invoice.number, "subtotal": invoice.subtotal, "discount": invoice.discount, "total": invoice.total, "lines": invoice.lines})
+        return pretty_json(
+            {
+                "number": invoice.number,
+                "subtotal": invoice.subtotal,
+                "discount": invoice.discount,
+                "total": invoice.total,
+                "lines": invoice.lines,
+            }
+        )
 
     @admin.display(description="credit note")
     def credit_note_data(self, order):
@@ -87,14 +124,20 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for order in failed:
             letter = order.dead_letters.filter(status=DeadLetterStatus.ARCHIVED).order_by("-archived_at").first()
             if letter is None:
-                self.message_user(request, f"Order {order.id} failed a business rule ({order.failure_reason}); nothing to redrive.", messages.WARNING)
+                self.message_user(
+                    request,
+                    f"Order {order.id} failed a business rule ({order.failure_reason}); nothing to redrive.",
+                    messages.WARNING,
+                )
             else:
                 ids.append(letter.pk)
         if ids:
             redrive_in_admin(self, request, ids)
         skipped = queryset.exclude(status=OrderStatus.FAILED).count()
         if skipped:
-            self.message_user(request, f"{skipped} selected order(s) are not failed and were left alone.", messages.WARNING)
+            self.message_user(
+                request, f"{skipped} selected order(s) are not failed and were left alone.", messages.WARNING
+            )
 
 
 @admin.register(Product)

@@ -245,7 +245,10 @@ class OrderDetailApi(APIView):
                     "webhooks": serializers.ListField(
                         child=serializers.DictField(),
                         required=False,
-                        help_text="Staff only: the order's webhook events (`webhook_id`, `type`, `status`) with their `attempts`",
+                        help_text=(
+                            "Staff only: the order's webhook events (`webhook_id`, `type`, `status`)"
+                            " with their `attempts`"
+                        ),
                     ),
                 },
             ),

@@ -1,16 +1,20 @@
 """Backing-service health and the gauges read at scrape time: PostgreSQL, RabbitMQ (with the DLQ's
-depth), Redis, the outbox backlog and the webhooks' backlog. /metrics and the staff diagnostics endpoint read them; /readyz
+depth), Redis, the outbox backlog and the webhooks' backlog. /metrics and the staff diagnostics endpoint read
+them; /readyz
 does not (it checks only what the web cannot serve without: README "Probes and readiness").
 
 Nothing here opens a connection per call: the broker check keeps one AMQP connection per process and
 reuses it, Redis is pinged over django-redis's pool, and both answers are cached for
 DIAGNOSTICS_CACHE_SECONDS, however many probes and scrapers ask.
 """
+
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection
@@ -56,7 +60,7 @@ class CachedCheck:
                 except Exception as exc:
                     self.result = Check.failed(exc)
                 self.checked_at = time.monotonic()
-            return self.result
+            return cast(Check, self.result)  # set above on the first call
 
     def reset(self) -> None:
         with self.lock:
@@ -78,11 +82,14 @@ class BrokerProbe:
                 settings.CELERY_BROKER_URL,
                 connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT,
                 heartbeat=0,  # idle between checks: nothing would service heartbeats
-                transport_options={"read_timeout": settings.BROKER_SOCKET_TIMEOUT, "write_timeout": settings.BROKER_SOCKET_TIMEOUT},
+                transport_options={
+                    "read_timeout": settings.BROKER_SOCKET_TIMEOUT,
+                    "write_timeout": settings.BROKER_SOCKET_TIMEOUT,
+                },
             )
             self.pid = os.getpid()
             self.channel = self.conn.channel()
-        _, count, _ = self.channel.queue_declare(broker.DEAD_LETTER_QUEUE_NAME, passive=True)
+        _, count, _ = cast(Any, self.channel).queue_declare(broker.DEAD_LETTER_QUEUE_NAME, passive=True)
         return count
 
     def __call__(self) -> Check:
@@ -98,10 +105,8 @@ class BrokerProbe:
 
     def close(self) -> None:
         if self.conn is not None and self.pid == os.getpid():
-            try:
+            with contextlib.suppress(Exception):
                 self.conn.release()
-            except Exception:
-                pass
         self.conn = self.channel = None
 
 
@@ -133,7 +138,9 @@ class OutboxState:
 
 def outbox_state() -> OutboxState:
     # One scan of the unsent rows (the partial index) for both numbers.
-    row = OutboxMessage.objects.filter(published_at__isnull=True).aggregate(backlog=Count("id"), oldest=Min("created_at"))
+    row = OutboxMessage.objects.filter(published_at__isnull=True).aggregate(
+        backlog=Count("id"), oldest=Min("created_at")
+    )
     oldest = row["oldest"]
     return OutboxState(row["backlog"], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
 
@@ -160,7 +167,7 @@ def refresh_gauges() -> None:
         _set_up("database", Check(ok=False))
     rabbitmq = broker_check()
     _set_up("rabbitmq", rabbitmq)
-    if rabbitmq.ok:
+    if rabbitmq.ok and rabbitmq.value is not None:
         metrics.DLQ_DEPTH.set(rabbitmq.value)
     _set_up("redis", redis_check())
 

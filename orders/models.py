@@ -52,7 +52,9 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["sku"]
-        constraints = [models.CheckConstraint(condition=models.Q(reserved__lte=models.F("stock")), name="reserved_lte_stock")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(reserved__lte=models.F("stock")), name="reserved_lte_stock")
+        ]
 
     def __str__(self) -> str:
         return self.sku
@@ -130,6 +132,9 @@ class OrderEnrichment(models.Model):
     data = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"enrichment of {self.order_id}"
+
 
 class Invoice(models.Model):
     # One invoice per order, enforced by the database and not only by the state guard.
@@ -140,6 +145,9 @@ class Invoice(models.Model):
     total = models.DecimalField(max_digits=14, decimal_places=2)
     lines = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.number
 
 
 class CreditNote(models.Model):
@@ -167,6 +175,9 @@ class IdempotencyKey(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_per_client")]
 
+    def __str__(self) -> str:
+        return f"{self.client_id}:{self.key}"
+
 
 class OutboxMessage(models.Model):
     """A chain to publish, written in the order's transaction (the transactional outbox)."""
@@ -182,8 +193,13 @@ class OutboxMessage(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["created_at"], name="outbox_unpublished_idx", condition=models.Q(published_at__isnull=True))
+            models.Index(
+                fields=["created_at"], name="outbox_unpublished_idx", condition=models.Q(published_at__isnull=True)
+            )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.order_id}"
 
 
 class OrderHistory(models.Model):
@@ -226,7 +242,9 @@ class DeadLetter(models.Model):
     properties = models.JSONField(default=dict)
     body = models.TextField(blank=True, default="")
     content_type = models.CharField(max_length=100, blank=True, default="")
-    status = models.CharField(max_length=12, choices=DeadLetterStatus.choices, default=DeadLetterStatus.ARCHIVED, db_index=True)
+    status = models.CharField(
+        max_length=12, choices=DeadLetterStatus.choices, default=DeadLetterStatus.ARCHIVED, db_index=True
+    )
     archived_at = models.DateTimeField(auto_now_add=True)
     redriven_at = models.DateTimeField(null=True, blank=True)
     redriven_by = models.CharField(max_length=150, blank=True, default="")

@@ -5,6 +5,7 @@ history's `stage` values, the metrics' labels and the live page's columns all de
 module imports nothing from Django: the settings module reads it (through broker.py) at start-up.
 See README "Pipeline".
 """
+
 from dataclasses import dataclass
 from enum import StrEnum
 

@@ -3,6 +3,7 @@
 Defaults point at the local services (PostgreSQL, RabbitMQ, Redis on 127.0.0.1) so the README's
 run command needs no .env; production sets DJANGO_DEBUG=False and a real DJANGO_SECRET_KEY.
 """
+
 import re
 import sys
 import warnings
@@ -168,7 +169,7 @@ CACHES = {
 # An order's cache-version key (orders/events.py) expires this long after its last change; it must outlive
 # every value cached under it (ORDER_CACHE_TIMEOUT), or an expired key could lead readers back to an old value.
 ORDER_CACHE_VERSION_TTL = env.int("ORDER_CACHE_VERSION_TTL", default=2 * CACHES["default"]["TIMEOUT"] + 60)
-if ORDER_CACHE_VERSION_TTL <= CACHES["default"]["TIMEOUT"]:
+if CACHES["default"]["TIMEOUT"] >= ORDER_CACHE_VERSION_TTL:
     raise ImproperlyConfigured("ORDER_CACHE_VERSION_TTL must be longer than ORDER_CACHE_TIMEOUT")
 CHANNEL_LAYERS = {
     "default": {
@@ -255,7 +256,7 @@ for _scope, _rate in THROTTLE_RATES.items():
     try:
         parse_rate(_rate)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"THROTTLE_{_scope.upper()}_RATE: {exc}")
+        raise ImproperlyConfigured(f"THROTTLE_{_scope.upper()}_RATE: {exc}") from exc
 # GET /orders: cursor pages of ORDERS_PAGE_SIZE orders; `?page_size=` up to ORDERS_PAGE_SIZE_MAX.
 ORDERS_PAGE_SIZE = env.int("ORDERS_PAGE_SIZE", default=50)
 ORDERS_PAGE_SIZE_MAX = env.int("ORDERS_PAGE_SIZE_MAX", default=200)
@@ -293,8 +294,20 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 # than run with a key anyone can read in this repository.
 SECRET_MIN_LENGTHS = {"DJANGO_SECRET_KEY": 50, "SECRET_TOKEN": 32}
 _PLACEHOLDER_MARKERS = (
-    "change-me", "changeme", "change_me", "replace-me", "replaceme", "replace_me", "placeholder",
-    "insecure", "dev-only", "not-for-production", "example", "dev-token", "test-token", "test-secret",
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "replaceme",
+    "replace_me",
+    "placeholder",
+    "insecure",
+    "dev-only",
+    "not-for-production",
+    "example",
+    "dev-token",
+    "test-token",
+    "test-secret",
 )
 
 
@@ -302,11 +315,14 @@ def _check_secret(name: str, value: str) -> None:
     hint = "generate one: python -c 'import secrets; print(secrets.token_urlsafe(64))'"
     if len(value) < SECRET_MIN_LENGTHS[name]:
         raise ImproperlyConfigured(
-            f"{name} is {len(value)} characters; at least {SECRET_MIN_LENGTHS[name]} are required when DJANGO_DEBUG is off ({hint})"
+            f"{name} is {len(value)} characters; at least {SECRET_MIN_LENGTHS[name]} are required"
+            f" when DJANGO_DEBUG is off ({hint})"
         )
     marker = next((m for m in _PLACEHOLDER_MARKERS if m in value.lower()), None)
     if marker or len(set(value)) < 5:
-        raise ImproperlyConfigured(f"{name} is a placeholder ({marker or 'too few distinct characters'}), not a secret ({hint})")
+        raise ImproperlyConfigured(
+            f"{name} is a placeholder ({marker or 'too few distinct characters'}), not a secret ({hint})"
+        )
 
 
 if not DEBUG:
@@ -390,7 +406,9 @@ WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=Fals
 # =============================================================================
 # Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html)
 # =============================================================================
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=env.str("RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672//"))
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL", default=env.str("RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -446,9 +464,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "structured": {"()": "core.logging.build_formatter", "fmt": LOG_FORMAT}
-    },
+    "formatters": {"structured": {"()": "core.logging.build_formatter", "fmt": LOG_FORMAT}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -467,6 +483,6 @@ LOGGING = {
 # A real HTTP client would time out; the simulated HANG item waits this long, then times out.
 ENRICHMENT_PROVIDER_TIMEOUT = env.float("ENRICHMENT_PROVIDER_TIMEOUT", default=5.0)
 # Touched by the relay and the archiver each loop; their liveness probe checks its age.
-HEARTBEAT_FILE = env.str("HEARTBEAT_FILE", default="/tmp/heartbeat")
+HEARTBEAT_FILE = env.str("HEARTBEAT_FILE", default="/tmp/heartbeat")  # noqa: S108  (a liveness file, no secret; the pod's own /tmp)
 # Fault injection for tests and the chaos run: the archiver dies after storing, before acking.
 DEAD_LETTER_FAULT_AFTER_STORE = env.bool("DEAD_LETTER_FAULT_AFTER_STORE", default=False)

@@ -1,5 +1,6 @@
 """The same settings, with defaults that keep tests off the dev data: their own database
 (pytest-django adds the test_ prefix), their own RabbitMQ vhost and Redis database."""
+
 import os
 
 TEST_ENV = {
@@ -39,7 +40,7 @@ TEST_ENV = {
 for _key, _value in TEST_ENV.items():
     os.environ.setdefault(_key, _value)
 
-from orders_project.settings import *  # noqa: E402,F401,F403
+from orders_project.settings import *  # noqa: E402, F403
 
 # Basic-auth tests hash a password per request; the production hasher is slow on purpose.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,6 +1,7 @@
 """A real webhook receiver for the tests: an HTTP server on loopback, in a thread, that verifies every
 delivery with the `standardwebhooks` library (as a client's receiver would) and answers as scripted:
 200 by default, or the next scripted answer (a status with headers, or a hang past the read timeout)."""
+
 import json
 import threading
 import time
@@ -44,12 +45,14 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver.lock:
                     answer = receiver.script.pop(0) if receiver.script else Answer()
-                    verified = [i for i, secret in enumerate(receiver.secrets) if receiver.verifies(secret, body, headers)]
+                    verified = [
+                        i for i, secret in enumerate(receiver.secrets) if receiver.verifies(secret, body, headers)
+                    ]
                     receiver.calls.append(Call(self.path, headers, body, verified, answer.status))
                 if answer.hang:
                     time.sleep(answer.hang)

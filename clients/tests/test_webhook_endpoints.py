@@ -1,8 +1,9 @@
 """A client's webhook endpoint: `api_client set-webhook` (and the admin) store it and print its signing
 secret alone on the last line; rotation keeps the old secret signing for the grace period."""
+
 import base64
 import io
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -35,7 +36,10 @@ def signed_now(endpoint: WebhookEndpoint, *, at: datetime | None = None) -> tupl
     """A delivery's headers as the endpoint's active secrets would sign it now (or `at`)."""
     body = '{"type":"order.completed"}'
     headers = webhook_headers(
-        webhook_id="msg_1", body=body, secrets=selectors.webhook_signing_secrets(endpoint=endpoint, now=at), now=timezone.now()
+        webhook_id="msg_1",
+        body=body,
+        secrets=selectors.webhook_signing_secrets(endpoint=endpoint, now=at),
+        now=timezone.now(),
     )
     return headers, body
 
@@ -55,7 +59,9 @@ def test_set_webhook_prints_a_standard_webhooks_secret_alone_on_the_last_line():
 
 
 @override_settings(WEBHOOK_SECRET_GRACE_SECONDS=3600)
-@pytest.mark.parametrize("how", [("set-webhook", "shop", "https://93.184.215.14/v2"), ("rotate-webhook-secret", "shop")])
+@pytest.mark.parametrize(
+    "how", [("set-webhook", "shop", "https://93.184.215.14/v2"), ("rotate-webhook-secret", "shop")]
+)
 def test_rotation_signs_with_both_secrets_during_the_grace_period_only(how):
     run("create", "shop")
     old = run("set-webhook", "shop", "https://93.184.215.14/v1").splitlines()[-1]
@@ -72,13 +78,21 @@ def test_rotation_signs_with_both_secrets_during_the_grace_period_only(how):
     later = timezone.now() + timedelta(seconds=3601)
     headers, body = signed_now(endpoint, at=later)
     assert verifies(new, headers, body) and not verifies(old, headers, body)
-    assert endpoint.previous_secret_expires_at == pytest.approx(timezone.now() + timedelta(seconds=3600), abs=timedelta(seconds=30))
+    assert endpoint.previous_secret_expires_at == pytest.approx(
+        timezone.now() + timedelta(seconds=3600), abs=timedelta(seconds=30)
+    )
 
 
 def test_set_webhook_refuses_unsafe_urls_unless_private_urls_are_allowed():
     run("create", "shop")
     with override_settings(WEBHOOK_ALLOW_PRIVATE_URLS=False):
-        for url in ("http://93.184.215.14/h", "https://127.0.0.1/h", "https://10.0.0.2/h", "https://localhost:8443/h", "https://[::1]/h"):
+        for url in (
+            "http://93.184.215.14/h",
+            "https://127.0.0.1/h",
+            "https://10.0.0.2/h",
+            "https://localhost:8443/h",
+            "https://[::1]/h",
+        ):
             with pytest.raises(CommandError, match="Webhook URL refused"):
                 run("set-webhook", "shop", url)
         assert not WebhookEndpoint.objects.exists()
@@ -104,7 +118,7 @@ def test_signing_secrets_drop_an_expired_previous_secret():
     assert selectors.webhook_signing_secrets(endpoint=endpoint) == [first]
     endpoint, second = services.webhook_secret_rotate(client=client)
     assert selectors.webhook_signing_secrets(endpoint=endpoint) == [second, first]
-    now = datetime.now(dt_timezone.utc)
+    now = datetime.now(UTC)
     assert selectors.webhook_signing_secrets(endpoint=endpoint, now=now + timedelta(days=2)) == [second]
 
 
@@ -121,7 +135,9 @@ def test_admin_sets_an_endpoint_shows_the_secret_once_and_rotates(admin_client_l
     assert endpoint.secret not in page and endpoint.secret[-4:] in page
     # an unsafe URL is a form error
     with override_settings(WEBHOOK_ALLOW_PRIVATE_URLS=False):
-        response = admin_client_logged.post(f"/admin/clients/webhookendpoint/{endpoint.pk}/change/", {"client": client.pk, "url": "https://127.0.0.1/x"})
+        response = admin_client_logged.post(
+            f"/admin/clients/webhookendpoint/{endpoint.pk}/change/", {"client": client.pk, "url": "https://127.0.0.1/x"}
+        )
     assert response.status_code == 200 and "Webhook URL refused" in response.content.decode()
     # the rotate action
     old = endpoint.secret

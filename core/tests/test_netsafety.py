@@ -1,15 +1,31 @@
 """Where a webhook may be sent: https to public addresses only, unless private URLs are allowed."""
+
 import socket
 
 import pytest
 
-from core.netsafety import UnsafeUrl, Target, address_allowed, resolve_allowed, url_check, url_target
+from core.netsafety import Target, UnsafeUrl, address_allowed, resolve_allowed, url_check, url_target
 
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1",
-     "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1", "192.0.2.1", "240.0.0.1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",  # noqa: S104  (an address the check must refuse, not a bind)
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "224.0.0.1",
+        "192.0.2.1",
+        "240.0.0.1",
+    ],
 )
 def test_non_public_addresses_are_refused(address):
     assert not address_allowed(address, allow_private=False)
@@ -44,8 +60,16 @@ def test_http_only_when_private_urls_are_allowed():
 
 @pytest.mark.parametrize(
     "url",
-    ["https://127.0.0.1/hook", "https://[::1]/hook", "https://169.254.169.254/latest", "https://10.0.0.8/x",
-     "https://localhost/hook", "https://api.localhost/hook", "https://printer.local/x", "https://db.internal/x"],
+    [
+        "https://127.0.0.1/hook",
+        "https://[::1]/hook",
+        "https://169.254.169.254/latest",
+        "https://10.0.0.8/x",
+        "https://localhost/hook",
+        "https://api.localhost/hook",
+        "https://printer.local/x",
+        "https://db.internal/x",
+    ],
 )
 def test_storing_a_private_or_local_target_is_refused(url):
     with pytest.raises(UnsafeUrl):
@@ -62,10 +86,12 @@ def test_every_resolved_address_must_be_public(monkeypatch):
     # given: a name that resolves to a public and a private address (DNS rebinding, split answers)
     answers = {"rebind.example": ["93.184.215.14", "127.0.0.1"], "fine.example": ["93.184.215.14", "1.1.1.1"]}
     monkeypatch.setattr(
-        socket, "getaddrinfo", lambda host, port, **kw: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]]
+        socket,
+        "getaddrinfo",
+        lambda host, port, **kw: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[host]],
     )
     # then
-    with pytest.raises(UnsafeUrl, match="127.0.0.1"):
+    with pytest.raises(UnsafeUrl, match=r"127\.0\.0\.1"):
         resolve_allowed(Target("https", "rebind.example", 443), allow_private=False)
     assert resolve_allowed(Target("https", "fine.example", 443), allow_private=False) == ["1.1.1.1", "93.184.215.14"]
     with pytest.raises(UnsafeUrl):

@@ -7,6 +7,7 @@ Under the order's lock, one of two things happens, so a cancel racing a stage re
   (orders/services/refund.py), published like any other (NOTIFY → relay, or inline after commit).
 A second cancel answers the same and changes nothing; a failed order has nothing to cancel (409).
 """
+
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,8 @@ class OrderCancelResult:
 
 def order_cancel(*, order_id: Any, actor: str, reason: str = "", client_id: int | None = None) -> OrderCancelResult:
     """Cancel the order (the client's own when `client_id` is given: another's is Order.DoesNotExist)."""
-    # transaction ensures the status, the released reservation or the refund's outbox row, and the history commit together.
+    # transaction ensures the status, the released reservation or the refund's outbox row, and the history
+    # commit together.
     with transaction.atomic():
         orders = Order.objects.select_for_update()
         if client_id is not None:
@@ -51,7 +53,9 @@ def order_cancel(*, order_id: Any, actor: str, reason: str = "", client_id: int 
         if order.status in ALREADY_CANCELLED:
             return OrderCancelResult(order=order, changed=False)
         if order.status == OrderStatus.FAILED:
-            raise OrderNotCancellable(f"Order {order.id} failed; there is nothing to cancel.", extra={"order_id": str(order.id)})
+            raise OrderNotCancellable(
+                f"Order {order.id} failed; there is nothing to cancel.", extra={"order_id": str(order.id)}
+            )
         previous = order.status
         order.cancelled_by, order.cancelled_at, order.cancel_reason = actor, timezone.now(), reason
         detail = {"by": actor, "reason": reason, "from": previous}

@@ -1,5 +1,6 @@
 """An order's failure, its retries' record, and its re-opening by a redrive: the only writers of a
 failed order's state."""
+
 from typing import Any
 
 from django.db import transaction
@@ -29,7 +30,9 @@ def order_mark_failed(order: Order, *, stage: str, reason: str, kind: str, detai
     order.failure_reason = reason
     order.failure_kind = kind
     order.save(update_fields=["status", "failure_reason", "failure_kind", "updated_at"])
-    order_history_append(order=order, stage=stage, event=HistoryEvent.FAILED, detail={"reason": reason, "kind": kind, **(detail or {})})
+    order_history_append(
+        order=order, stage=stage, event=HistoryEvent.FAILED, detail={"reason": reason, "kind": kind, **(detail or {})}
+    )
     webhook_event_record(order_id=order.id, status=OrderStatus.FAILED)
     log.warning("order_failed", order_id=str(order.id), stage=stage, reason=reason, kind=kind)
     transaction.on_commit(lambda: metrics.ORDERS_FAILED.labels(source=order.source, kind=kind).inc())
@@ -54,7 +57,12 @@ def _refund_failure_record(order: Order, *, reason: str, kind: str, detail: dict
     order.failure_reason = reason
     order.failure_kind = kind
     order.save(update_fields=["failure_reason", "failure_kind", "updated_at"])
-    order_history_append(order=order, stage=REFUND.name, event=HistoryEvent.FAILED, detail={"reason": reason, "kind": kind, **(detail or {})})
+    order_history_append(
+        order=order,
+        stage=REFUND.name,
+        event=HistoryEvent.FAILED,
+        detail={"reason": reason, "kind": kind, **(detail or {})},
+    )
     log.warning("refund_failed", order_id=str(order.id), reason=reason, kind=kind)
     transaction.on_commit(lambda: metrics.REFUNDS_FAILED.labels(kind=kind).inc())
 
@@ -63,7 +71,10 @@ def order_retry_record(*, order_id: Any, stage: str, attempt: int, error: str, d
     with transaction.atomic():
         order = Order.objects.get(id=order_id)
         order_history_append(
-            order=order, stage=stage, event=HistoryEvent.RETRY, detail={"attempt": attempt, "error": error, "next_delay_s": round(delay, 3)}
+            order=order,
+            stage=stage,
+            event=HistoryEvent.RETRY,
+            detail={"attempt": attempt, "error": error, "next_delay_s": round(delay, 3)},
         )
 
 

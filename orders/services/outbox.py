@@ -6,6 +6,9 @@ The fast path (`outbox_publish`, after the accepting commit) and the relay (`out
 `relay_outbox` command) take rows with SKIP LOCKED, so any number of them never publish one row twice.
 The AMQP side is orders/publisher.py.
 """
+
+import contextlib
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -43,14 +46,19 @@ def outbox_publish(*, message_id: Any, fast_path: bool = False, order: Order | N
             # (down, blocked by an alarm, silent): the row stays unsent and the relay publishes it later.
             # A kept connection the broker closed while the process was idle is replaced once, at once.
             timeout = settings.OUTBOX_INLINE_TIMEOUT if fast_path else settings.OUTBOX_CONFIRM_TIMEOUT
-            messages_publish_confirmed([outbox_message(message.kind, str(message.order_id), message.payload)], timeout=timeout)
+            messages_publish_confirmed(
+                [outbox_message(message.kind, str(message.order_id), message.payload)], timeout=timeout
+            )
             message.published_at = timezone.now()
             message.publish_attempts = F("publish_attempts") + 1
             message.save(update_fields=["published_at", "publish_attempts"])
             if order is None or order.id != message.order_id:
                 order = Order.objects.get(id=message.order_id)
             order_history_append(
-                order=order, stage=Step.OUTBOX, event=HistoryEvent.PUBLISHED, detail=_published_detail(message, via="api" if fast_path else "relay")
+                order=order,
+                stage=Step.OUTBOX,
+                event=HistoryEvent.PUBLISHED,
+                detail=_published_detail(message, via="api" if fast_path else "relay"),
             )
             if message.kind == OutboxKind.ORDER_CREATED:
                 events.orders_changed_on_commit([accepted_change(order)])
@@ -68,19 +76,18 @@ def _published_detail(message: OutboxMessage, *, via: str) -> dict:
 
 def _outbox_record_failure(message_ids: list, exc: Exception) -> None:
     log.warning("outbox_publish_failed", outbox_ids=[str(i) for i in message_ids], error=f"{type(exc).__name__}: {exc}")
-    try:
+    # The database down too: the relay will find the rows when it is back.
+    with contextlib.suppress(Exception):
         OutboxMessage.objects.filter(id__in=message_ids, published_at__isnull=True).update(
             publish_attempts=F("publish_attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000]
         )
-    except Exception:
-        pass  # the database is down too; the relay will find the rows when it is back
 
 
 def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float | None = None) -> int:
     """Publish rows committed more than `grace_seconds` ago and still unsent, as one batch: rows locked
     (SKIP LOCKED, so relays and the fast path never take the same row), messages published with pipelined
     confirms, rows marked sent and history written in the same transaction. Returns how many."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=grace_seconds)
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     ids: list = []
     try:
         # transaction ensures rows are marked sent only if the broker confirmed every publish of the batch.
@@ -95,7 +102,8 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
                 return 0
             ids = [row.id for row in rows]
             messages_publish_confirmed(
-                [outbox_message(row.kind, str(row.order_id), row.payload) for row in rows], timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT
+                [outbox_message(row.kind, str(row.order_id), row.payload) for row in rows],
+                timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT,
             )
             OutboxMessage.objects.filter(id__in=ids).update(
                 published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1

@@ -4,6 +4,7 @@ Like a forward stage: the provider is called outside any lock, and the effect â€
 negative of the invoice, one per order, unique in the database), the stock put back, `refunded` â€” is
 written once, under the order's lock, only while the order is `refund_pending`. Redeliveries skip.
 """
+
 from typing import Any
 
 from django.db import close_old_connections, connection, transaction
@@ -38,7 +39,9 @@ def order_refund(*, order_id: Any, attempt: int = 0) -> Order:
     invoice = Invoice.objects.get(order_id=order_id)
     if not connection.in_atomic_block:
         close_old_connections()  # a pooled connection goes back to the pool for the call
-    receipt = provider.refund(customer_id=order.customer_id, reference=invoice.number, amount=str(invoice.total), attempt=attempt)
+    receipt = provider.refund(
+        customer_id=order.customer_id, reference=invoice.number, amount=str(invoice.total), attempt=attempt
+    )
     # transaction ensures the credit note, the returned stock and the status commit together, once.
     with transaction.atomic():
         order = order_lock(order_id)
@@ -59,11 +62,13 @@ def order_refund(*, order_id: Any, attempt: int = 0) -> Order:
             order=order,
             stage=REFUND.name,
             event=HistoryEvent.REFUNDED,
-            detail={"credit_note": credit_note.number, "total": str(credit_note.total), "refund_id": receipt.get("refund_id", "")},
+            detail={
+                "credit_note": credit_note.number,
+                "total": str(credit_note.total),
+                "refund_id": receipt.get("refund_id", ""),
+            },
         )
         webhook_event_record(order_id=order.id, status=OrderStatus.REFUNDED)
         source = order.source
         transaction.on_commit(lambda: metrics.ORDERS_REFUNDED.labels(source=source).inc())
     return order
-
-

@@ -7,6 +7,7 @@ redelivery never doubles an effect. Product rows are locked only by the write st
 the commit (orders/services/stock.py). Each returns the order; the base task (orders/stage_task.py)
 decides what follows.
 """
+
 import json
 import uuid
 from dataclasses import dataclass
@@ -66,10 +67,11 @@ WITH u AS (
         UPDATE {product} p SET reserved = p.reserved + locked.qty
         FROM locked, ok WHERE ok.ok AND p.id = locked.id RETURNING p.id
     )
-SELECT (SELECT ok FROM ok), (SELECT count(*) FROM r)""".format(stock=STOCK_LOCKED_SQL, **_T)
+SELECT (SELECT ok FROM ok), (SELECT count(*) FROM r)""".format(stock=STOCK_LOCKED_SQL, **_T)  # noqa: S608  (tables from _meta)
 _ENRICH_READ_SQL = """
-SELECT o.status, o.customer_id, EXISTS (SELECT 1 FROM {enrichment} e WHERE e.order_id = o.id), i.sku, i.qty, i.unit_price
-FROM {order} o LEFT JOIN {item} i ON i.order_id = o.id WHERE o.id = %s ORDER BY i.id""".format(**_T)
+SELECT o.status, o.customer_id, EXISTS (SELECT 1 FROM {enrichment} e WHERE e.order_id = o.id),
+    i.sku, i.qty, i.unit_price
+FROM {order} o LEFT JOIN {item} i ON i.order_id = o.id WHERE o.id = %s ORDER BY i.id""".format(**_T)  # noqa: S608  (tables from _meta)
 _ENRICH_STORE_SQL = """
 WITH o AS (
     SELECT id, status, source, failure_reason FROM {order} WHERE id = %(id)s FOR UPDATE
@@ -81,7 +83,7 @@ WITH o AS (
     INSERT INTO {history} (order_id, stage, event, detail, created_at)
     SELECT order_id, %(stage)s, 'completed', %(detail)s::jsonb, %(now)s FROM e
 )
-SELECT o.status, o.source, o.failure_reason, (SELECT count(*) FROM e) FROM o""".format(**_T)
+SELECT o.status, o.source, o.failure_reason, (SELECT count(*) FROM e) FROM o""".format(**_T)  # noqa: S608  (tables from _meta)
 _FINALIZE_READ_SQL = """
 SELECT o.status, o.source, o.failure_reason, e.data, i.sku, i.qty, i.unit_price, o.created_at
 FROM {order} o LEFT JOIN {enrichment} e ON e.order_id = o.id LEFT JOIN {item} i ON i.order_id = o.id
@@ -97,7 +99,7 @@ WITH inv AS (
     VALUES (%(id)s, %(stage)s, 'completed', %(detail)s::jsonb, %(now)s)
 ), {webhook}, {stock}
 UPDATE {product} p SET stock = p.stock - locked.qty, reserved = p.reserved - locked.qty
-FROM locked WHERE p.id = locked.id""".format(stock=STOCK_LOCKED_SQL, webhook=WEBHOOK_EVENT_CTES.strip(), **_T)
+FROM locked WHERE p.id = locked.id""".format(stock=STOCK_LOCKED_SQL, webhook=WEBHOOK_EVENT_CTES.strip(), **_T)  # noqa: S608
 
 
 def _order_row(order_id: Any, status: str, source: str, failure_reason: str) -> Order:
@@ -131,9 +133,15 @@ def order_process(*, order_id: Any) -> Order:
             cursor.execute(
                 _PROCESS_WRITE_SQL,
                 {
-                    "id": order.id, "total": order.total_amount, "now": now, "detail": json.dumps(detail), "stage": PROCESS.name,
-                    "item_ids": [i[0] for i in items], "prices": [i[3] for i in items],
-                    **stock_params(wanted), "n": len(wanted),
+                    "id": order.id,
+                    "total": order.total_amount,
+                    "now": now,
+                    "detail": json.dumps(detail),
+                    "stage": PROCESS.name,
+                    "item_ids": [i[0] for i in items],
+                    "prices": [i[3] for i in items],
+                    **stock_params(wanted),
+                    "n": len(wanted),
                 },
             )
             enough, _ = cursor.fetchone()
@@ -237,9 +245,15 @@ def order_finalize(*, order_id: Any) -> Order:
         cursor.execute(
             _FINALIZE_WRITE_SQL,
             {
-                "id": order.id, "number": number, "subtotal": subtotal, "discount": discount, "total": total,
+                "id": order.id,
+                "number": number,
+                "subtotal": subtotal,
+                "discount": discount,
+                "total": total,
                 "lines": json.dumps([{"sku": sku, "qty": qty, "unit_price": str(price)} for sku, qty, price in items]),
-                "now": now, "detail": json.dumps(detail), "stage": FINALIZE.name,
+                "now": now,
+                "detail": json.dumps(detail),
+                "stage": FINALIZE.name,
                 **stock_params(sku_totals((sku, qty) for sku, qty, _ in items)),
                 # the client's webhook event, if it has an endpoint (a join: no statement of its own)
                 **webhook_event_params(status=OrderStatus.COMPLETED),

@@ -3,10 +3,11 @@ to (DNS rebinding), POST the signed body to the checked address with connect and
 redirects, record the attempt, and say what follows: delivered (2xx), retry (timeout, connection error,
 429, 5xx; Retry-After honoured), or refused (anything else: dead-lettered at once). No more of the
 answer is read or kept than a short excerpt."""
+
 import email.utils
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,8 +84,8 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt_timezone.utc)
-    return max(0.0, (when - datetime.now(dt_timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _post(url: str, *, headers: dict[str, str], body: bytes) -> AttemptResult:
@@ -110,7 +111,9 @@ def _post(url: str, *, headers: dict[str, str], body: bytes) -> AttemptResult:
             stream=True,  # the body is read only as far as the excerpt
         ) as response:
             try:
-                excerpt = response.raw.read(EXCERPT_CHARS, decode_content=True).decode("utf-8", "replace")[:EXCERPT_CHARS]
+                excerpt = response.raw.read(EXCERPT_CHARS, decode_content=True).decode("utf-8", "replace")[
+                    :EXCERPT_CHARS
+                ]
             except Exception:
                 excerpt = ""  # the status line and headers are the answer; a broken body does not change it
             code = response.status_code
@@ -126,7 +129,9 @@ def _post(url: str, *, headers: dict[str, str], body: bytes) -> AttemptResult:
         return AttemptResult(transient=None, status_code=code, excerpt=excerpt)
     if code == 429 or code >= 500:
         retry_after = _retry_after(response.headers.get("Retry-After"))
-        return AttemptResult(transient=True, status_code=code, error=f"HTTP {code}", excerpt=excerpt, retry_after=retry_after)
+        return AttemptResult(
+            transient=True, status_code=code, error=f"HTTP {code}", excerpt=excerpt, retry_after=retry_after
+        )
     return AttemptResult(transient=False, status_code=code, error=f"HTTP {code}", excerpt=excerpt)
 
 
@@ -145,7 +150,11 @@ def _event_body(event: WebhookEvent) -> str:
 
 def _record(event: WebhookEvent, *, attempt: int, outcome: str, result: AttemptResult) -> None:
     now = timezone.now()
-    status = {Outcome.DELIVERED: WebhookEventStatus.DELIVERED, Outcome.FAILED: WebhookEventStatus.FAILED}.get(outcome, WebhookEventStatus.PENDING)
+    statuses: dict[str, WebhookEventStatus] = {
+        Outcome.DELIVERED: WebhookEventStatus.DELIVERED,
+        Outcome.FAILED: WebhookEventStatus.FAILED,
+    }
+    status = statuses.get(outcome, WebhookEventStatus.PENDING)
     # transaction ensures the attempt and the event's state are recorded together.
     with transaction.atomic():
         WebhookDelivery.objects.create(
@@ -193,7 +202,12 @@ def webhook_deliver(*, event_id: Any, attempt: int, retries_left: bool) -> Webho
         result = AttemptResult(transient=False, error="the client has no webhook endpoint")
     else:
         body = _event_body(event)
-        headers = webhook_headers(webhook_id=event.webhook_id, body=body, secrets=webhook_signing_secrets(endpoint=endpoint), now=timezone.now())
+        headers = webhook_headers(
+            webhook_id=event.webhook_id,
+            body=body,
+            secrets=webhook_signing_secrets(endpoint=endpoint),
+            now=timezone.now(),
+        )
         if not connection.in_atomic_block:
             close_old_connections()  # a pooled connection goes back to the pool for the call
         started = time.monotonic()

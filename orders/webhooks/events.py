@@ -3,6 +3,7 @@ row (the webhooks' outbox) and the outbox row that publishes its delivery (the r
 confirms, woken at commit by NOTIFY). Both are INSERT ... SELECT over a join with the client's endpoint,
 so a client without one costs no extra statement in finalize (the CTEs are part of its one write) and
 one indexed statement that inserts nothing elsewhere."""
+
 from typing import Any
 
 from django.db import connection
@@ -42,12 +43,16 @@ wh AS (
     INSERT INTO {outbox} (id, order_id, kind, payload, created_at, publish_attempts, last_error)
     SELECT gen_random_uuid(), order_id, %(webhook_kind)s, jsonb_build_object('event_id', id::text), %(now)s, 0, ''
     FROM wh RETURNING pg_notify(%(webhook_channel)s, '')
-)""".format(**_T)
+)""".format(**_T)  # noqa: S608  (tables from _meta; values are parameters)
 _RECORD_SQL = f"WITH {WEBHOOK_EVENT_CTES}\nSELECT count(*) FROM wh"
 
 
 def webhook_event_params(*, status: str) -> dict:
-    return {"webhook_type": EVENT_TYPES[status], "webhook_kind": OutboxKind.WEBHOOK, "webhook_channel": OUTBOX_CHANNEL}
+    return {
+        "webhook_type": EVENT_TYPES[OrderStatus(status)],
+        "webhook_kind": OutboxKind.WEBHOOK,
+        "webhook_channel": OUTBOX_CHANNEL,
+    }
 
 
 def webhook_event_record(*, order_id: Any, status: str) -> bool:

@@ -1,4 +1,5 @@
 """The webhooks' rows, in the orders app (loaded by orders/models.py)."""
+
 import uuid
 
 from django.db import models
@@ -27,7 +28,9 @@ class WebhookEvent(models.Model):
     order = models.ForeignKey("orders.Order", related_name="webhook_events", on_delete=models.CASCADE)
     client = models.ForeignKey("clients.ApiClient", related_name="+", on_delete=models.CASCADE, db_index=False)
     type = models.CharField(max_length=40, choices=WebhookEventType.choices)
-    status = models.CharField(max_length=12, choices=WebhookEventStatus.choices, default=WebhookEventStatus.PENDING, db_default="pending")
+    status = models.CharField(
+        max_length=12, choices=WebhookEventStatus.choices, default=WebhookEventStatus.PENDING, db_default="pending"
+    )
     # The JSON body, fixed at the first attempt so that every attempt and redrive sends the same bytes.
     body = models.TextField(blank=True, default="", db_default="")
     attempts = models.PositiveIntegerField(default=0, db_default=0)
@@ -70,3 +73,6 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event_id} #{self.attempt}"

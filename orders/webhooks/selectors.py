@@ -1,4 +1,5 @@
 """Reads: an order's webhook events with their attempts (staff), the undelivered backlog."""
+
 from typing import Any
 
 from orders.webhooks.models import WebhookEvent, WebhookEventStatus

@@ -3,6 +3,7 @@ attempt per run. Transient failures are retried with exponential backoff and ful
 endpoint's Retry-After (capped), waiting in RabbitMQ's delayed-delivery queues; exhausted or refused, the
 task fails and, like every stage's, its message is rejected to the DLQ (acks in settings.py "Celery"),
 where the archiver stores it and an operator can redrive it."""
+
 import math
 import random
 from typing import Any
@@ -25,7 +26,7 @@ def retry_delay(*, retries: int, retry_after: float | None = None) -> int:
     cap = settings.WEBHOOK_RETRY_BACKOFF_MAX
     if retry_after is not None:
         return math.ceil(min(max(retry_after, 0.0), cap))
-    return round(random.uniform(0, min(settings.WEBHOOK_RETRY_BACKOFF_BASE * 2**retries, cap)))
+    return round(random.uniform(0, min(settings.WEBHOOK_RETRY_BACKOFF_BASE * 2**retries, cap)))  # noqa: S311  (jitter)
 
 
 class WebhookTask(Task):
@@ -33,16 +34,27 @@ class WebhookTask(Task):
     max_retries = settings.WEBHOOK_MAX_RETRIES
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        bind_order_context(order_id=args[0] if args else kwargs.get("order_id"), task_id=self.request.id, stage=self.stage.name, attempt=self.request.retries)
+        bind_order_context(
+            order_id=args[0] if args else kwargs.get("order_id"),
+            task_id=self.request.id,
+            stage=self.stage.name,
+            attempt=self.request.retries,
+        )
         try:
             return super().__call__(*args, **kwargs)
         finally:
             clear_context()
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
         event_id = args[1] if len(args) > 1 else kwargs.get("event_id")
         error = f"{type(exc).__name__}: {exc}"
-        log.error("webhook_failed", order_id=str(args[0] if args else ""), event_id=str(event_id), error=error, task_id=task_id)
+        log.error(
+            "webhook_failed",
+            order_id=str(args[0] if args else ""),
+            event_id=str(event_id),
+            error=error,
+            task_id=task_id,
+        )
         try:
             delivery.webhook_event_fail(event_id=event_id, error=error)
         except Exception as fail_exc:  # the dead letter is archived anyway; the event stays pending
@@ -56,6 +68,6 @@ def webhook_deliver(self: WebhookTask, order_id: str, event_id: str) -> None:
         delivery.webhook_deliver(event_id=event_id, attempt=retries + 1, retries_left=retries < self.max_retries)
     except delivery.WebhookRetryable as exc:
         # Past max_retries Celery raises `exc` itself: the task fails and its message is dead-lettered.
-        raise self.retry(exc=exc, countdown=retry_delay(retries=retries, retry_after=exc.retry_after))
+        raise self.retry(exc=exc, countdown=retry_delay(retries=retries, retry_after=exc.retry_after)) from exc
     except (OperationalError, InterfaceError) as exc:  # the database, not the endpoint
-        raise self.retry(exc=exc, countdown=retry_delay(retries=retries))
+        raise self.retry(exc=exc, countdown=retry_delay(retries=retries)) from exc

@@ -7,7 +7,8 @@ manage.py api_client revoke PREFIX    revoke one key (its prefix, the part befor
 manage.py api_client revoke --all NAME  revoke every key of a client
 manage.py api_client set-webhook NAME URL     the client's webhook endpoint (again: new URL, secret rotated);
                                               its signing secret alone on the last line
-manage.py api_client rotate-webhook-secret NAME  a new signing secret (the old one valid for WEBHOOK_SECRET_GRACE_SECONDS)
+manage.py api_client rotate-webhook-secret NAME  a new signing secret (the old one valid for
+                                                 WEBHOOK_SECRET_GRACE_SECONDS)
 manage.py api_client remove-webhook NAME      no more events for this client
 """
 
@@ -36,7 +37,9 @@ class Command(BaseCommand):
         webhook = sub.add_parser("set-webhook", help="set the client's webhook endpoint; prints its signing secret")
         webhook.add_argument("name")
         webhook.add_argument("url", help="https://... (a public address)")
-        sub.add_parser("rotate-webhook-secret", help="a new signing secret; the old one stays valid for a grace period").add_argument("name")
+        sub.add_parser(
+            "rotate-webhook-secret", help="a new signing secret; the old one stays valid for a grace period"
+        ).add_argument("name")
         sub.add_parser("remove-webhook", help="remove the client's webhook endpoint").add_argument("name")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -84,21 +87,25 @@ class Command(BaseCommand):
             api_key = services.api_client_key_revoke(prefix=target)
             self.stdout.write(f"Revoked key {api_key.prefix} of {api_key.client.name!r}.")
 
-    def _set_webhook(self, *, name, url, **_):
+    def _set_webhook(self, *, name: str, url: str, **_: Any) -> None:
         endpoint, secret = services.webhook_endpoint_set_by_name(name=name, url=url)
         self._print_secret(endpoint, secret)
 
-    def _rotate_webhook_secret(self, *, name, **_):
+    def _rotate_webhook_secret(self, *, name: str, **_: Any) -> None:
         endpoint, secret = services.webhook_secret_rotate_by_name(name=name)
         self._print_secret(endpoint, secret)
 
-    def _remove_webhook(self, *, name, **_):
+    def _remove_webhook(self, *, name: str, **_: Any) -> None:
         removed = services.webhook_endpoint_remove(name=name)
-        self.stdout.write(f"Removed the webhook endpoint of {name!r}." if removed else f"{name!r} had no webhook endpoint.")
+        self.stdout.write(
+            f"Removed the webhook endpoint of {name!r}." if removed else f"{name!r} had no webhook endpoint."
+        )
 
-    def _print_secret(self, endpoint, secret):
+    def _print_secret(self, endpoint: Any, secret: str) -> None:
         self.stdout.write(f"Webhook endpoint of {endpoint.client.name!r}: {endpoint.url}")
         if endpoint.previous_secret_expires_at:
-            self.stdout.write(f"The previous secret signs too until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC.")
+            self.stdout.write(
+                f"The previous secret signs too until {endpoint.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC."
+            )
         self.stdout.write("Signing secret (verify deliveries with it; Standard Webhooks):")
         self.stdout.write(secret)

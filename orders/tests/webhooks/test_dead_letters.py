@@ -1,5 +1,6 @@
 """A dead webhook (refused, or retries exhausted) is archived like any stage's dead letter without touching
 its order, and a redrive makes its event pending again and re-publishes it to the webhooks queue."""
+
 import json
 
 import pytest
@@ -19,8 +20,12 @@ pytestmark = pytest.mark.django_db
 
 
 def webhook_dead_letter(event: WebhookEvent, *, task_id: str = "W-1") -> dict:
-    message = dead_letter_message(order_id=event.order_id, task=DELIVER_WEBHOOK.task, queue=DELIVER_WEBHOOK.queue, task_id=task_id)
-    message["body"] = json.dumps([[str(event.order_id), str(event.id)], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]).encode()
+    message = dead_letter_message(
+        order_id=event.order_id, task=DELIVER_WEBHOOK.task, queue=DELIVER_WEBHOOK.queue, task_id=task_id
+    )
+    message["body"] = json.dumps(
+        [[str(event.order_id), str(event.id)], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    ).encode()
     return message
 
 

@@ -1,5 +1,6 @@
 """One delivery attempt against a real HTTP receiver on loopback that verifies every signature with the
 standardwebhooks library: what is sent, what is retried, what is refused, what is recorded."""
+
 import json
 import socket
 import time
@@ -39,7 +40,9 @@ def counter(outcome: str) -> float:
     return metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome)._value.get()
 
 
-def test_a_delivery_is_signed_per_standard_webhooks_and_carries_the_order_as_its_client_reads_it(completed_event, webhook_receiver, hooked_client):
+def test_a_delivery_is_signed_per_standard_webhooks_and_carries_the_order_as_its_client_reads_it(
+    completed_event, webhook_receiver, hooked_client
+):
     before = counter("delivered")
     assert webhook_backlog() == 1
     # when
@@ -52,11 +55,18 @@ def test_a_delivery_is_signed_per_standard_webhooks_and_carries_the_order_as_its
     assert call.headers["webhook-signature"].startswith("v1,") and call.headers["content-type"] == "application/json"
     body = call.payload
     assert body["type"] == "order.completed" and body["timestamp"] == event.created_at.isoformat()
-    assert body["data"] == selectors.order_detail(order_id=event.order_id, reader=selectors.client_reader(hooked_client.id))
+    assert body["data"] == selectors.order_detail(
+        order_id=event.order_id, reader=selectors.client_reader(hooked_client.id)
+    )
     assert body["data"]["status"] == "completed" and "webhooks" not in body["data"]
     # recorded: the attempt, the event delivered, the counter, the backlog
     (attempt,) = WebhookDelivery.objects.filter(event=event)
-    assert (attempt.attempt, attempt.outcome, attempt.status_code, attempt.response_excerpt) == (1, "delivered", 200, "ok")
+    assert (attempt.attempt, attempt.outcome, attempt.status_code, attempt.response_excerpt) == (
+        1,
+        "delivered",
+        200,
+        "ok",
+    )
     assert attempt.duration_ms > 0
     assert (event.status, event.attempts) == ("delivered", 1) and event.delivered_at is not None
     assert counter("delivered") == before + 1
@@ -81,7 +91,8 @@ def test_5xx_and_429_are_retried_with_the_same_id_and_body(completed_event, webh
     assert first.webhook_id == second.webhook_id == event.webhook_id and first.body == second.body
     assert first.verified_by == second.verified_by == [0]
     assert list(WebhookDelivery.objects.filter(event=event).values_list("attempt", "outcome", "status_code")) == [
-        (1, "retry", answer.status), (2, "delivered", 200),
+        (1, "retry", answer.status),
+        (2, "delivered", 200),
     ]
 
 
@@ -135,9 +146,8 @@ def test_only_a_short_excerpt_of_the_answer_is_read_and_kept(completed_event, we
 
 def test_a_private_address_is_refused_at_delivery_time_too(completed_event, webhook_receiver):
     # given: an endpoint stored while private URLs were allowed, or a name that now resolves to loopback
-    with override_settings(WEBHOOK_ALLOW_PRIVATE_URLS=False):
-        with pytest.raises(delivery.WebhookRefused, match="UnsafeUrl"):
-            deliver(completed_event)
+    with override_settings(WEBHOOK_ALLOW_PRIVATE_URLS=False), pytest.raises(delivery.WebhookRefused, match="UnsafeUrl"):
+        deliver(completed_event)
     assert webhook_receiver.calls == []
     assert "UnsafeUrl" in WebhookDelivery.objects.get(event=completed_event).error
 
@@ -147,10 +157,13 @@ def test_the_request_goes_to_the_checked_address_with_the_urls_host(completed_ev
     real = socket.getaddrinfo
     port = webhook_receiver.url.split(":")[2].split("/")[0]
     monkeypatch.setattr(
-        socket, "getaddrinfo",
+        socket,
+        "getaddrinfo",
         lambda host, *a, **kw: real("127.0.0.1", *a, **kw) if host == "hooks.example" else real(host, *a, **kw),
     )
-    WebhookEndpoint.objects.filter(client_id=completed_event.client_id).update(url=f"http://hooks.example:{port}/hooks/orders")
+    WebhookEndpoint.objects.filter(client_id=completed_event.client_id).update(
+        url=f"http://hooks.example:{port}/hooks/orders"
+    )
     # when
     deliver(completed_event)
     # then: connected to the checked address, Host names the URL's host
@@ -177,7 +190,7 @@ def test_an_event_whose_client_removed_its_endpoint_is_refused(completed_event, 
 def test_retry_delays_full_jitter_and_retry_after_capped():
     for retries in range(8):
         delays = [retry_delay(retries=retries) for _ in range(200)]
-        assert 0 <= min(delays) and max(delays) <= min(2 * 2**retries, 60)
+        assert min(delays) >= 0 and max(delays) <= min(2 * 2**retries, 60)
         assert all(isinstance(d, int) for d in delays)  # delayed delivery counts whole seconds
     assert max(retry_delay(retries=6) for _ in range(200)) > 30  # spread over the window, not fixed
     assert retry_delay(retries=0, retry_after=7) == 7
@@ -188,7 +201,9 @@ def test_retry_delays_full_jitter_and_retry_after_capped():
     assert delivery._retry_after("soon") is None
 
 
-def test_staff_see_the_events_and_attempts_clients_do_not(completed_event, webhook_receiver, admin_client_logged, hooked_client):
+def test_staff_see_the_events_and_attempts_clients_do_not(
+    completed_event, webhook_receiver, admin_client_logged, hooked_client
+):
     from clients.tests.factories import api_client_for
 
     webhook_receiver.answer_next(Answer(500))
@@ -199,8 +214,15 @@ def test_staff_see_the_events_and_attempts_clients_do_not(completed_event, webho
     staff_view = admin_client_logged.get(f"/orders/{completed_event.order_id}").json()
     # then
     (hook,) = staff_view["webhooks"]
-    assert (hook["webhook_id"], hook["type"], hook["status"]) == (completed_event.webhook_id, "order.completed", "delivered")
-    assert [(a["attempt"], a["outcome"], a["status_code"]) for a in hook["attempts"]] == [(1, "retry", 500), (2, "delivered", 200)]
+    assert (hook["webhook_id"], hook["type"], hook["status"]) == (
+        completed_event.webhook_id,
+        "order.completed",
+        "delivered",
+    )
+    assert [(a["attempt"], a["outcome"], a["status_code"]) for a in hook["attempts"]] == [
+        (1, "retry", 500),
+        (2, "delivered", 200),
+    ]
     _, key = client_services.api_client_key_create(client=hooked_client)
     client_view = api_client_for(key).get(f"/orders/{completed_event.order_id}").json()
     assert client_view["status"] == "completed" and "webhooks" not in client_view

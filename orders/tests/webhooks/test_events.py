@@ -1,5 +1,6 @@
 """Webhook events are recorded in the state change's own transaction: one per terminal transition of an
 order whose client has an endpoint, none otherwise, with an outbox row that publishes its delivery."""
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -35,7 +36,12 @@ def test_finalize_records_one_completed_event_with_its_outbox_row(catalog, hooke
     services.order_finalize(order_id=order.id)
     # then: one event, one outbox row naming it, published as the webhooks queue's task
     event = WebhookEvent.objects.get(order=order)
-    assert (event.type, event.status, event.client_id, event.attempts) == ("order.completed", "pending", hooked_client.id, 0)
+    assert (event.type, event.status, event.client_id, event.attempts) == (
+        "order.completed",
+        "pending",
+        hooked_client.id,
+        0,
+    )
     (row,) = _webhook_outbox(order)
     assert row.payload == {"event_id": str(event.id)} and row.published_at is None
     message = outbox_message(row.kind, str(row.order_id), row.payload)
