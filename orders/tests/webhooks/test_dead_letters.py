@@ -9,8 +9,7 @@ from conftest import queue_messages
 from orders import dead_letters, services
 from orders.models import DeadLetterStatus, HistoryEvent, Order, OrderStatus
 from orders.pipeline import DELIVER_WEBHOOK
-from orders.tests.dead_letter_factories import dead_letter_message
-from orders.tests.factories import order_create
+from orders.tests.factories import dead_letter_message, order_create
 from orders.webhooks import delivery
 from orders.webhooks.models import WebhookEvent
 from orders.webhooks.tasks import WebhookTask
