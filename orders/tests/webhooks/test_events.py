@@ -89,7 +89,7 @@ def test_every_terminal_transition_is_one_event(catalog, hooked_client):
 
 
 def test_a_stage_failure_and_a_dead_letter_end_the_order_with_one_failed_event(catalog, hooked_client):
-    from orders.tests.dead_letter_factories import dead_letter_archived
+    from orders.tests.factories import dead_letter_archived
 
     order = order_create(client_id=hooked_client.id)
     services.order_process(order_id=order.id)
