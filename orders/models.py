@@ -212,6 +212,12 @@ class OrderHistory(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name_plural = "order history"
+        indexes = [
+            # The reconciler's look for failed orders whose dead letter was lost: failures are few.
+            models.Index(
+                fields=["created_at"], name="history_failed_idx", condition=models.Q(event=HistoryEvent.FAILED)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.stage} {self.event}"

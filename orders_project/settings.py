@@ -355,6 +355,8 @@ STUCK_ORDER_SECONDS = env.float("STUCK_ORDER_SECONDS", default=300.0)
 RECONCILE_INTERVAL_SECONDS = env.float("RECONCILE_INTERVAL_SECONDS", default=60.0)
 RECONCILE_MAX_ATTEMPTS = env.int("RECONCILE_MAX_ATTEMPTS", default=3)
 RECONCILE_BATCH_SIZE = env.int("RECONCILE_BATCH_SIZE", default=500)
+# How far back a pass looks for failed orders whose dead letter never reached the archive.
+RECONCILE_LOOKBACK_SECONDS = env.float("RECONCILE_LOOKBACK_SECONDS", default=86400.0)
 # Where the chain is published once the order commits: by the relay (default), which the commit wakes at
 # once with NOTIFY and which publishes in batches with pipelined confirms, or also inline, by the web
 # process right after the commit (a second transaction and a broker round trip on the request).

@@ -56,8 +56,9 @@ def order_create(
     return result.order
 
 
-def order_failed_at_enrich(items=(("ABC", 2),)) -> Order:
-    """An order processed, then failed at the enrich stage with its retries exhausted (what a dead letter follows)."""
+def order_failed_at_enrich(items=(("ABC", 2),), task_id: str = "T-1") -> Order:
+    """An order processed, then failed at the enrich stage with its retries exhausted, as the stage's task
+    records it before its message is dead-lettered."""
     order = order_create(items=items)
     services.order_process(order_id=order.id)
     return services.order_fail(
@@ -66,10 +67,11 @@ def order_failed_at_enrich(items=(("ABC", 2),)) -> Order:
         reason="enrich: retries exhausted",
         kind="retries_exhausted",
         detail={
-            "task_id": "T-1",
+            "task_id": task_id,
             "exception": "ProviderTransientError",
             "message": "provider unavailable (503)",
             "attempts": 3,
+            "dead_lettered": True,
         },
     )
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from orders import dead_letters, services
 from orders.models import DeadLetter, HistoryEvent, Order, OrderHistory, OrderStatus, OutboxMessage
 from orders.services.reconcile import _LOCK_KEY
-from orders.tests.factories import order_create, order_refund_pending
+from orders.tests.factories import dead_letter_message, order_create, order_failed_at_enrich, order_refund_pending
 
 pytestmark = pytest.mark.django_db
 STUCK = 5.0
@@ -30,8 +30,10 @@ def published(order: Order) -> Order:
     return order
 
 
-def reconcile(*, at: float, depth=idle, attempts: int = 3):
-    return services.orders_reconcile(now=later(at), stuck_seconds=STUCK, max_attempts=attempts, queue_depth=depth)
+def reconcile(*, at: float, depth=idle, attempts: int = 3, lookback: float = 3600):
+    return services.orders_reconcile(
+        now=later(at), stuck_seconds=STUCK, max_attempts=attempts, lookback_seconds=lookback, queue_depth=depth
+    )
 
 
 def kinds(order: Order) -> list[str]:
@@ -152,3 +154,54 @@ def test_only_one_reconciler_works_at_a_time(catalog):
         other.close()
     # then
     assert result.locked is False and kinds(order) == []
+
+
+def test_a_failed_order_whose_dead_letter_was_lost_gets_one_archived_from_its_history(catalog, clean_queues):
+    # given: enrich failed it (the task recorded the failure), then its dead letter never reached the archive
+    order = order_failed_at_enrich(task_id="T-lost")
+    # when
+    assert reconcile(at=STUCK - 1).dead_letters_recovered == 0
+    result = reconcile(at=STUCK + 1)
+    # then: archived with what the failure recorded, keyed by the task id, and redrivable
+    assert result.dead_letters_recovered == 1
+    letter = DeadLetter.objects.get(order=order)
+    assert (letter.message_key, letter.stage, letter.reason, letter.exception, letter.attempts) == (
+        "T-lost",
+        "enrich",
+        "lost",
+        "ProviderTransientError",
+        3,
+    )
+    entry = OrderHistory.objects.filter(order=order).latest("id")
+    assert (entry.event, entry.detail["reason"], entry.detail["dead_letter_id"]) == (
+        HistoryEvent.DEAD_LETTERED,
+        "lost",
+        letter.pk,
+    )
+    assert reconcile(at=STUCK + 2).dead_letters_recovered == 0  # once
+    dead_letters.dead_letter_redrive(dead_letter_id=letter.pk, actor="staff:ops")
+    assert Order.objects.get(id=order.id).status == OrderStatus.PROCESSING
+
+
+def test_the_real_dead_letter_arriving_after_the_rebuilt_one_is_not_stored_twice(catalog):
+    order = order_failed_at_enrich(task_id="T-late")
+    assert reconcile(at=STUCK + 1).dead_letters_recovered == 1
+    _, created = dead_letters.dead_letter_archive(**dead_letter_message(order_id=order.id, task_id="T-late"))
+    assert created is False and DeadLetter.objects.filter(order=order).count() == 1
+
+
+def test_a_failed_order_whose_dead_letter_was_archived_is_left_alone(catalog):
+    order = order_failed_at_enrich(task_id="T-ok")
+    dead_letters.dead_letter_archive(**dead_letter_message(order_id=order.id, task_id="T-ok"))
+    assert reconcile(at=STUCK + 1).dead_letters_recovered == 0
+    assert DeadLetter.objects.filter(order=order).count() == 1
+
+
+def test_lost_dead_letters_wait_while_the_dlq_holds_messages_and_outside_the_lookback(catalog):
+    order = order_failed_at_enrich(task_id="T-wait")
+    # the archiver's backlog: the dead letter may be in it
+    backlog = reconcile(at=STUCK + 1, depth=lambda queue: 5 if queue == "orders.dlq" else 0)
+    assert backlog.dead_letters_recovered == 0 and "orders.dlq" in backlog.skipped_backlog
+    # a failure older than the lookback is not looked at
+    assert reconcile(at=STUCK + 100, lookback=50).dead_letters_recovered == 0
+    assert not DeadLetter.objects.filter(order=order).exists()
