@@ -30,7 +30,8 @@ class Command(BaseCommand):
             result = orders_reconcile(lookback_seconds=lookback)
             self.stdout.write(
                 f"found={result.found} republished={sum(result.republished.values())} gave_up={result.gave_up} "
-                f"dead_letters_recovered={result.dead_letters_recovered} left_alone_for_backlog={','.join(result.skipped_backlog) or '-'} locked={result.locked}"
+                f"dead_letters_recovered={result.dead_letters_recovered} "
+                f"left_alone_for_backlog={','.join(result.skipped_backlog) or '-'} locked={result.locked}"
             )
             return 0  # always wait the interval before the next pass
 
