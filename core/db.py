@@ -11,3 +11,9 @@ def statement_transaction() -> AbstractContextManager:
     transaction (no BEGIN/COMMIT round trips); inside a caller's transaction (tests, a service calling
     another) a savepoint keeps its error from breaking the caller's."""
     return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+
+
+def database_ping() -> None:
+    """One round trip to PostgreSQL; raises when it does not answer."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")

@@ -15,6 +15,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
+from core.db import database_ping
 from core.logging import get_logger
 
 log = get_logger(__name__)
@@ -25,8 +26,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _check_database() -> str | None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    database_ping()
     return None
 
 

@@ -51,14 +51,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["customer_id"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        "id",
-        "customer_id",
-        "source",
-        "status",
-        "total_amount",
-        "failure_reason",
-        "created_at",
-        "updated_at",
+        *list_display,
         "enrichment_data",
         "invoice_data",
         "cancelled_by",

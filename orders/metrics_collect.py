@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Min
 from django.utils import timezone
 from kombu import Connection
 
+from core.db import database_ping
 from core.logging import get_logger
 from orders import metrics
 from orders.models import IN_FLIGHT_STATUSES, Order, OutboxMessage
@@ -123,8 +123,7 @@ redis_check = CachedCheck(_redis_ping)
 
 def database_check() -> Check:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        database_ping()
         return Check(ok=True)
     except Exception as exc:
         return Check.failed(exc)

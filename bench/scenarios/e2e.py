@@ -51,22 +51,15 @@ def figures(r: dict, s) -> dict:
         e2e = phases.get(f"pipeline_e2e{suffix}")
         if not e2e or not ce2e:
             continue
-        out[f"e2e_latency_p50{suffix}"] = figure(
-            e2e["p50_ms"],
-            ce2e["p50_ms"],
-            "ms",
-            "<= 50 ms",
-            e2e["p50_ms"] is not None and e2e["p50_ms"] <= 50,
-            note=f"{s.e2e_rate:g} orders/s, {note}",
-            ceiling_name="bare chain p50 at the same rate",
-        )
-        out[f"e2e_latency_p99{suffix}"] = figure(
-            e2e["p99_ms"],
-            ce2e["p99_ms"],
-            "ms",
-            "<= 250 ms",
-            e2e["p99_ms"] is not None and e2e["p99_ms"] <= 250,
-            note=f"{s.e2e_rate:g} orders/s, {note}",
-            ceiling_name="bare chain p99 at the same rate",
-        )
+        for pct, target in (("p50", 50), ("p99", 250)):
+            value = e2e[f"{pct}_ms"]
+            out[f"e2e_latency_{pct}{suffix}"] = figure(
+                value,
+                ce2e[f"{pct}_ms"],
+                "ms",
+                f"<= {target} ms",
+                value is not None and value <= target,
+                note=f"{s.e2e_rate:g} orders/s, {note}",
+                ceiling_name=f"bare chain {pct} at the same rate",
+            )
     return out

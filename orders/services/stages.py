@@ -109,16 +109,27 @@ def _order_row(order_id: Any, status: str, source: str, failure_reason: str) -> 
     return order
 
 
+def _order_rows(cursor: Any, sql: str, order_id: Any) -> list[tuple]:
+    """A stage's one read of an order (a row per item); no row: no such order."""
+    cursor.execute(sql, [order_id])
+    rows = cursor.fetchall()
+    if not rows:
+        raise Order.DoesNotExist(f"order {order_id} does not exist")
+    return rows
+
+
+def _stage_read(cursor: Any, sql: str, order_id: Any) -> tuple[Order, list[tuple]]:
+    """The order (its first row's first columns: status, source, failure reason) and every row."""
+    rows = _order_rows(cursor, sql, order_id)
+    return _order_row(order_id, *rows[0][:3]), rows
+
+
 def order_process(*, order_id: Any) -> Order:
     """Mark processing and reserve stock; unknown sku or short stock ends the order failed."""
     try:
         # transaction ensures reservation and the status change happen together or not at all.
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_PROCESS_READ_SQL, [order_id])
-            rows = cursor.fetchall()
-            if not rows:
-                raise Order.DoesNotExist(f"order {order_id} does not exist")
-            order = _order_row(order_id, *rows[0][:3])
+            order, rows = _stage_read(cursor, _PROCESS_READ_SQL, order_id)
             if order.status != OrderStatus.PENDING:
                 return order_duplicate_skip(order=order, stage=PROCESS.name)
             items = [(item_id, sku, qty, price) for _, _, _, item_id, sku, qty, price in rows if item_id is not None]
@@ -167,10 +178,7 @@ class EnrichmentDue:
 def order_enrichment_read(*, order_id: Any) -> EnrichmentDue:
     """One read, no lock: the order's state, whether it is enriched already, and its items."""
     with connection.cursor() as cursor:
-        cursor.execute(_ENRICH_READ_SQL, [order_id])
-        rows = cursor.fetchall()
-    if not rows:
-        raise Order.DoesNotExist(f"order {order_id} does not exist")
+        rows = _order_rows(cursor, _ENRICH_READ_SQL, order_id)
     status, customer_id, enriched = rows[0][:3]
     items = [(sku, qty, price) for *_, sku, qty, price in rows if sku is not None]
     return EnrichmentDue(due=status == OrderStatus.PROCESSING and not enriched, customer_id=customer_id, items=items)
@@ -221,11 +229,7 @@ def order_finalize(*, order_id: Any) -> Order:
     """Write the invoice, move the reserved stock, mark completed: once, whatever the redeliveries."""
     # transaction ensures invoice, stock movement and status commit together.
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_FINALIZE_READ_SQL, [order_id])
-        rows = cursor.fetchall()
-        if not rows:
-            raise Order.DoesNotExist(f"order {order_id} does not exist")
-        order = _order_row(order_id, *rows[0][:3])
+        order, rows = _stage_read(cursor, _FINALIZE_READ_SQL, order_id)
         if order.status != OrderStatus.PROCESSING:
             return order_duplicate_skip(order=order, stage=FINALIZE.name)
         data = rows[0][3]

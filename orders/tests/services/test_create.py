@@ -26,43 +26,27 @@ def test_order_create_stores_order_items_key_outbox_and_history(catalog):
     assert _events(order) == [("api", HistoryEvent.ACCEPTED)]
 
 
+def _create_with_key(*, qty: int, request_hash: str) -> services.OrderCreateResult:
+    return services.order_create(
+        client_id=DEFAULT_CLIENT_ID,
+        customer_id="c",
+        source="api",
+        items=[services.ItemIn("ABC", qty)],
+        idempotency_key="k",
+        request_hash=request_hash,
+    )
+
+
 def test_order_create_same_key_same_body_returns_same_order(catalog):
-    first = services.order_create(
-        client_id=DEFAULT_CLIENT_ID,
-        customer_id="c",
-        source="api",
-        items=[services.ItemIn("ABC", 1)],
-        idempotency_key="k",
-        request_hash="h1",
-    )
-    second = services.order_create(
-        client_id=DEFAULT_CLIENT_ID,
-        customer_id="c",
-        source="api",
-        items=[services.ItemIn("ABC", 1)],
-        idempotency_key="k",
-        request_hash="h1",
-    )
+    first = _create_with_key(qty=1, request_hash="h1")
+    second = _create_with_key(qty=1, request_hash="h1")
     assert first.created and not second.created
     assert second.order.id == first.order.id
     assert OutboxMessage.objects.count() == 1
 
 
 def test_order_create_same_key_other_body_conflicts(catalog):
-    services.order_create(
-        client_id=DEFAULT_CLIENT_ID,
-        customer_id="c",
-        source="api",
-        items=[services.ItemIn("ABC", 1)],
-        idempotency_key="k",
-        request_hash="h1",
-    )
+    _create_with_key(qty=1, request_hash="h1")
     with pytest.raises(services.IdempotencyConflict):
-        services.order_create(
-            client_id=DEFAULT_CLIENT_ID,
-            customer_id="c",
-            source="api",
-            items=[services.ItemIn("ABC", 2)],
-            idempotency_key="k",
-            request_hash="h2",
-        )
+        _create_with_key(qty=2, request_hash="h2")
+
