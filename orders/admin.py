@@ -35,23 +35,27 @@ class OrderHistoryInline(ReadOnlyAdminMixin, admin.TabularInline):
     ordering = ["created_at", "id"]
 
 
+# The columns of the list, shown read-only on the detail page too.
+ORDER_SUMMARY_FIELDS = (
+    "id",
+    "customer_id",
+    "source",
+    "status",
+    "total_amount",
+    "failure_reason",
+    "created_at",
+    "updated_at",
+)
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "id",
-        "customer_id",
-        "source",
-        "status",
-        "total_amount",
-        "failure_reason",
-        "created_at",
-        "updated_at",
-    ]
+    list_display = ORDER_SUMMARY_FIELDS
     list_filter = ["status", "source", "created_at"]
     search_fields = ["customer_id"]
     date_hierarchy = "created_at"
     readonly_fields = [
-        *list_display,
+        *ORDER_SUMMARY_FIELDS,
         "enrichment_data",
         "invoice_data",
         "cancelled_by",

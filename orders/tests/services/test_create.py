@@ -49,4 +49,3 @@ def test_order_create_same_key_other_body_conflicts(catalog):
     _create_with_key(qty=1, request_hash="h1")
     with pytest.raises(services.IdempotencyConflict):
         _create_with_key(qty=2, request_hash="h2")
-
