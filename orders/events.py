@@ -7,6 +7,9 @@ import asyncio
 import functools
 import os
 import threading
+from collections.abc import Callable
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from django.core.cache import cache
 from django.db import transaction
@@ -45,9 +48,9 @@ def orders_changed_on_commit(changes: list[tuple]) -> None:
 
 
 def orders_changed(*, changes: list[tuple]) -> None:
-    """Move readers to fresh cache keys (one pipelined INCR; a missing key counts from 0) and tell the
-    live page (one message for all the events). Never raises. A `created` order has nothing cached yet
-    (an unknown id is never cached), so its key stays.
+    """Move readers to fresh cache keys (INCR; a missing key counts from 0) and tell the live page (one
+    message for all the events), in one pipelined round trip to Redis. Never raises. A `created` order has
+    nothing cached yet (an unknown id is never cached), so its key stays.
 
     Each version key expires ORDER_CACHE_VERSION_TTL after its last change (Redis would otherwise keep one
     per order forever). That TTL outlives every value cached under the key (ORDER_CACHE_TIMEOUT), so when
@@ -59,17 +62,58 @@ def orders_changed(*, changes: list[tuple]) -> None:
         for order_id, _, created in changes
         if not created
     ]
-    if keys:
+    message = {"type": "order.events", "events": [event for _, event, _ in changes]} if changes else None
+    live = _live_channel() if message else None
+    if keys or live:
         try:
             pipe = get_redis_connection("default").pipeline(transaction=False)
             for key in keys:
                 pipe.incr(key)
                 pipe.expire(key, settings.ORDER_CACHE_VERSION_TTL)
+            if live and message:
+                channel, serialize = live
+                pipe.publish(channel, serialize(message))
             pipe.execute()
         except Exception as exc:  # a cache outage must not fail a committed transition
-            log.warning("order_cache_invalidate_failed", orders=len(keys), error=str(exc))
-    if changes:
-        _broadcaster().send({"type": "order.events", "events": [event for _, event, _ in changes]})
+            log.warning("order_changed_announce_failed", orders=len(changes), error=f"{type(exc).__name__}: {exc}")
+    if message and not live:
+        _broadcaster().send(message)
+
+
+def _live_channel() -> tuple[str, Callable[[dict], bytes]] | None:
+    """The live group's Redis channel and the layer's serializer when the channel layer is Redis pub/sub
+    on the cache's Redis server (pub/sub ignores the db number): the event then rides in the cache's
+    pipeline, with no thread hop and no round trip of its own. Any other layer: None (the broadcaster)."""
+    from channels.layers import get_channel_layer
+    from channels_redis.pubsub import RedisPubSubChannelLayer  # type: ignore[import-untyped]
+    from django.conf import settings
+
+    layer = get_channel_layer()
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return None
+    config = cast(dict[str, Any], settings.CHANNEL_LAYERS["default"].get("CONFIG", {}))
+    hosts = config.get("hosts") or ["redis://localhost:6379"]
+    if len(hosts) != 1 or not _same_redis_server(hosts[0], settings.CACHES["default"]["LOCATION"]):
+        return None  # several shards: the layer hashes the group to one of them
+    # channels_redis's name for a group's channel (RedisPubSubLoopLayer._get_group_channel_name);
+    # orders/tests/test_consumers.py checks that a socket in the group hears what this publishes.
+    return f"{config.get('prefix', 'asgi')}__group__{LIVE_GROUP}", layer.serialize
+
+
+def _same_redis_server(host: Any, location: str) -> bool:
+    address = host.get("address") if isinstance(host, dict) else host
+    if not isinstance(address, str):
+        return False
+    a, b = urlsplit(address), urlsplit(location)
+    if a.scheme == "unix" or b.scheme == "unix":
+        return (a.scheme, a.path) == (b.scheme, b.path)
+    return (a.scheme, a.hostname, a.port or 6379, a.username, a.password) == (
+        b.scheme,
+        b.hostname,
+        b.port or 6379,
+        b.username,
+        b.password,
+    )
 
 
 class _Broadcaster:

@@ -97,6 +97,17 @@ async def connected(headers=ORIGIN) -> WebsocketCommunicator:
     return communicator
 
 
+def wait_for_subscriber(channel: str) -> None:
+    import time
+
+    from django_redis import get_redis_connection
+
+    deadline = time.monotonic() + TIMEOUT
+    while get_redis_connection("default").pubsub_numsub(channel)[0][1] == 0:
+        assert time.monotonic() < deadline, f"no subscriber on {channel}"
+        time.sleep(0.01)
+
+
 async def send_and_receive(communicator, frame) -> dict:
     if isinstance(frame, bytes):
         await communicator.send_to(bytes_data=frame)
@@ -153,6 +164,9 @@ def test_order_changed_reaches_the_socket_through_the_real_layer():
         communicator = await connected()
         from asgiref.sync import sync_to_async
 
+        # the event is published from this thread on another Redis connection than the socket's SUBSCRIBE:
+        # wait until Redis has the subscriber (in production sockets subscribe long before any event)
+        await sync_to_async(wait_for_subscriber)(events._live_channel()[0])
         await sync_to_async(events.order_changed)(order_id=order_id, event=event_for(order_id, status="completed"))
         frame = await communicator.receive_json_from(timeout=TIMEOUT)
         assert frame["type"] == "order.event"
