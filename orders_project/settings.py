@@ -145,6 +145,9 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300 if _PERSISTENT else 0)
 # Fail fast (the API answers 503) instead of hanging when PostgreSQL is unreachable.
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=3)
+# Parameters bound by PostgreSQL (psycopg's C dumpers) instead of quoted into the SQL text in Python: the
+# accepting INSERT and the stages' statements carry arrays and JSON.
+DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
 
 # =============================================================================
 # Cache (GET /orders/{id}) and channel layer (live page) on Redis
