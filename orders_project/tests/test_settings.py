@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from django.db import connection
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
@@ -57,3 +60,27 @@ def test_the_dev_defaults_exist_only_with_debug_on():
     result = _import_production_settings(DJANGO_DEBUG="true")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "DEBUG=True" in result.stdout
+
+
+@pytest.mark.django_db
+def test_a_statement_run_repeatedly_is_prepared_on_its_connection():
+    # DB_PREPARE_THRESHOLD (default 5): PostgreSQL plans the order's statements once per connection
+    with connection.cursor() as cursor:
+        for i in range(6):
+            cursor.execute("SELECT %s::int + 41", [i])
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 41'")
+        assert cursor.fetchone()[0] == 1
+
+
+def test_prepared_statements_can_be_turned_off():
+    key, token = "kQ7xZ" * 10, "tW4mP" * 7
+    probe = "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS']['prepare_threshold'])"
+    clean = {"PATH": os.environ.get("PATH", ""), "DJANGO_SETTINGS_MODULE": "orders_project.settings"}
+    for value, expected in (("off", "None"), ("0", "0"), (None, "5")):
+        env = {**clean, "DJANGO_SECRET_KEY": key, "SECRET_TOKEN": token}
+        if value is not None:
+            env["DB_PREPARE_THRESHOLD"] = value
+        result = subprocess.run(
+            [sys.executable, "-c", probe], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.stdout.strip() == expected, result.stderr
