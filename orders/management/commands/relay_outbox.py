@@ -77,10 +77,12 @@ class Command(BaseCommand):
             published = outbox_relay_batch(grace_seconds=grace, batch_size=batch_size)
             if published:
                 log.info("outbox_relayed", published=published)
-                return published
+                if wakeup is None or published >= batch_size:
+                    return published  # a full batch: more may be waiting
             if wakeup is not None:
-                # Idle: sleep on LISTEN (not a fixed poll); a notification means work, so no further sleep.
-                return 1 if wakeup.wait(settings.OUTBOX_POLL_SECONDS) else 0
+                # Idle, or a partial batch took every row there was: sleep on LISTEN (not a fixed poll) rather
+                # than read an empty outbox again; a commit since that read has notified, so this returns at once.
+                return 1 if wakeup.wait(settings.OUTBOX_POLL_SECONDS) or published else 0
             return 0
 
         idle = 0.0 if wakeup is not None else settings.OUTBOX_POLL_SECONDS

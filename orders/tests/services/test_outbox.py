@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from orders.services import outbox_relay_batch
 from orders.tests.factories import create_orders_while_broker_is_down
 
 pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def published_order_ids(messages) -> list[str]:
@@ -99,6 +102,34 @@ def test_post_publishes_nothing_itself_by_default_and_its_commit_wakes_the_relay
         assert published_order_ids(queue_messages("process")) == [response.json()["order_id"]]
     finally:
         wakeup.close()
+
+
+def test_the_relay_publishes_a_stream_of_orders_as_they_come_not_at_its_next_poll(api_client, clean_queues):
+    # given: the relay running, polling only every 60 s: only its LISTEN wake-ups can publish promptly
+    from devtools.procs import wait_until
+
+    def post() -> None:
+        body = {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}
+        assert api_client.post("/orders", body, format="json").status_code == 202
+
+    def all_published(n: int) -> bool:
+        return OutboxMessage.objects.filter(published_at__isnull=False).count() == n
+
+    env = subprocess_env(OUTBOX_POLL_SECONDS="60", RECONCILE_INTERVAL_SECONDS="0")
+    cmd = [sys.executable, "manage.py", "relay_outbox", "--heartbeat-file", ""]
+    relay = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        post()
+        wait_until(lambda: all_published(1), timeout=30, what="the relay's first batch", interval=0.05)
+        # when: orders committed while the relay is publishing earlier ones (its batches are partial)
+        for _ in range(20):
+            post()
+            time.sleep(0.01)
+        # then: every one is published within seconds, far below the poll interval
+        wait_until(lambda: all_published(21), timeout=10, what="the stream published", interval=0.05)
+    finally:
+        relay.kill()  # SIGTERM would wait for the end of its 60 s LISTEN wait
+        relay.wait(timeout=30)
 
 
 def test_fast_path_publishes_after_commit(api_client, clean_queues, settings):
