@@ -15,7 +15,7 @@
 from orders.services.cancel import OrderCancelResult, OrderNotCancellable, order_cancel
 from orders.services.create import IdempotencyConflict, ItemIn, OrderCreateResult, order_create
 from orders.services.failure import OrderReopenRefused, order_fail, order_mark_failed, order_reopen, order_retry_record
-from orders.services.history import order_duplicate_skip, order_history_append, order_history_append_many
+from orders.services.history import order_duplicate_skip, order_history_append
 from orders.services.locks import order_lock
 from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish, outbox_relay_batch
 from orders.services.reconcile import ReconcileResult, orders_reconcile
@@ -52,7 +52,6 @@ __all__ = [
     "order_fail",
     "order_finalize",
     "order_history_append",
-    "order_history_append_many",
     "order_lock",
     "order_mark_failed",
     "order_process",

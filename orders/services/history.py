@@ -1,7 +1,6 @@
 """The order's history: the only writer of OrderHistory. Every entry is announced to the live page after
 commit (orders/events.py)."""
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,25 +19,6 @@ def order_history_append(*, order: Order, stage: str, event: str, detail: dict |
     entry = OrderHistory.objects.create(order=order, stage=stage, event=event, detail=detail or {})
     order_announce(order, stage=stage, event=event, detail=detail or {}, at=entry.created_at)
     return entry
-
-
-def order_history_append_many(
-    entries: Sequence[tuple[Order, str, str, dict]], *, also_announce: Sequence[Change] = ()
-) -> None:
-    """Several history entries (order, stage, event, detail) in one INSERT, announced after commit in one
-    message together with `also_announce` (changes written elsewhere)."""
-    rows = OrderHistory.objects.bulk_create(
-        [OrderHistory(order=order, stage=stage, event=event, detail=detail) for order, stage, event, detail in entries]
-    )
-    events.orders_changed_on_commit(
-        [
-            *also_announce,
-            *(
-                (order.id, live_event(order, stage=stage, event=event, detail=detail, at=row.created_at), False)
-                for (order, stage, event, detail), row in zip(entries, rows, strict=True)
-            ),
-        ]
-    )
 
 
 def order_duplicate_skip(*, order: Order, stage: str) -> Order:

@@ -8,20 +8,21 @@ The AMQP side is orders/publisher.py.
 """
 
 import contextlib
+import json
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core.logging import get_logger
 from orders import events
-from orders.models import HistoryEvent, Order, OutboxMessage
+from orders.models import HistoryEvent, Order, OrderHistory, OutboxMessage
 from orders.pipeline import OutboxKind, Step, outbox_message
 from orders.publisher import messages_publish_confirmed
-from orders.services.history import accepted_change, order_history_append, order_history_append_many
+from orders.services.history import accepted_change, live_event, order_history_append
 
 log = get_logger(__name__)
 # PostgreSQL NOTIFY channel: a commit that leaves an outbox row for the relay wakes it at once.
@@ -58,7 +59,7 @@ def outbox_publish(*, message_id: Any, fast_path: bool = False, order: Order | N
                 order=order,
                 stage=Step.OUTBOX,
                 event=HistoryEvent.PUBLISHED,
-                detail=_published_detail(message, via="api" if fast_path else "relay"),
+                detail=_published_detail(message.kind, via="api" if fast_path else "relay"),
             )
             if message.kind == OutboxKind.ORDER_CREATED:
                 events.orders_changed_on_commit([accepted_change(order)])
@@ -68,10 +69,10 @@ def outbox_publish(*, message_id: Any, fast_path: bool = False, order: Order | N
         return False
 
 
-def _published_detail(message: OutboxMessage, *, via: str) -> dict:
-    if message.kind == OutboxKind.ORDER_CREATED:
+def _published_detail(kind: str, *, via: str) -> dict:
+    if kind == OutboxKind.ORDER_CREATED:
         return {"via": via}
-    return {"via": via, "kind": message.kind}
+    return {"via": via, "kind": kind}
 
 
 def _outbox_record_failure(message_ids: list, exc: Exception) -> None:
@@ -83,35 +84,76 @@ def _outbox_record_failure(message_ids: list, exc: Exception) -> None:
         )
 
 
+# The relay's batch in two statements: take the rows (and what the live page needs of their orders), then,
+# once the broker confirmed, mark them sent and write their history entries together.
+_T = {"outbox": OutboxMessage._meta.db_table, "order": Order._meta.db_table, "history": OrderHistory._meta.db_table}
+_RELAY_TAKE_SQL = """
+SELECT m.id, m.kind, m.order_id, m.payload, o.status, o.source, o.failure_reason, o.created_at
+FROM {outbox} m JOIN {order} o ON o.id = m.order_id
+WHERE m.published_at IS NULL AND m.created_at <= %s
+ORDER BY m.created_at LIMIT %s FOR UPDATE OF m SKIP LOCKED""".format(**_T)
+_RELAY_MARK_SQL = """
+WITH sent AS (
+    UPDATE {outbox} SET published_at = %(now)s, publish_attempts = publish_attempts + 1
+    WHERE id = ANY(%(ids)s::uuid[])
+)
+INSERT INTO {history} (order_id, stage, event, detail, created_at)
+SELECT h.order_id, %(stage)s, %(event)s, h.detail, %(now)s
+FROM unnest(%(order_ids)s::uuid[], %(details)s::jsonb[]) AS h(order_id, detail)""".format(**_T)  # noqa: S608
+
+
 def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float | None = None) -> int:
     """Publish rows committed more than `grace_seconds` ago and still unsent, as one batch: rows locked
     (SKIP LOCKED, so relays and the fast path never take the same row), messages published with pipelined
     confirms, rows marked sent and history written in the same transaction. Returns how many."""
-    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    now = timezone.now()
     ids: list = []
     try:
         # transaction ensures rows are marked sent only if the broker confirmed every publish of the batch.
-        with transaction.atomic():
-            rows = list(
-                OutboxMessage.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("order")
-                .filter(published_at__isnull=True, created_at__lte=cutoff)
-                .order_by("created_at")[:batch_size]
-            )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_RELAY_TAKE_SQL, [now - timedelta(seconds=grace_seconds), batch_size])
+            rows = cursor.fetchall()
             if not rows:
                 return 0
-            ids = [row.id for row in rows]
+            ids = [row[0] for row in rows]
             messages_publish_confirmed(
-                [outbox_message(row.kind, str(row.order_id), row.payload) for row in rows],
+                [outbox_message(kind, str(order_id), _json(payload)) for _, kind, order_id, payload, *_ in rows],
                 timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT,
             )
-            OutboxMessage.objects.filter(id__in=ids).update(
-                published_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
+            orders = [
+                Order(id=order_id, status=status, source=source, failure_reason=reason, created_at=created_at)
+                for _, _, order_id, _, status, source, reason, created_at in rows
+            ]
+            details = [_published_detail(kind, via="relay") for _, kind, *_ in rows]
+            now = timezone.now()
+            cursor.execute(
+                _RELAY_MARK_SQL,
+                {
+                    "now": now,
+                    "ids": ids,
+                    "stage": Step.OUTBOX,
+                    "event": HistoryEvent.PUBLISHED,
+                    "order_ids": [order.id for order in orders],
+                    "details": [json.dumps(detail) for detail in details],
+                },
             )
             # The live page hears of each order here, `accepted` and `published` in one message for the batch.
-            order_history_append_many(
-                [(row.order, Step.OUTBOX, HistoryEvent.PUBLISHED, _published_detail(row, via="relay")) for row in rows],
-                also_announce=[accepted_change(row.order) for row in rows if row.kind == OutboxKind.ORDER_CREATED],
+            events.orders_changed_on_commit(
+                [
+                    *(
+                        accepted_change(order)
+                        for order, row in zip(orders, rows, strict=True)
+                        if row[1] == OutboxKind.ORDER_CREATED
+                    ),
+                    *(
+                        (
+                            order.id,
+                            live_event(order, stage=Step.OUTBOX, event=HistoryEvent.PUBLISHED, detail=detail, at=now),
+                            False,
+                        )
+                        for order, detail in zip(orders, details, strict=True)
+                    ),
+                ]
             )
             return len(rows)
     except Exception as exc:
@@ -119,3 +161,7 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
             raise
         _outbox_record_failure(ids, exc)
         return 0
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -40,7 +40,9 @@ def test_unpublished_row_is_published_by_the_relay_exactly_once(clean_queues):
     assert published_order_ids(messages) == [str(order.id)]
     assert messages[0].headers["task"] == "orders.process"
     row.refresh_from_db()
-    assert row.published_at is not None
+    assert row.published_at is not None and row.publish_attempts == 2
+    published = order.history.get(event="published")
+    assert (published.stage, published.detail, published.created_at) == ("outbox", {"via": "relay"}, row.published_at)
 
 
 def test_relay_leaves_rows_inside_the_grace_period(clean_queues):
