@@ -106,12 +106,12 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
     """Publish rows committed more than `grace_seconds` ago and still unsent, as one batch: rows locked
     (SKIP LOCKED, so relays and the fast path never take the same row), messages published with pipelined
     confirms, rows marked sent and history written in the same transaction. Returns how many."""
-    now = timezone.now()
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     ids: list = []
     try:
         # transaction ensures rows are marked sent only if the broker confirmed every publish of the batch.
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_RELAY_TAKE_SQL, [now - timedelta(seconds=grace_seconds), batch_size])
+            cursor.execute(_RELAY_TAKE_SQL, [cutoff, batch_size])
             rows = cursor.fetchall()
             if not rows:
                 return 0
