@@ -1,7 +1,9 @@
 """Database helpers with no domain in them."""
 
 import contextlib
+import json
 from contextlib import AbstractContextManager
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -17,3 +19,9 @@ def database_ping() -> None:
     """One round trip to PostgreSQL; raises when it does not answer."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
+
+
+def jsonb_value(value: Any) -> Any:
+    """A jsonb column read by raw SQL: psycopg decodes it, but a text value (a cast, another driver) is
+    decoded here."""
+    return json.loads(value) if isinstance(value, str) else value

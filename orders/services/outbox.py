@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.db import jsonb_value
 from core.logging import get_logger
 from orders import events
 from orders.models import HistoryEvent, Order, OrderHistory, OutboxMessage
@@ -117,7 +118,7 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
                 return 0
             ids = [row[0] for row in rows]
             messages_publish_confirmed(
-                [outbox_message(kind, str(order_id), _json(payload)) for _, kind, order_id, payload, *_ in rows],
+                [outbox_message(kind, str(order_id), jsonb_value(payload)) for _, kind, order_id, payload, *_ in rows],
                 timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT,
             )
             orders = [
@@ -161,7 +162,3 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
             raise
         _outbox_record_failure(ids, exc)
         return 0
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value

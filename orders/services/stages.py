@@ -17,7 +17,7 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from core.db import statement_transaction
+from core.db import jsonb_value, statement_transaction
 from core.exceptions import TransientError
 from enrichment import provider
 from orders import metrics
@@ -232,11 +232,9 @@ def order_finalize(*, order_id: Any) -> Order:
         order, rows = _stage_read(cursor, _FINALIZE_READ_SQL, order_id)
         if order.status != OrderStatus.PROCESSING:
             return order_duplicate_skip(order=order, stage=FINALIZE.name)
-        data = rows[0][3]
+        data = jsonb_value(rows[0][3])
         if data is None:
             raise EnrichmentMissing(f"order {order.id} has no enrichment yet")
-        if isinstance(data, str):
-            data = json.loads(data)
         items = [(sku, qty, price) for *_, sku, qty, price, _ in rows if sku is not None]
         created_at = rows[0][7]
         subtotal = sum((price * qty for _, qty, price in items), Decimal("0")).quantize(CENT)
