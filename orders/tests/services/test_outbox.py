@@ -106,6 +106,29 @@ def test_post_publishes_nothing_itself_by_default_and_its_commit_wakes_the_relay
         wakeup.close()
 
 
+def test_one_relay_wake_up_takes_the_notifications_of_every_commit_within_its_linger(api_client, clean_queues):
+    # given: the relay's LISTEN connection, and three orders committed (three notifications)
+    from orders.management.commands.relay_outbox import OutboxWakeup
+    from orders.services import OUTBOX_CHANNEL
+
+    wakeup = OutboxWakeup(OUTBOX_CHANNEL)
+    try:
+        assert wakeup.wait(0.05) is False
+        for _ in range(3):
+            body = {"customer_id": "1", "items": [{"sku": "ABC", "qty": 1}]}
+            assert api_client.post("/orders", body, format="json").status_code == 202
+        # when: one wake-up with a linger, then one batch
+        started = time.monotonic()
+        assert wakeup.wait(5, linger=0.2) is True
+        lingered = time.monotonic() - started
+        assert outbox_relay_batch(grace_seconds=0, batch_size=10) == 3
+        # then: it waited out its linger, and no notification is left to wake the relay for an empty outbox
+        assert lingered >= 0.2
+        assert wakeup.wait(0.05) is False
+    finally:
+        wakeup.close()
+
+
 def test_the_relay_publishes_a_stream_of_orders_as_they_come_not_at_its_next_poll(api_client, clean_queues):
     # given: the relay running, polling only every 60 s: only its LISTEN wake-ups can publish promptly
     from devtools.procs import wait_until
