@@ -355,8 +355,9 @@ QUEUE_DELIVERY_LIMIT = env.int("QUEUE_DELIVERY_LIMIT", default=3)
 OUTBOX_GRACE_SECONDS = env.float("OUTBOX_GRACE_SECONDS", default=5.0)
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=100)
 OUTBOX_POLL_SECONDS = env.float("OUTBOX_POLL_SECONDS", default=1.0)
-# After a LISTEN wake-up the relay waits this long for more commits before taking its batch (bench/README.md).
-OUTBOX_LINGER_SECONDS = env.float("OUTBOX_LINGER_SECONDS", default=0.01)
+# After a LISTEN wake-up the relay may wait this long for more commits before taking its batch: less relay CPU per
+# order under light load, that much more latency for the first order of each batch (bench/README.md; 0: no wait).
+OUTBOX_LINGER_SECONDS = env.float("OUTBOX_LINGER_SECONDS", default=0.0)
 # The reconciler (orders/services/reconcile.py, run by the relay every RECONCILE_INTERVAL_SECONDS and by
 # `manage.py reconcile_orders`): an order in flight with no history entry for STUCK_ORDER_SECONDS (plus its
 # retry's delay) is re-published at its stage, at most RECONCILE_MAX_ATTEMPTS times without progress, then

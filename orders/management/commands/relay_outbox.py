@@ -89,8 +89,8 @@ class Command(BaseCommand):
             if wakeup is not None:
                 # Idle, or a partial batch took every row there was: sleep on LISTEN (not a fixed poll) rather
                 # than read an empty outbox again; a commit since that read has notified, so this returns at once.
-                # Under light load, linger a little after the wake-up so that one batch (one confirm wait, two
-                # statements) carries the orders committed meanwhile rather than one each.
+                # The wake-up takes every notification already here (and those of OUTBOX_LINGER_SECONDS, if set):
+                # one batch carries their orders, rather than a wake-up and an outbox read for each.
                 return (
                     1 if wakeup.wait(settings.OUTBOX_POLL_SECONDS, settings.OUTBOX_LINGER_SECONDS) or published else 0
                 )
