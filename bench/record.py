@@ -13,7 +13,7 @@ import psutil
 
 from bench import procs
 from bench.env import PY, ROOT
-from bench.servers import fast_ceiling_argv
+from bench.servers import FAST_CEILING_SERVERS, fast_ceiling_argv
 
 DISTRIBUTIONS = (
     "django",
@@ -104,7 +104,10 @@ def settings_snapshot(ctx) -> dict:
     snapshot["procfile_workers"] = {
         w.name: {"queues": w.queues, "pool": w.pool, "concurrency": w.concurrency} for w in ctx.workers.specs(ctx.env)
     }
-    snapshot["ceiling_fast_web"] = " ".join(fast_ceiling_argv(0)).replace("127.0.0.1:0", "127.0.0.1:PORT")
+    snapshot["ceiling_fast_web"] = {
+        server: " ".join(fast_ceiling_argv(0, server)).replace("127.0.0.1:0", "127.0.0.1:PORT")
+        for server in FAST_CEILING_SERVERS
+    }
     snapshot["ceiling_workers"] = {w.name: w.queues for w in ctx.workers.ceiling_specs(ctx.env)}
     snapshot["sizes"] = asdict(ctx.sizes)
     snapshot["smoke"] = ctx.args.smoke

@@ -42,21 +42,24 @@ def settle(proc: procs.Proc, timeout: float, quiet_cpu: float = 0.03, interval: 
         time.sleep(interval)
 
 
-def fast_ceiling_argv(port: int) -> list[str]:
-    workers = 2 * (os.cpu_count() or 1) + 1
+# The bare insert's servers; the fast ceiling is whichever serves it faster in the run (bench/scenarios/api.py).
+FAST_CEILING_SERVERS = ("gunicorn", "granian")
+
+
+def fast_ceiling_argv(port: int, server: str = "gunicorn") -> list[str]:
+    """The fast ceiling's command: `workers` = 2 x cores + 1 processes, each serving one request at a time."""
+    workers = str(2 * (os.cpu_count() or 1) + 1)
+    app = "bench.wsgi_ceiling_fast:application"
+    if server == "granian":
+        # granian's WSGI interface: HTTP parsed in Rust, one blocking (Python) thread per worker process
+        return [
+            *("granian", "--interface", "wsgi", app, "--host", "127.0.0.1", "--port", str(port)),
+            *("--workers", workers, "--blocking-threads", "1", "--no-ws", "--log-level", "warning"),
+        ]
     # --preload: Django is imported once, before the fork (a faster start; each request runs the same)
     return [
-        "gunicorn",
-        "bench.wsgi_ceiling_fast:application",
-        "--worker-class",
-        "sync",
-        "--workers",
-        str(workers),
-        "--preload",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
+        *("gunicorn", app, "--worker-class", "sync", "--workers", workers, "--preload"),
+        *("--bind", f"127.0.0.1:{port}", "--log-level", "warning"),
     ]
 
 
@@ -113,11 +116,14 @@ class Servers:
 
         return self.start_server(name, kind, command, env)
 
-    def start_fast_ceiling(self) -> tuple[procs.Proc, int]:
-        """The bare insert served the fastest way this stack allows: gunicorn sync x (2 x cores + 1), no
+    def start_fast_ceiling(self, server: str = "gunicorn") -> tuple[procs.Proc, int]:
+        """The bare insert served the fast way on `server` (FAST_CEILING_SERVERS): 2 x cores + 1 workers, no
         middleware, a persistent connection per worker (bench/settings_ceiling_fast.py)."""
         env = {**self.env, "DJANGO_SETTINGS_MODULE": "bench.settings_ceiling_fast"}
-        return self.start_server("ceiling-fast", "ceiling_fast_web", fast_ceiling_argv, env)
+        name = "ceiling-fast" if server == "gunicorn" else f"ceiling-fast-{server}"
+        return self.start_server(
+            name, name.replace("-", "_") + "_web", lambda port: fast_ceiling_argv(port, server), env
+        )
 
     def start_loop(
         self, kind: str, extra_env: dict | None = None, name: str | None = None, sample_kind: str | None = None

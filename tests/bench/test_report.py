@@ -19,3 +19,16 @@ def test_compare_puts_each_figure_of_two_runs_side_by_side():
     )
     assert "before: 2026-11-23 00:21 (git aaa)" in table and "after: 2026-11-23 02:09 (git bbb)" in table
     assert "| worker_process | 21.9 | 9.000 |" in table
+
+
+def test_the_fast_api_ceiling_is_whichever_server_served_the_bare_insert_faster():
+    from bench.scenarios import api
+
+    runs = {
+        "api-ceiling-fast-c16": {"accept_rate": 500.0},
+        "api-ceiling-fast-granian-c16": {"accept_rate": 800.0},
+        "api-ceiling-fast-c64": {"accept_rate": 700.0},
+    }
+    assert api.fastest_ceiling(runs, 16) == ("granian", {"accept_rate": 800.0})
+    assert api.fastest_ceiling(runs, 64) == ("gunicorn", {"accept_rate": 700.0})  # granian's run missing
+    assert api.fastest_ceiling(runs, 128) == (None, None)
