@@ -17,8 +17,12 @@ from chaos.config import TOKEN, Config
 
 NORMAL_SKUS = ["ABC", "XYZ", "Notebook", "Pen", "Mug"]
 CANCEL_SHARE = 0.1
-# When a cancel is sent after its order was accepted, in seconds: before the pipeline, during it, after it.
-CANCEL_DELAYS = ((0.0, 0.05), (0.1, 1.5), (8.0, 20.0))
+# When a cancel is sent after its order was accepted: at once (seconds), while the pipeline runs (seconds), or
+# once the order is done (a completed one is then refunded). A fixed delay for the last one found orders still
+# in flight when the kills and restarts had stalled the pipeline, so no refund happened in the run.
+AFTER_DONE = "after_done"
+CANCEL_MOMENTS = ((0.0, 0.05), (0.1, 1.5), AFTER_DONE)
+DONE = ("completed", "failed", "cancelled", "refunded")
 
 
 @dataclass
@@ -77,9 +81,28 @@ def send(cfg: Config, client: ClientLog, key: str, body: dict) -> str | None:
         client.gave_up.append(key)
 
 
-def cancel(cfg: Config, client: ClientLog, order_id: str, delay: float) -> None:
-    """Cancel an order after `delay` seconds, retrying like a client while the server is down."""
-    time.sleep(delay)
+def wait_done(cfg: Config, order_id: str, timeout: float = 120) -> None:
+    """Poll the order until it is done (or `timeout`), like a client waiting for its order."""
+    url = f"http://127.0.0.1:{cfg.port}/orders/{order_id}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(url, headers=headers, timeout=15)
+            if response.status_code == 200 and response.json().get("status") in DONE:
+                return
+        except (requests.RequestException, ValueError):
+            pass  # server down or restarting
+        time.sleep(0.5)
+
+
+def cancel(cfg: Config, client: ClientLog, order_id: str, when: float | str) -> None:
+    """Cancel an order after `when` seconds (or once it is done: AFTER_DONE), retrying like a client while the
+    server is down."""
+    if when == AFTER_DONE:
+        wait_done(cfg, order_id)
+    else:
+        time.sleep(float(when))
     url = f"http://127.0.0.1:{cfg.port}/orders/{order_id}/cancel"
     headers = {"Authorization": f"Bearer {TOKEN}"}
     deadline = time.monotonic() + 120
@@ -110,7 +133,9 @@ def cancel(cfg: Config, client: ClientLog, order_id: str, delay: float) -> None:
         client.gave_up.append(f"cancel {order_id}")
 
 
-def send_and_maybe_cancel(cfg: Config, client: ClientLog, key: str, body: dict, cancel_after: float | None) -> None:
+def send_and_maybe_cancel(
+    cfg: Config, client: ClientLog, key: str, body: dict, cancel_after: float | str | None
+) -> None:
     order_id = send(cfg, client, key, body)
     if order_id is not None and cancel_after is not None:
         cancel(cfg, client, order_id, cancel_after)
@@ -118,7 +143,7 @@ def send_and_maybe_cancel(cfg: Config, client: ClientLog, key: str, body: dict, 
 
 def drive_load(cfg: Config, client: ClientLog, rng: random.Random) -> None:
     keys: list[str] = []
-    # Clients wait for their cancels (up to 20 s), so the pool is larger than the POSTs alone would need.
+    # Clients wait for their cancels (some until their order is done), so the pool is larger than the POSTs need.
     with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
         futures = []
         started = time.monotonic()
@@ -129,7 +154,10 @@ def drive_load(cfg: Config, client: ClientLog, rng: random.Random) -> None:
                 key = f"chaos-{uuid.uuid4()}"
                 keys.append(key)
                 client.bodies[key] = order_body(rng, n)
-            cancel_after = rng.uniform(*rng.choice(CANCEL_DELAYS)) if rng.random() < CANCEL_SHARE else None
+            cancel_after: float | str | None = None
+            if rng.random() < CANCEL_SHARE:
+                moment = rng.choice(CANCEL_MOMENTS)
+                cancel_after = moment if isinstance(moment, str) else rng.uniform(*moment)
             futures.append(pool.submit(send_and_maybe_cancel, cfg, client, key, client.bodies[key], cancel_after))
             # steady rate: sleep until this order's slot
             delay = started + (n + 1) / cfg.rate - time.monotonic()
