@@ -106,8 +106,8 @@ def test_post_publishes_nothing_itself_by_default_and_its_commit_wakes_the_relay
         wakeup.close()
 
 
-@pytest.mark.parametrize("linger", [0.0, 0.2])
-def test_one_relay_wake_up_takes_the_notifications_of_every_commit_within_its_linger(api_client, clean_queues, linger):
+def test_one_relay_wake_up_takes_the_notifications_of_every_commit_within_its_linger(api_client, clean_queues):
+    # (with no linger, only the notifications already delivered are taken: whether all three are is a race)
     # given: the relay's LISTEN connection, and three orders committed (three notifications)
     from orders.management.commands.relay_outbox import OutboxWakeup
     from orders.services import OUTBOX_CHANNEL
@@ -120,11 +120,11 @@ def test_one_relay_wake_up_takes_the_notifications_of_every_commit_within_its_li
             assert api_client.post("/orders", body, format="json").status_code == 202
         # when: one wake-up with a linger, then one batch
         started = time.monotonic()
-        assert wakeup.wait(5, linger=linger) is True
+        assert wakeup.wait(5, linger=0.2) is True
         lingered = time.monotonic() - started
         assert outbox_relay_batch(grace_seconds=0, batch_size=10) == 3
         # then: it waited out its linger, and no notification is left to wake the relay for an empty outbox
-        assert lingered >= linger
+        assert lingered >= 0.2
         assert wakeup.wait(0.05) is False
     finally:
         wakeup.close()
