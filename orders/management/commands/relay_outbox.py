@@ -40,7 +40,8 @@ class OutboxWakeup:
                 return False
             deadline = time.monotonic() + linger
             while any(True for _ in connection.notifies(timeout=max(deadline - time.monotonic(), 0), stop_after=1)):
-                pass
+                if time.monotonic() >= deadline:
+                    break  # a stream of commits must not keep the relay here
             return True
         except Exception as exc:  # the database went away: poll until it is back
             log.warning("outbox_listen_failed", error=f"{type(exc).__name__}: {exc}")
