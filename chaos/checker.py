@@ -11,9 +11,7 @@ from typing import cast
 from amqp.channel import Channel
 
 from chaos.config import Config
-from chaos.load import ClientLog
-
-TERMINAL = ("completed", "failed", "cancelled", "refunded")
+from chaos.load import TERMINAL, ClientLog
 
 
 def wait_quiescent(cfg: Config, accepted_ids: set[str]) -> dict:

@@ -22,7 +22,8 @@ CANCEL_SHARE = 0.1
 # in flight when the kills and restarts had stalled the pipeline, so no refund happened in the run.
 AFTER_DONE = "after_done"
 CANCEL_MOMENTS = ((0.0, 0.05), (0.1, 1.5), AFTER_DONE)
-DONE = ("completed", "failed", "cancelled", "refunded")
+# The statuses an order ends in (the checker holds every order to one of them).
+TERMINAL = ("completed", "failed", "cancelled", "refunded")
 
 
 @dataclass
@@ -89,7 +90,7 @@ def wait_done(cfg: Config, order_id: str, timeout: float = 120) -> None:
     while time.monotonic() < deadline:
         try:
             response = requests.get(url, headers=headers, timeout=15)
-            if response.status_code == 200 and response.json().get("status") in DONE:
+            if response.status_code == 200 and response.json().get("status") in TERMINAL:
                 return
         except (requests.RequestException, ValueError):
             pass  # server down or restarting

@@ -130,12 +130,11 @@ def test_smoke_run_writes_json_with_every_figure_numeric(smoke_run):
             assert numeric(cost[kind]["cpu_s_per_1000"]) and numeric(cost[kind]["peak_rss_mb"]), (drain, kind)
     assert results["phases"]["pipeline_drain_zipf"]["catalog"] == "zipf"
     # the fast API ceiling ran on both servers, and is the faster one of them
+    from bench.scenarios import api
+
     runs = results["load_runs"]
     for c in (16, 64):
-        rates = {
-            s: runs[f"api-ceiling-fast{'' if s == 'gunicorn' else '-' + s}-c{c}"]["accept_rate"]
-            for s in ("gunicorn", "granian")
-        }
+        rates = {s: runs[f"{api.fast_label(s)}-c{c}"]["accept_rate"] for s in ("gunicorn", "granian")}
         assert results["figures"][f"api_accept_rate_c{c}"]["ceiling"] == max(rates.values()), (c, rates)
 
 
