@@ -1,5 +1,6 @@
 """gunicorn settings for the REST API (the Procfile's `web`): synchronous DRF views on a WSGI server
-with several worker processes (bench/README.md measured it against uvicorn and gthread)."""
+with several worker processes (bench/README.md measured it against uvicorn, gunicorn's gthread and granian's WSGI and
+ASGI interfaces: granian WSGI is faster but cannot bound a request body's time, see REQUEST_BODY_TIMEOUT)."""
 
 import os
 
