@@ -38,10 +38,10 @@ class OutboxWakeup:
             connection = self._connection()
             if not any(True for _ in connection.notifies(timeout=timeout, stop_after=1)):
                 return False
-            deadline = time.monotonic() + linger
-            while any(True for _ in connection.notifies(timeout=max(deadline - time.monotonic(), 0), stop_after=1)):
-                if time.monotonic() >= deadline:
-                    break  # a stream of commits must not keep the relay here
+            # psycopg's own deadline bounds this (a stream of commits cannot keep the relay here); with no
+            # linger it polls once and takes what has arrived.
+            for _ in connection.notifies(timeout=linger):
+                pass
             return True
         except Exception as exc:  # the database went away: poll until it is back
             log.warning("outbox_listen_failed", error=f"{type(exc).__name__}: {exc}")
