@@ -1,10 +1,18 @@
-.PHONY: run test chaos bench lint fmt typecheck
+.PHONY: run test chaos bench lint fmt typecheck cluster cluster-run cluster-down chaos-cluster
 run:  ## install and start the whole system
 	bash scripts/run.sh
 test:  ## install and run the tests
 	bash scripts/test.sh
 chaos:  ## the full chaos run (kills every process kind, restarts RabbitMQ and PostgreSQL)
 	bash scripts/services.sh && bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m chaos.run
+cluster:  ## a local three-node RabbitMQ cluster (own namespaces, nodes and ports) beside the system broker
+	bash scripts/services.sh && bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m devtools.cluster up
+cluster-run: cluster  ## the whole system (make run) against the local cluster's three nodes
+	CELERY_BROKER_URL="$$(.venv/bin/python -m devtools.cluster urls)" RABBITMQ_MANAGEMENT_URL=http://guest:guest@10.77.0.1:15672/api/ bash scripts/run.sh
+cluster-down:  ## stop and remove only what `make cluster` started
+	bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m devtools.cluster down
+chaos-cluster: cluster  ## the chaos run on the cluster: a node killed, one cut off, a host gone
+	.venv/bin/python -m chaos.run --cluster --orders $${ORDERS:-3000}
 bench:  ## run the benchmark suite
 	bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m bench.run
 

@@ -32,13 +32,27 @@ class Config:
     report: Path
     workdir: Path
     quiesce_timeout: float
+    cluster: bool = False  # on the local three-node cluster, processes on two hosts (chaos/cluster.py)
     db_name: str = "orders_chaos"
     vhost: str = "orders_chaos"
     redis_url: str = "redis://127.0.0.1:6379/10"
 
     @property
     def database_url(self) -> str:
+        if self.cluster:
+            from devtools import cluster
+
+            return cluster.database_url(self.db_name)
         return f"postgres://postgres@127.0.0.1:5432/{self.db_name}"
+
+    @property
+    def web_address(self) -> str:
+        """Where the load reaches the web: loopback, or host 1's address on the cluster."""
+        if self.cluster:
+            from devtools import cluster
+
+            return cluster.host(1).address
+        return "127.0.0.1"
 
 
 def system_env(cfg: Config) -> dict:
@@ -68,6 +82,15 @@ def system_env(cfg: Config) -> dict:
         PYTHONUNBUFFERED="1",
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if cfg.cluster:
+        from devtools import cluster
+
+        env.update(
+            CELERY_BROKER_URL=cluster.amqp_urls(cfg.vhost),
+            REDIS_URL=cluster.redis_url(int(cfg.redis_url.rsplit("/", 1)[1])),
+            DB_CONNECT_TIMEOUT="3",
+            DJANGO_ALLOWED_HOSTS=f"127.0.0.1,{cluster.host(1).address}",
+        )
     return env
 
 
@@ -83,7 +106,7 @@ def commands(cfg: Config) -> dict[str, list[str]]:
         "--without-mingle",
     ]
     manage = [sys.executable, "manage.py"]
-    return {
+    argv = {
         # The Procfile's web (gunicorn). Its `live` (the WebSocket) is not started: the run only drives HTTP.
         "web": [
             str(BIN / "gunicorn"),
@@ -91,7 +114,7 @@ def commands(cfg: Config) -> dict[str, list[str]]:
             "--config",
             "python:orders_project.gunicorn_conf",
             "--bind",
-            f"127.0.0.1:{cfg.port}",
+            f"{'0.0.0.0' if cfg.cluster else '127.0.0.1'}:{cfg.port}",  # noqa: S104  (host 1's own namespace)
         ],
         "worker_process": [*celery, "-Q", "process", "-n", "process-chaos@%h", "-c", "2"],
         "worker_enrichment": [*celery, "-Q", "enrichment", "-n", "enrichment-chaos@%h", "-P", "threads", "-c", "16"],
@@ -100,3 +123,7 @@ def commands(cfg: Config) -> dict[str, list[str]]:
         "relay": [*manage, "relay_outbox"],
         "archiver": [*manage, "archive_dead_letters"],
     }
+    if cfg.cluster:  # a second relay and forward workers, on host 2 (chaos/cluster.py)
+        for kind in ("worker_process", "worker_enrichment", "worker_finalize", "relay"):
+            argv[f"{kind}@2"] = [a.replace("-chaos@", "-chaos2@") for a in argv[kind]]
+    return argv

@@ -29,6 +29,7 @@ TERMINAL = ("completed", "failed", "cancelled", "refunded")
 @dataclass
 class ClientLog:
     accepted: dict = field(default_factory=dict)  # key -> set of order ids the client was given
+    accepted_at: dict = field(default_factory=dict)  # order id -> when the client sent the POST that got it
     bodies: dict = field(default_factory=dict)
     statuses: list = field(default_factory=list)  # (time, status)
     retried_keys: set = field(default_factory=set)
@@ -52,7 +53,7 @@ def order_body(rng: random.Random, n: int) -> dict:
 
 
 def send(cfg: Config, client: ClientLog, key: str, body: dict) -> str | None:
-    url = f"http://127.0.0.1:{cfg.port}/orders"
+    url = f"http://{cfg.web_address}:{cfg.port}/orders"
     headers = {"Authorization": f"Bearer {TOKEN}", "X-Idempotency-Key": key}
     deadline = time.monotonic() + 120
     attempt = 0
@@ -61,6 +62,7 @@ def send(cfg: Config, client: ClientLog, key: str, body: dict) -> str | None:
         if attempt > 1:
             with client.lock:
                 client.retried_keys.add(key)
+        sent_at = time.time()
         try:
             response = requests.post(url, json=body, headers=headers, timeout=15)
         except requests.RequestException:
@@ -71,6 +73,7 @@ def send(cfg: Config, client: ClientLog, key: str, body: dict) -> str | None:
         if response.status_code == 202:
             with client.lock:
                 client.accepted.setdefault(key, set()).add(response.json()["order_id"])
+                client.accepted_at.setdefault(response.json()["order_id"], sent_at)
             return response.json()["order_id"]
         if response.status_code == 503:
             time.sleep(0.5)
@@ -84,7 +87,7 @@ def send(cfg: Config, client: ClientLog, key: str, body: dict) -> str | None:
 
 def wait_done(cfg: Config, order_id: str, timeout: float = 120) -> None:
     """Poll the order until it is done (or `timeout`), like a client waiting for its order."""
-    url = f"http://127.0.0.1:{cfg.port}/orders/{order_id}"
+    url = f"http://{cfg.web_address}:{cfg.port}/orders/{order_id}"
     headers = {"Authorization": f"Bearer {TOKEN}"}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,7 +107,7 @@ def cancel(cfg: Config, client: ClientLog, order_id: str, when: float | str) -> 
         wait_done(cfg, order_id)
     else:
         time.sleep(float(when))
-    url = f"http://127.0.0.1:{cfg.port}/orders/{order_id}/cancel"
+    url = f"http://{cfg.web_address}:{cfg.port}/orders/{order_id}/cancel"
     headers = {"Authorization": f"Bearer {TOKEN}"}
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

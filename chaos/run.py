@@ -37,6 +37,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="web port (default: a free one)")
     parser.add_argument("--quiesce-timeout", type=float, default=600)
     parser.add_argument("--report", type=Path, default=ROOT / "test-artifacts" / "chaos-report.json")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on the local three-node cluster (make cluster): a node killed, one cut off, a host gone "
+        "(chaos/cluster.py) instead of the single node's faults",
+    )
     return parser.parse_args(argv)
 
 
@@ -61,6 +67,7 @@ def make_config(args: argparse.Namespace, seed: int, rng: random.Random) -> Conf
         report=args.report,
         workdir=workdir,
         quiesce_timeout=args.quiesce_timeout,
+        cluster=args.cluster,
     )
 
 
@@ -68,18 +75,36 @@ def load_under_chaos(
     cfg: Config, sup: Supervisor, seed: int, rng: random.Random, client: ClientLog, events: list, outages: dict
 ) -> None:
     """Start every process, then drive the load while the faults run beside it (their own RNG)."""
-    for kind in KINDS:
+    kinds = cluster_kinds() if cfg.cluster else KINDS
+    for kind in kinds:
         sup.start(kind)
-    wait_web(cfg.port)
+    wait_web(cfg.port, address=cfg.web_address)
     duration = cfg.orders / cfg.rate
-    chaos = threading.Thread(target=run_chaos, args=(cfg, sup, random.Random(seed + 1), duration, events, outages))
+    if cfg.cluster:
+        from chaos import cluster
+
+        time.sleep(5)  # every worker consuming before the spread is read
+        events.append({"t": 0, "event": "spread at start", "connections": cluster.connections_by_node(cfg.vhost)})
+        faults = cluster.run_faults
+    else:
+        faults = run_chaos
+    chaos = threading.Thread(target=faults, args=(cfg, sup, random.Random(seed + 1), duration, events, outages))
     chaos.start()
     drive_load(cfg, client, rng)
     chaos.join()
 
 
-def settle_and_check(cfg: Config, client: ClientLog, outages: dict, initial_stock: dict) -> tuple[dict, dict]:
-    """Wait for quiescence, then run the checker twice (its answer must not change): (quiescence, checks)."""
+def cluster_kinds() -> list[str]:
+    from chaos.cluster import KINDS as CLUSTER_KINDS
+
+    return CLUSTER_KINDS
+
+
+def settle_and_check(
+    cfg: Config, client: ClientLog, outages: dict, initial_stock: dict, events: list
+) -> tuple[dict, dict, dict]:
+    """Wait for quiescence, then run the checker twice (its answer must not change): (quiescence, checks, and on
+    the cluster its latency, failover and spread figures)."""
     log(f"load done: {len(client.accepted)} keys accepted; waiting for quiescence")
     from django.db import connections
 
@@ -87,14 +112,31 @@ def settle_and_check(cfg: Config, client: ClientLog, outages: dict, initial_stoc
     accepted_ids = {oid for ids in client.accepted.values() for oid in ids}
     quiescence = wait_quiescent(cfg, accepted_ids)
     log(f"quiescence: {quiescence}")
+    extra = {}
+    if cfg.cluster:
+        from chaos import cluster
+
+        extra = {
+            "latency": cluster.latency_report(client, events),
+            "failovers": cluster.failovers(cfg.workdir, events),
+            "spread at end": cluster.connections_by_node(cfg.vhost),
+            "queue members at end": cluster.members_online(cfg.vhost),
+        }
     first = check(cfg, client, outages, initial_stock)
     second = check(cfg, client, outages, initial_stock)
     first["a second run of the checker gives the same answer"] = {"ok": first == second, "detail": {}}
-    return quiescence, first
+    return quiescence, first, extra
 
 
 def write_report(
-    cfg: Config, seed: int, events: list, outages: dict, quiescence: dict, checks: dict, client: ClientLog
+    cfg: Config,
+    seed: int,
+    events: list,
+    outages: dict,
+    quiescence: dict,
+    checks: dict,
+    client: ClientLog,
+    extra: dict,
 ) -> bool:
     ok = all(r["ok"] for r in checks.values())
     report = {
@@ -105,6 +147,7 @@ def write_report(
         "outages": outages,
         "quiescence": quiescence,
         "checks": checks,
+        **extra,
         "requests": {
             "sent": len(client.statuses),
             "by_status": {
@@ -122,6 +165,12 @@ def main(argv=None) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     if not args.port:
         args.port = free_port()
+    if args.cluster:
+        from chaos.cluster import check_tools
+
+        check_tools()
+        # The broker's faults only: no process kills, no single-node restart, no purge, no PostgreSQL restart.
+        args.kills, args.no_rabbitmq_restart, args.no_postgres_restart = 0, True, True
     rng = random.Random(seed)
     cfg = make_config(args, seed, rng)
     log(
@@ -142,12 +191,17 @@ def main(argv=None) -> int:
     outages: dict = {}
     try:
         load_under_chaos(cfg, sup, seed, rng, client, events, outages)
-        quiescence, checks = settle_and_check(cfg, client, outages, initial_stock)
+        quiescence, checks, extra = settle_and_check(cfg, client, outages, initial_stock, events)
     finally:
         sup.stop_all()
-        ensure_services_up()
+        if cfg.cluster:
+            from chaos.cluster import ensure_cluster_whole
+
+            ensure_cluster_whole()
+        else:
+            ensure_services_up()
     print_table(checks)
-    ok = write_report(cfg, seed, events, outages, quiescence, checks, client)
+    ok = write_report(cfg, seed, events, outages, quiescence, checks, client, extra)
     log(f"{'PASS' if ok else 'FAIL'}; report {cfg.report}")
     return 0 if ok else 1
 

@@ -21,7 +21,13 @@ class Supervisor:
         self.lock = threading.Lock()
 
     def start(self, kind: str) -> None:
-        proc = spawn(kind, self.argv[kind], env=self.env, log=self.cfg.workdir / f"{kind}.log", kind=kind)
+        argv = self.argv[kind]
+        if self.cfg.cluster:  # on its host, with exactly the system's environment
+            from chaos.cluster import PLACEMENT
+            from devtools import cluster
+
+            argv = cluster.host_command(PLACEMENT[kind], argv, self.env)
+        proc = spawn(kind, argv, env=self.env, log=self.cfg.workdir / f"{kind}.log", kind=kind)
         with self.lock:
             self.procs[kind] = proc
 
@@ -47,11 +53,18 @@ def prepare(cfg: Config) -> None:
     log(f"fresh database {cfg.db_name}, vhost {cfg.vhost}, redis {cfg.redis_url}")
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", cfg.db_name], check=True)
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", cfg.db_name], check=True)
-    subprocess.run(["rabbitmqctl", "delete_vhost", cfg.vhost], capture_output=True)
-    subprocess.run(["rabbitmqctl", "add_vhost", cfg.vhost], check=True, capture_output=True)
-    subprocess.run(
-        ["rabbitmqctl", "set_permissions", "-p", cfg.vhost, "guest", ".*", ".*", ".*"], check=True, capture_output=True
-    )
+    if cfg.cluster:
+        from chaos.cluster import prepare_vhost
+
+        prepare_vhost(cfg.vhost)
+    else:
+        subprocess.run(["rabbitmqctl", "delete_vhost", cfg.vhost], capture_output=True)
+        subprocess.run(["rabbitmqctl", "add_vhost", cfg.vhost], check=True, capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", cfg.vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
     import redis
 
     redis.Redis.from_url(cfg.redis_url).flushdb()
@@ -61,12 +74,12 @@ def prepare(cfg: Config) -> None:
     manage(cfg, "provider", "--failure-rate", str(cfg.failure_rate))
 
 
-def wait_web(port: int, timeout: float = 60) -> None:
+def wait_web(port: int, timeout: float = 60, address: str = "127.0.0.1") -> None:
     """Until the web server answers /healthz, at most `timeout` s (the load retries whatever it meets)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
+            if requests.get(f"http://{address}:{port}/healthz", timeout=2).ok:
                 break
         except requests.RequestException:
             time.sleep(0.5)

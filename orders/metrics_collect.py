@@ -8,7 +8,6 @@ reuses it, Redis is pinged over django-redis's pool, and both answers are cached
 DIAGNOSTICS_CACHE_SECONDS, however many probes and scrapers ask.
 """
 
-import contextlib
 import os
 import threading
 import time
@@ -19,8 +18,8 @@ from typing import Any, cast
 from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
-from kombu import Connection
 
+from core.broker_nodes import broker_connect, broker_drop, broker_nodes
 from core.db import database_ping
 from core.logging import get_logger
 from orders import metrics
@@ -78,15 +77,8 @@ class BrokerProbe:
 
     def _depth(self) -> int:
         if self.conn is None or self.pid != os.getpid():  # a forked child never shares its parent's socket
-            self.conn = Connection(
-                settings.CELERY_BROKER_URL,
-                connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT,
-                heartbeat=0,  # idle between checks: nothing would service heartbeats
-                transport_options={
-                    "read_timeout": settings.BROKER_SOCKET_TIMEOUT,
-                    "write_timeout": settings.BROKER_SOCKET_TIMEOUT,
-                },
-            )
+            # idle between checks: nothing would service heartbeats
+            self.conn = broker_connect(role="probe", heartbeat=0)
             self.pid = os.getpid()
             self.channel = self.conn.channel()
         _, count, _ = cast(Any, self.channel).queue_declare(broker.DEAD_LETTER_QUEUE_NAME, passive=True)
@@ -105,8 +97,7 @@ class BrokerProbe:
 
     def close(self) -> None:
         if self.conn is not None and self.pid == os.getpid():
-            with contextlib.suppress(Exception):
-                self.conn.release()
+            broker_drop(self.conn)
         self.conn = self.channel = None
 
 
@@ -186,7 +177,12 @@ def diagnostics() -> dict:
     rabbitmq, redis = broker_check(), redis_check()
     return {
         "database": _entry(database),
-        "rabbitmq": _entry(rabbitmq),
+        "rabbitmq": _entry(
+            rabbitmq,
+            nodes=broker_nodes().nodes,  # this process's order: the one it failed on last
+            connected=broker_nodes().node_by_role,
+            failovers=broker_nodes().failovers,
+        ),
         "redis": _entry(redis),
         "dlq": _entry(rabbitmq, depth=int(rabbitmq.value or 0)),
         "outbox": outbox,

@@ -18,9 +18,15 @@ from celery.canvas import Signature, _chain, _prepare_chain_from_options  # type
 from django.conf import settings
 from kombu.exceptions import OperationalError  # what kombu turns a connection error into
 
+from core.broker_nodes import broker_nodes, node_of
+
 
 class PublishNotConfirmed(Exception):
     """The broker nacked a message of the batch, or did not confirm it in time."""
+
+
+class PublishNacked(PublishNotConfirmed):
+    """The broker nacked a message of the batch (it could not take it, for now)."""
 
 
 def _message_publish(signature: Signature, *, producer: Any) -> None:
@@ -67,7 +73,9 @@ class _ConfirmedPublisher:
 
     def _open(self, *, timeout: float) -> None:
         socket_timeout = min(settings.BROKER_SOCKET_TIMEOUT, timeout)
+        nodes = broker_nodes()
         self.conn = current_app.connection_for_write(
+            url=nodes.url(),  # the node that failed this process last
             connect_timeout=min(settings.CELERY_BROKER_CONNECTION_TIMEOUT, timeout),
             transport_options={
                 "confirm_publish": False,
@@ -75,7 +83,10 @@ class _ConfirmedPublisher:
                 "write_timeout": socket_timeout,
             },
         )
-        self.conn.connect()  # one attempt: the caller (relay loop, or the relay after the fast path) retries
+        # One attempt (kombu tries the list's first node and, if it fails, the next): the caller (relay loop,
+        # or the relay after the fast path) retries.
+        self.conn.connect()
+        nodes.connected(node_of(self.conn.as_uri()), role="publisher")
         self.channel = self.conn.channel()
         self.channel.confirm_select()
         self.published, self.upto, self.acked, self.nacked = 0, 0, set(), set()
@@ -93,10 +104,16 @@ class _ConfirmedPublisher:
     def _on_nack(self, tag: int, multiple: bool) -> None:
         self.nacked.add(tag)
 
-    def close(self) -> None:
+    def close(self, *, node_failed: bool = True) -> None:
+        """Drop the connection after an error, without the close handshake: a node cut off by a partition
+        nacks what was in flight one message every few seconds, and py-amqp's close() waits behind them
+        (blocked for minutes, seen). The next publish opens a connection with this node last, unless the
+        node only nacked (a queue electing a new leader nacks for a moment: the node itself is fine)."""
         if self.conn is not None:
+            if node_failed:
+                broker_nodes().failed(node_of(self.conn.as_uri()))
             with contextlib.suppress(Exception):
-                self.conn.release()
+                self.conn.collect(socket_timeout=0.5)
         self.conn = self.channel = self.producer = None
 
     def publish(self, messages: Sequence[Signature], *, timeout: float) -> None:
@@ -108,15 +125,16 @@ class _ConfirmedPublisher:
             errors = (OperationalError, *(self.conn.connection_errors if self.conn is not None else ()))
             timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__cause__ or exc.__context__, TimeoutError)
             stale = reused and isinstance(exc, errors) and not timed_out
-            self.close()
+            self.close(node_failed=not isinstance(exc, PublishNacked))
             if not stale:
                 raise
-            # The broker closed the kept connection while it sat idle (missed heartbeats, a restart):
-            # once more, at once, on a new one.
+            # The broker closed the kept connection while it sat idle (missed heartbeats, a restart), or
+            # its node died mid-batch: the whole batch once more, at once, on a new connection to the next
+            # node (what the dead node had confirmed is published twice; the stages absorb duplicates).
             try:
                 self._publish(messages, timeout=timeout, deadline=max(deadline, time.monotonic() + timeout))
-            except Exception:
-                self.close()
+            except Exception as retry_exc:
+                self.close(node_failed=not isinstance(retry_exc, PublishNacked))
                 raise
 
     def _publish(self, messages: Sequence[Signature], *, timeout: float, deadline: float) -> None:
@@ -140,7 +158,7 @@ class _ConfirmedPublisher:
             except TimeoutError:
                 continue
         if self.nacked:
-            raise PublishNotConfirmed("the broker nacked a message of the batch")
+            raise PublishNacked("the broker nacked a message of the batch")
         self.acked.difference_update(tags)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.broker_nodes import urls_shuffled
 from core.rates import parse_rate
 from orders_project import broker
 
@@ -379,9 +380,8 @@ OUTBOX_PUBLISH_INLINE = env.bool("OUTBOX_PUBLISH_INLINE", default=False)
 # committed and the relay publishes it later); it bounds its socket reads and writes too.
 OUTBOX_CONFIRM_TIMEOUT = env.float("OUTBOX_CONFIRM_TIMEOUT", default=10.0)
 OUTBOX_INLINE_TIMEOUT = env.float("OUTBOX_INLINE_TIMEOUT", default=2.0)
-# Socket read/write bound (py-amqp read_timeout/write_timeout) of the broker connections someone waits on:
-# the relay's and the web's publisher, the archiver, the diagnostics probe. Not the workers': a worker
-# publishing to a blocked broker waits (RabbitMQ's flow control) rather than fail a stage that committed.
+# Socket read/write bound (py-amqp read_timeout/write_timeout) of every broker connection: a node that
+# went silent fails the read after this long and the client moves to the next node.
 BROKER_SOCKET_TIMEOUT = env.float("BROKER_SOCKET_TIMEOUT", default=10.0)
 # Broker and Redis health for /metrics and GET /ops/diagnostics is checked at most once per this many
 # seconds per process, over one kept connection (orders/metrics_collect.py).
@@ -419,13 +419,29 @@ WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=Fals
 # =============================================================================
 # Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html)
 # =============================================================================
+# One node's URL, or a cluster's nodes as Celery/kombu's `;`-separated list. With BROKER_URL_SHUFFLE each
+# process takes the list in its own random order (kombu opens every connection at the first URL: unshuffled,
+# every process sits on node 1) and moves along it when its node fails (core/broker_nodes.py).
+BROKER_URL_SHUFFLE = env.bool("BROKER_URL_SHUFFLE", default=True)
 CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL", default=env.str("RABBITMQ_URL", default="amqp://guest:guest@127.0.0.1:5672//")
 )
+if BROKER_URL_SHUFFLE:
+    CELERY_BROKER_URL = urls_shuffled(CELERY_BROKER_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=3.0)
+# AMQP heartbeat: a node that went silent (a partition, a host gone: no RST, no FIN) is found after two
+# missed beats, 2 x 10 s, and the worker moves to another node (Celery's default 120 s: four minutes).
+CELERY_BROKER_HEARTBEAT = env.float("BROKER_HEARTBEAT", default=10.0)
+# The worker's consumer reconnects along the list with the failed node last, and declares the
+# delayed-retry topology once over its own connection (core/celery_cluster.py).
+CELERY_WORKER_CONSUMER = "core.celery_cluster:Consumer"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "confirm_publish": True,
+    # Every read and write bounded, workers' included: a publish to a silent node fails after this long
+    # and is retried on the next node (a blocked broker still sends heartbeats, so it does not trip it).
+    "read_timeout": BROKER_SOCKET_TIMEOUT,
+    "write_timeout": BROKER_SOCKET_TIMEOUT,
     # A publisher's connect gives up fast (the outbox keeps the row); workers reconnect on their own.
     "max_retries": 1,
     "interval_start": 0,

@@ -8,10 +8,9 @@ import os
 from typing import Any, cast
 
 from amqp.channel import Channel
-from django.conf import settings
 from django.db import transaction
-from kombu import Connection
 
+from core.broker_nodes import broker_connection
 from core.logging import get_logger
 from orders import metrics
 from orders.dead_letters.parsing import MALFORMED, UNDECODABLE, clip, jsonable, parse_dead_letter
@@ -155,14 +154,7 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
     read as a task message is stored raw (malformed) and acked like any other; one that cannot be stored
     at all goes back to the DLQ and the batch fails (ArchiveFailed), so the loop's liveness shows it."""
     taken = 0
-    with Connection(
-        settings.CELERY_BROKER_URL,
-        connect_timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT,
-        transport_options={
-            "read_timeout": settings.BROKER_SOCKET_TIMEOUT,
-            "write_timeout": settings.BROKER_SOCKET_TIMEOUT,
-        },
-    ) as conn:
+    with broker_connection(role="archiver") as conn:
         channel = cast(Channel, conn.channel())  # kombu's StdChannel in the stubs: py-amqp's Channel here
         for _ in range(limit):
             message = channel.basic_get(broker.DEAD_LETTER_QUEUE_NAME, no_ack=False)
@@ -182,7 +174,7 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
 
 
 def dlq_depth() -> int:
-    with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
+    with broker_connection(role="probe", connect_timeout=2) as conn:
         # amqp-stubs: queue_declare returns None only with nowait=True (they have no overload for it)
         _, count, _ = cast(Channel, conn.channel()).queue_declare(  # type: ignore[misc]
             broker.DEAD_LETTER_QUEUE_NAME, passive=True

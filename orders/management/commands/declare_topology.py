@@ -7,6 +7,7 @@ from celery import current_app as app
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from core.celery_cluster import delayed_delivery_declare
 from orders_project import broker
 
 # Queue arguments as RabbitMQ policy keys, for the advice printed when a live queue has other arguments.
@@ -63,4 +64,8 @@ class Command(BaseCommand):
                     f"queue {queue.name} -> {queue.exchange.name} [{queue.routing_key}] {queue.queue_arguments}"
                 )
             cast(Channel, channel).close()  # kombu's StdChannel in the stubs: py-amqp's Channel here
+            # Celery's delayed-retry queues (quorum, replicated like the work queues) and their bindings,
+            # declared here once for the whole cluster; workers re-check them over their own connection.
+            delayed_delivery_declare(conn, app.amqp.queues.values())
+            self.stdout.write("delayed-delivery exchanges and queues (celery_delayed_0..27) bound")
         self.stdout.write(self.style.SUCCESS("topology declared"))

@@ -1,0 +1,227 @@
+"""The chaos run on a three-node RabbitMQ cluster (devtools/cluster.py) with the processes on two hosts.
+
+Host 1 runs the web and one of every worker, the relay and the archiver; host 2 a second relay and a second
+process, enrichment and finalize worker. Every process has the three nodes' `;`-separated list (each takes it
+in its own order). The faults, under the steady load:
+- the leader of the `process` queue is killed (-9) and restarted 15 s later;
+- another node is cut off from every host and node for PARTITION_SECONDS (> net_ticktime), then healed;
+- host 2 vanishes: its links go down, its processes die behind them (nothing they could send gets out),
+  and 20 s later it comes back and they start again.
+The report adds what a cluster run is about: POST -> completed latency of the orders accepted around each
+fault, and when each process moved to another node.
+"""
+
+import contextlib
+import json
+import random
+import subprocess
+import time
+import urllib.request
+from base64 import b64encode
+from pathlib import Path
+
+from chaos.config import Config, log
+from devtools import cluster
+
+PARTITION_SECONDS = 35.0
+NODE_DOWN_SECONDS = 15.0
+HOST_DOWN_SECONDS = 20.0
+# kind -> host number
+PLACEMENT = {
+    "web": 1,
+    "worker_process": 1,
+    "worker_enrichment": 1,
+    "worker_finalize": 1,
+    "worker_refund": 1,
+    "relay": 1,
+    "archiver": 1,
+    "worker_process@2": 2,
+    "worker_enrichment@2": 2,
+    "worker_finalize@2": 2,
+    "relay@2": 2,
+}
+KINDS = list(PLACEMENT)
+FAULTS = ("node-kill", "node-isolate", "host-vanish")  # the events a latency window starts at
+
+
+def base_kind(kind: str) -> str:
+    return kind.split("@")[0]
+
+
+def prepare_vhost(vhost: str) -> None:
+    cluster.ctl(1, "delete_vhost", vhost, check=False)
+    cluster.ctl(1, "add_vhost", vhost)
+    cluster.ctl(1, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+
+def management_api(path: str, *, timeout: float = 5) -> object:
+    """GET /api/<path> of the first node that answers (None if none does)."""
+    auth = {"Authorization": "Basic " + b64encode(b"guest:guest").decode()}
+    for i in range(1, cluster.NODES + 1):
+        url = f"http://{cluster.node(i).address}:{cluster.MANAGEMENT_PORT}/api/{path}"
+        with (
+            contextlib.suppress(Exception),
+            urllib.request.urlopen(urllib.request.Request(url, headers=auth), timeout=timeout) as answer,
+        ):
+            return json.load(answer)
+    return None
+
+
+def queue_leader(vhost: str, queue: str) -> int | None:
+    """The node (1..3) leading `queue`."""
+    answer = management_api(f"queues/{vhost}/{queue}")
+    leader = answer.get("leader", "") if isinstance(answer, dict) else ""
+    return cluster.node_index(leader) if leader else None
+
+
+def members_online(vhost: str) -> dict:
+    """Every quorum queue's members and how many of them are online."""
+    answer = management_api(f"queues/{vhost}")
+    return {
+        q["name"]: {"members": len(q.get("members", [])), "online": len(q.get("online", []))}
+        for q in (answer if isinstance(answer, list) else [])
+        if q.get("type") == "quorum"
+    }
+
+
+def connections_by_node(vhost: str) -> dict:
+    """Client connections of the vhost per node (the spread of the processes over the cluster)."""
+    answer = management_api("connections")
+    spread = {cluster.nodename(i): 0 for i in range(1, cluster.NODES + 1)}
+    for conn in answer if isinstance(answer, list) else []:
+        if conn.get("vhost") == vhost:
+            spread[conn["node"]] = spread.get(conn["node"], 0) + 1
+    return spread
+
+
+def plan(duration: float, rng: random.Random, vhost: str) -> list[tuple[float, str, int]]:
+    """(seconds into the run, action, node or host) of the cluster faults."""
+    leader = queue_leader(vhost, "process") or 1
+    other = rng.choice([i for i in range(1, cluster.NODES + 1) if i != leader])
+    return [
+        (0.12 * duration, "node-kill", leader),
+        (0.12 * duration + NODE_DOWN_SECONDS, "node-start", leader),
+        (0.40 * duration, "node-isolate", other),
+        (0.40 * duration + PARTITION_SECONDS, "node-heal", other),
+        (0.75 * duration, "host-vanish", 2),
+        (0.75 * duration + HOST_DOWN_SECONDS, "host-back", 2),
+    ]
+
+
+def run_faults(cfg: Config, sup, rng: random.Random, duration: float, events_log: list, outages: dict) -> None:
+    faults = plan(duration, rng, cfg.vhost)
+    start = time.monotonic()
+    for at, action, target in faults:
+        wait = start + at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        event = {"t": round(time.monotonic() - start, 2), "wall": time.time(), "event": action, "target": target}
+        if action == "node-kill":
+            event["pid"] = cluster.node_kill(target)
+            event["queue"] = "process (its leader)"
+        elif action == "node-start":
+            cluster.node_start(target)
+            event["back_after_s"] = round(time.monotonic() - start - at, 1)
+        elif action == "node-isolate":
+            cluster.node_isolate(target)
+        elif action == "node-heal":
+            cluster.node_heal(target)
+        elif action == "host-vanish":
+            cluster.host_set(target, up=False)
+            for kind, h in PLACEMENT.items():
+                if h == target:
+                    sup.kill9(kind)
+        elif action == "host-back":
+            cluster.host_set(target, up=True)
+            for kind, h in PLACEMENT.items():
+                if h == target:
+                    sup.start(kind)
+        log(f"cluster fault: {action} {target}")
+        events_log.append(event)
+
+
+def ensure_cluster_whole() -> None:
+    """Whatever happened, every node running and every link up for whoever comes next."""
+    for i in range(1, cluster.NODES + 1):
+        cluster.node_heal(i)
+        with contextlib.suppress(Exception):
+            cluster.node_start(i)
+    for h in range(1, cluster.hosts_count() + 1):
+        cluster.host_set(h, up=True)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+def latency_report(client, events: list) -> dict:
+    """POST -> completed of the orders that completed without a provider retry (the run's injected provider
+    failures retry with seconds of backoff, which says nothing about the broker): all of them, and those
+    accepted within [-2 s, +20 s] of each fault's start (the orders in flight through it)."""
+    from orders.models import HistoryEvent, OrderHistory
+
+    ids = list(client.accepted_at)
+    retried = set(
+        OrderHistory.objects.filter(event=HistoryEvent.RETRY, order_id__in=ids).values_list("order_id", flat=True)
+    )
+    completed = OrderHistory.objects.filter(event=HistoryEvent.COMPLETED, stage="finalize", order_id__in=ids)
+    latency = {
+        str(oid): at.timestamp() - client.accepted_at[str(oid)]
+        for oid, at in completed.values_list("order_id", "created_at")
+        if oid not in retried
+    }
+
+    def summary(chosen) -> dict:
+        values = [latency[i] for i in chosen if i in latency]
+        return {"orders": len(values), "p50_s": percentile(values, 0.5), "p99_s": percentile(values, 0.99),
+                "max_s": round(max(values), 3) if values else None}  # fmt: skip
+
+    report = {"all": summary(latency), "orders retried by the provider's faults (left out)": len(retried)}
+    for event in events:
+        if event["event"] in FAULTS:
+            t0 = event["wall"]
+            window = [i for i, at in client.accepted_at.items() if t0 - 2 <= at <= t0 + 20]
+            report[f"{event['event']} {event['target']}"] = summary(window)
+    return report
+
+
+def failovers(workdir: Path, events: list) -> dict:
+    """Per process: each move to another broker node (its log's broker_failover lines), seconds after the
+    latest fault before it."""
+    starts = [
+        (e["wall"], f"{e['event']} {e['target']}")
+        for e in events
+        if e["event"] in ("node-kill", "node-isolate", "host-vanish")
+    ]
+    out: dict = {}
+    for path in sorted(workdir.glob("*.log")):
+        moves = []
+        for line in path.read_text(errors="replace").splitlines():
+            if '"broker_failover"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                entry = json.loads(line[line.index("{") :])
+                at = _epoch(entry["timestamp"])
+                before = [s for s in starts if s[0] <= at]
+                fault = before[-1] if before else None
+                moves.append({"role": entry.get("role"), "to": entry.get("node"),
+                              "after_fault_s": round(at - fault[0], 1) if fault else None,
+                              "fault": fault[1] if fault else None})  # fmt: skip
+        if moves:
+            out[path.stem] = moves
+    return out
+
+
+def _epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def check_tools() -> None:
+    if not cluster.is_up():
+        raise SystemExit("the cluster is not up: `make cluster` (python -m devtools.cluster up) first")
+    subprocess.run(["ip", "netns", "list"], check=True, capture_output=True)
