@@ -94,22 +94,26 @@ def connections_by_node(vhost: str) -> dict:
     return spread
 
 
-def plan(duration: float, rng: random.Random, vhost: str) -> list[tuple[float, str, int]]:
-    """(seconds into the run, action, node or host) of the cluster faults."""
+def plan(duration: float, rng: random.Random, vhost: str, faults: tuple[str, ...]) -> list[tuple[float, str, int]]:
+    """(seconds into the run, action, node or host) of the cluster faults chosen, spread over the run."""
     leader = queue_leader(vhost, "process") or 1
     other = rng.choice([i for i in range(1, cluster.NODES + 1) if i != leader])
+    steps = {
+        "kill": [("node-kill", leader, 0.0), ("node-start", leader, NODE_DOWN_SECONDS)],
+        "isolate": [("node-isolate", other, 0.0), ("node-heal", other, PARTITION_SECONDS)],
+        "vanish": [("host-vanish", 2, 0.0), ("host-back", 2, HOST_DOWN_SECONDS)],
+    }
+    chosen = [f for f in ("kill", "isolate", "vanish") if f in faults]
+    starts = {1: [0.2], 2: [0.12, 0.5], 3: [0.12, 0.4, 0.75]}.get(len(chosen), [])
     return [
-        (0.12 * duration, "node-kill", leader),
-        (0.12 * duration + NODE_DOWN_SECONDS, "node-start", leader),
-        (0.40 * duration, "node-isolate", other),
-        (0.40 * duration + PARTITION_SECONDS, "node-heal", other),
-        (0.75 * duration, "host-vanish", 2),
-        (0.75 * duration + HOST_DOWN_SECONDS, "host-back", 2),
+        (start * duration + delay, action, target)
+        for fault, start in zip(chosen, starts, strict=True)
+        for action, target, delay in steps[fault]
     ]
 
 
 def run_faults(cfg: Config, sup, rng: random.Random, duration: float, events_log: list, outages: dict) -> None:
-    faults = plan(duration, rng, cfg.vhost)
+    faults = plan(duration, rng, cfg.vhost, cfg.cluster_faults)
     start = time.monotonic()
     for at, action, target in faults:
         wait = start + at - time.monotonic()

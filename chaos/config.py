@@ -33,6 +33,8 @@ class Config:
     workdir: Path
     quiesce_timeout: float
     cluster: bool = False  # on the local three-node cluster, processes on two hosts (chaos/cluster.py)
+    cluster_faults: tuple[str, ...] = ("kill", "isolate", "vanish")
+    clean: bool = False  # normal orders only: no fault SKUs, duplicates or cancels (a latency measurement)
     db_name: str = "orders_chaos"
     vhost: str = "orders_chaos"
     redis_url: str = "redis://127.0.0.1:6379/10"

@@ -39,8 +39,8 @@ class ClientLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def order_body(rng: random.Random, n: int) -> dict:
-    roll = rng.random()
+def order_body(rng: random.Random, n: int, *, clean: bool = False) -> dict:
+    roll = 1.0 if clean else rng.random()
     if roll < 0.08:
         items = [{"sku": "FLAKY", "qty": 1}]
     elif roll < 0.13:
@@ -152,14 +152,14 @@ def drive_load(cfg: Config, client: ClientLog, rng: random.Random) -> None:
         futures = []
         started = time.monotonic()
         for n in range(cfg.orders):
-            if keys and rng.random() < 0.08:
+            if keys and not cfg.clean and rng.random() < 0.08:
                 key = rng.choice(keys)  # a duplicate: same key, same body
             else:
                 key = f"chaos-{uuid.uuid4()}"
                 keys.append(key)
-                client.bodies[key] = order_body(rng, n)
+                client.bodies[key] = order_body(rng, n, clean=cfg.clean)
             cancel_after: float | str | None = None
-            if rng.random() < CANCEL_SHARE:
+            if not cfg.clean and rng.random() < CANCEL_SHARE:
                 moment = rng.choice(CANCEL_MOMENTS)
                 cancel_after = moment if isinstance(moment, str) else rng.uniform(*moment)
             futures.append(pool.submit(send_and_maybe_cancel, cfg, client, key, client.bodies[key], cancel_after))

@@ -43,6 +43,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="on the local three-node cluster (make cluster): a node killed, one cut off, a host gone "
         "(chaos/cluster.py) instead of the single node's faults",
     )
+    parser.add_argument(
+        "--cluster-faults", default="kill,isolate,vanish", help="which of the cluster's faults, comma-separated"
+    )
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="normal orders only (no fault SKUs, duplicates or cancels) and no provider failures: what the "
+        "faults cost in latency, alone",
+    )
     return parser.parse_args(argv)
 
 
@@ -61,13 +70,19 @@ def make_config(args: argparse.Namespace, seed: int, rng: random.Random) -> Conf
         kills=args.kills,
         restart_rabbitmq=not args.no_rabbitmq_restart,
         restart_postgres=not args.no_postgres_restart,
-        failure_rate=args.failure_rate if args.failure_rate is not None else round(rng.uniform(0.05, 0.3), 2),
+        failure_rate=0.0
+        if args.clean
+        else args.failure_rate
+        if args.failure_rate is not None
+        else round(rng.uniform(0.05, 0.3), 2),
         seed=seed,
         port=args.port,
         report=args.report,
         workdir=workdir,
         quiesce_timeout=args.quiesce_timeout,
         cluster=args.cluster,
+        cluster_faults=tuple(f for f in args.cluster_faults.split(",") if f),
+        clean=args.clean,
     )
 
 

@@ -13,7 +13,7 @@ so a host that vanishes loses them too.
     python -m devtools.cluster kill|start|isolate|heal NODE      (NODE: 1, 2, 3 or rabbit@opc-rmq1)
     python -m devtools.cluster host-down|host-up HOST           (HOST: app1, app2, ...)
 
-Only addresses in 10.77.0.0/16 on links this module creates are used. Needs root and `ip netns`
+Only addresses in 10.77.0.0/16 (CLUSTER_NET) on links this module creates are used. Needs root and `ip netns`
 (../shared/CLUSTER-FACTS.md has the recipe this follows).
 """
 
@@ -30,12 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = Path(os.environ.get("CLUSTER_STATE_DIR", ROOT / "var" / "cluster"))
+# A second cluster (the tests' own) beside `make cluster`'s: CLUSTER_NAME picks its namespaces' and links'
+# prefix (3 letters), CLUSTER_NET its addresses (10.<net>.0.0/16), CLUSTER_NODES how many nodes.
+PREFIX = os.environ.get("CLUSTER_NAME", "opc")[:3]  # every namespace and link this module makes starts with it
+NET = int(os.environ.get("CLUSTER_NET", "77"))
+NODES = int(os.environ.get("CLUSTER_NODES", "3"))
+STATE = Path(os.environ.get("CLUSTER_STATE_DIR", ROOT / "var" / f"cluster-{PREFIX}"))
 RABBIT_HOME = Path("/usr/lib/rabbitmq/lib/rabbitmq_server-3.10.8")
 SBIN = RABBIT_HOME / "sbin"
-NODES = 3
-PREFIX = "opc"  # every namespace and link this module makes starts with it
-ROOT_ADDRESS = "10.77.254.1"  # the machine's own end of every link
+ROOT_ADDRESS = f"10.{NET}.254.1"  # the machine's own end of every link
 AMQP_PORT, MANAGEMENT_PORT, DIST_PORT = 5672, 15672, 25672
 # The forwarders that give the hosts PostgreSQL and Redis (the system services listen on 127.0.0.1 only).
 FORWARDS = {"postgres": (5432, "127.0.0.1:5432"), "redis": (6379, "127.0.0.1:6379")}
@@ -57,11 +60,11 @@ class Box:
 
 
 def node(i: int) -> Box:
-    return Box(f"n{i}", f"{PREFIX}-rmq{i}", f"10.77.0.{i}")
+    return Box(f"n{i}", f"{PREFIX}-rmq{i}", f"10.{NET}.0.{i}")
 
 
 def host(h: int) -> Box:
-    return Box(f"h{h}", f"{PREFIX}-app{h}", f"10.77.1.{h}")
+    return Box(f"h{h}", f"{PREFIX}-app{h}", f"10.{NET}.1.{h}")
 
 
 MACHINE = Box("r", "", ROOT_ADDRESS)  # the root namespace
