@@ -49,9 +49,7 @@ def base_kind(kind: str) -> str:
 
 
 def prepare_vhost(vhost: str) -> None:
-    cluster.ctl(1, "delete_vhost", vhost, check=False)
-    cluster.ctl(1, "add_vhost", vhost)
-    cluster.ctl(1, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    cluster.vhost_fresh(vhost)
 
 
 def management_api(path: str, *, timeout: float = 5) -> object:

@@ -51,7 +51,7 @@ class BrokerNodes:
         return [node_of(u) for u in self._urls]
 
     def url(self) -> str:
-        """The list to connect with: a node that failed this process last."""
+        """The list to connect with: the node this process last connected to first, a node that failed it last."""
         with self._lock:
             return ";".join(self._urls)
 
@@ -69,6 +69,8 @@ class BrokerNodes:
             if moved:
                 self.failovers += 1
             self.node_by_role[role] = node
+            # The process's next connections go to the node that works (one node per process, not one per role).
+            self._urls = [u for u in self._urls if node_of(u) == node] + [u for u in self._urls if node_of(u) != node]
         if moved:
             log.warning("broker_failover", role=role, node=node, previous=previous)
         _metrics_update(node, role=role, moved=moved)

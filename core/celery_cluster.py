@@ -82,6 +82,10 @@ class Consumer(CeleryConsumer):
         nodes.connected(node_of(conn.as_uri()), role="consumer")
         return conn
 
+    def connection_for_write(self, url: Any = None, heartbeat: Any = None) -> Any:
+        # The event dispatcher's (worker heartbeats): on the consumer's node, not on the list's first.
+        return super().connection_for_write(url=url or broker_nodes().url(), heartbeat=heartbeat)
+
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         if self.connection is not None:
             broker_nodes().failed(node_of(self.connection.as_uri()))

@@ -391,6 +391,12 @@ def down() -> None:
         shutil.rmtree(STATE, ignore_errors=True)
 
 
+def vhost_fresh(vhost: str) -> None:
+    ctl(1, "delete_vhost", vhost, check=False)
+    ctl(1, "add_vhost", vhost)
+    ctl(1, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+
 def is_up() -> bool:
     return bool(_state().get("up"))
 
@@ -409,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "action",
-        choices=["up", "down", "status", "urls", "kill", "start", "isolate", "heal", "host-down", "host-up"],
+        choices=["up", "down", "status", "urls", "vhost", "kill", "start", "isolate", "heal", "host-down", "host-up"],
     )
     parser.add_argument("target", nargs="?")
     parser.add_argument("--hosts", type=int, default=2)
@@ -426,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         status()
     elif action == "urls":
         print(amqp_urls(args.vhost))
+    elif action == "vhost":  # a fresh vhost TARGET for guest, on the whole cluster
+        vhost_fresh(args.target or "")
     elif action in ("kill", "start", "isolate", "heal"):
         i = node_index(args.target or "")
         {"kill": node_kill, "start": node_start, "isolate": node_isolate, "heal": node_heal}[action](i)
