@@ -29,6 +29,8 @@ ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 SCRAPE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "orders-dashboard.json"
 README = ROOT / "README.md"
+# Where runbooks live: README's "Alerts and runbook" table, and the RabbitMQ cluster's own page for its alerts.
+RUNBOOK_FILES = {"README.md", "docs/rabbitmq-cluster.md"}
 METRICS_MODULE = ROOT / "orders" / "metrics.py"
 K8S_BASE = ROOT / "k8s" / "base"
 
@@ -37,7 +39,12 @@ REQUIRED_ANNOTATIONS = {"severity", "summary", "runbook"}
 # Metrics a rule may use before the code exports them (each one said so in a comment in alerts.yml).
 FUTURE_METRICS: dict[str, str] = {}  # metrics an alert may name before orders/metrics.py exports them
 # Jobs alerts.yml names that are not a pod's app.kubernetes.io/name (prometheus.yml's own jobs).
-EXTRA_JOBS = {"rabbitmq-detailed"}
+EXTRA_JOBS = {"rabbitmq-detailed", "rabbitmq-per-object"}
+# Of those, the jobs only the Kubernetes scrape config has (the cluster's): compose's Prometheus has no such
+# target, so OrdersComponentNotReporting must not require them (absent() would fire there for good); the
+# rabbitmq-cluster alerts watch them instead and stay quiet without them.
+K8S_ONLY_JOBS = {"rabbitmq-per-object"}
+RABBITMQ_STATEFULSET = K8S_BASE / "rabbitmq.yaml"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -276,18 +283,23 @@ def test_alert_labels_and_annotations(name):
     # Alertmanager routes on the label; the annotation says the same to whoever reads the alert.
     assert labels.get("severity") in SEVERITIES, f"{name}: severity label {labels.get('severity')!r}"
     assert annotations["severity"] == labels["severity"], name
-    assert annotations["runbook"] == f"README.md#alert-{name.lower()}", name
+    runbook_file, _, anchor = annotations["runbook"].partition("#")
+    assert runbook_file in RUNBOOK_FILES and anchor == f"alert-{name.lower()}", (name, annotations["runbook"])
     assert rule.get("for"), f"{name}: no `for:`, it would flap"
 
 
 def test_runbook_anchors_exist_in_readme():
-    anchors = markdown_anchors(README.read_text())
+    anchors = {path: markdown_anchors((ROOT / path).read_text()) for path in RUNBOOK_FILES}
     missing = sorted(
         rule["annotations"]["runbook"]
         for rule in alerts().values()
-        if rule["annotations"]["runbook"].partition("#")[2] not in anchors
+        if rule["annotations"]["runbook"].partition("#")[2]
+        not in anchors.get(rule["annotations"]["runbook"].partition("#")[0], set())
     )
-    assert not missing, f"runbook anchors with no heading or <a id> in README.md: {missing}"
+    assert not missing, f"runbook anchors with no heading or <a id> in their file: {missing}"
+    # the pipeline's alerts keep their rows in README's table; only the cluster's alerts live elsewhere
+    elsewhere = {name for name, rule in alerts().items() if not rule["annotations"]["runbook"].startswith("README.md#")}
+    assert elsewhere <= {name for name in alerts() if name.startswith("RabbitMQ")}, elsewhere
 
 
 def test_alert_expressions_use_exported_metrics():
@@ -314,7 +326,8 @@ def test_alerts_name_the_scraped_jobs():
         matched = {job for job in jobs if (re.fullmatch(value, job) if op == "=~" else job == value)}
         assert matched, f"up{{job{op}{value!r}}} matches no scraped job ({sorted(jobs)})"
     absent = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', alerts()["OrdersComponentNotReporting"]["expr"]))
-    assert absent == (pods - {"rabbitmq"}) | EXTRA_JOBS, f"absent() per scraped job: {sorted(absent)} vs {sorted(pods)}"
+    expected = (pods - {"rabbitmq"}) | (EXTRA_JOBS - K8S_ONLY_JOBS)
+    assert absent == expected, f"absent() per scraped job: {sorted(absent)} vs {sorted(expected)}"
 
 
 def test_no_consumer_alert_covers_every_queue():
@@ -322,6 +335,45 @@ def test_no_consumer_alert_covers_every_queue():
     pattern = re.search(r'queue=~"([^"]+)"', expr).group(1).replace("\\\\", "\\")
     for queue in [stage.queue for stage in ALL_STAGES] + [DEAD_LETTER_QUEUE_NAME]:
         assert re.fullmatch(pattern, queue), f"OrdersQueueNoConsumers does not watch queue {queue}"
+
+
+def scrape_job(name: str) -> dict:
+    return next(job for job in yaml.safe_load(SCRAPE_CONFIG.read_text())["scrape_configs"] if job["job_name"] == name)
+
+
+def test_rabbitmq_cluster_alerts_read_the_per_object_scrape():
+    """The per-queue members-online count needs rabbitmq_raft_term_total{vhost,queue} from every node: the
+    job scrapes /metrics/per-object on each rabbitmq pod's prometheus port (not the Service, which answers
+    from one node) and keeps that series."""
+    job = scrape_job("rabbitmq-per-object")
+    assert job["metrics_path"] == "/metrics/per-object"
+    assert [sd["role"] for sd in job["kubernetes_sd_configs"]] == ["pod"]
+    keep = next(r for r in job["relabel_configs"] if r.get("action") == "keep")
+    assert keep["source_labels"] == [
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name",
+        "__meta_kubernetes_pod_container_port_name",
+    ]
+    assert keep["regex"] == "rabbitmq;prometheus"
+    kept = next(r for r in job["metric_relabel_configs"] if r.get("action") == "keep")
+    assert re.fullmatch(kept["regex"], "rabbitmq_raft_term_total") and not re.fullmatch(kept["regex"], "up")
+    for name in ("RabbitMQClusterNodeDown", "RabbitMQQuorumQueueBelowMajority"):
+        assert 'job="rabbitmq-per-object"' in alerts()[name]["expr"], name
+    assert "rabbitmq_raft_term_total" in promql_metric_names(alerts()["RabbitMQQuorumQueueBelowMajority"]["expr"])
+    # compose runs one node: no such job there, so the cluster alerts stay quiet (a unit test checks it)
+    compose = yaml.safe_load((PROMETHEUS_DIR / "prometheus-compose.yml").read_text())
+    assert "rabbitmq-per-object" not in {j["job_name"] for j in compose["scrape_configs"]}
+
+
+def test_node_down_alert_expects_the_statefulsets_replicas():
+    sts = next(
+        doc
+        for doc in yaml.safe_load_all(RABBITMQ_STATEFULSET.read_text())
+        if doc and doc["kind"] == "StatefulSet" and doc["metadata"]["name"] == "rabbitmq"
+    )
+    expr = alerts()["RabbitMQClusterNodeDown"]["expr"]
+    expected = int(re.search(r"\)\s*<\s*(\d+)\s*$", expr.strip()).group(1))
+    assert expected == sts["spec"]["replicas"], f"RabbitMQClusterNodeDown expects {expected} nodes"
+    assert alerts()["RabbitMQClusterNodeDown"]["for"] == "1m"
 
 
 # --------------------------------------------------------------------------- the dashboard

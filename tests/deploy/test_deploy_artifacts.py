@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -912,14 +913,17 @@ def test_k8s_prometheus_multiproc_dir_exists_where_used(directory):
 
 def test_dev_overlay_replaces_placeholder_secrets():
     _, secrets = config_data("k8s/overlays/dev")
+    assert len(secrets) >= 2, "orders-secrets and rabbitmq-erlang-cookie"
     for name, values in secrets.items():
         for key, value in values.items():
             assert "REPLACE-ME" not in value, f"dev overlay still uses the base placeholder for {name}.{key}"
-        assert f":{values['REDIS_PASSWORD']}@" in values["REDIS_URL"], "REDIS_URL password != REDIS_PASSWORD"
-        db = values["DATABASE_URL"]
-        assert f":{values['POSTGRES_PASSWORD']}@" in db, "DATABASE_URL password != POSTGRES_PASSWORD"
-        for url in ("CELERY_BROKER_URL", "RABBITMQ_MANAGEMENT_URL"):
-            assert f":{values['RABBITMQ_DEFAULT_PASS']}@" in values[url], f"{url} password != RABBITMQ_DEFAULT_PASS"
+    values = next(v for v in secrets.values() if "REDIS_URL" in v)  # orders-secrets (hashed name)
+    assert f":{values['REDIS_PASSWORD']}@" in values["REDIS_URL"], "REDIS_URL password != REDIS_PASSWORD"
+    db = values["DATABASE_URL"]
+    assert f":{values['POSTGRES_PASSWORD']}@" in db, "DATABASE_URL password != POSTGRES_PASSWORD"
+    for url in ("CELERY_BROKER_URL", "RABBITMQ_MANAGEMENT_URL", "RABBITMQ_SERVICE_URL"):
+        for one in values[url].split(";"):
+            assert f":{values['RABBITMQ_DEFAULT_PASS']}@" in one, f"{url} password != RABBITMQ_DEFAULT_PASS"
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
@@ -1164,11 +1168,11 @@ def test_k8s_pdb_and_hpa_target_web_and_live(directory, name):
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
-def test_k8s_every_pdb_selects_a_deployment(directory):
-    deployments = objects(directory, "Deployment").values()
+def test_k8s_every_pdb_selects_a_workload(directory):
+    pods = workloads(directory).values()  # Deployments and StatefulSets (rabbitmq's PDB)
     for name, pdb in objects(directory, "PodDisruptionBudget").items():
         selector = pdb["spec"]["selector"]["matchLabels"]
-        assert any(selector.items() <= d["spec"]["template"]["metadata"]["labels"].items() for d in deployments), name
+        assert any(selector.items() <= d["spec"]["template"]["metadata"]["labels"].items() for d in pods), name
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
@@ -1193,6 +1197,270 @@ def test_k8s_statefulsets_and_setup_job(directory):
     assert [part.strip() for part in container["command"][2].split("&&")] == SETUP_COMMANDS
     assert container.get("resources", {}).get("limits"), "setup Job needs resources"
     assert pod_spec(jobs["setup"])["securityContext"]["runAsNonRoot"] is True
+
+
+# --------------------------------------------------------------------------- RabbitMQ cluster
+
+RABBITMQ_REPLICAS = 3
+CLUSTER_DOMAIN = "svc.cluster.local"
+
+
+def rabbitmq_statefulset(directory: str) -> dict:
+    return objects(directory, "StatefulSet")["rabbitmq"]
+
+
+def rabbitmq_pod_labels(directory: str) -> dict:
+    return rabbitmq_statefulset(directory)["spec"]["template"]["metadata"]["labels"]
+
+
+def rabbitmq_headless(directory: str) -> dict:
+    return objects(directory, "Service")[rabbitmq_statefulset(directory)["spec"]["serviceName"]]
+
+
+def rabbitmq_hostname_suffix(directory: str) -> str:
+    """`.<headless>.<namespace>.svc.cluster.local`: what follows a pod's name in its stable DNS name."""
+    return f".{rabbitmq_headless(directory)['metadata']['name']}.{NAMESPACE}.{CLUSTER_DOMAIN}"
+
+
+def rabbitmq_node_hosts(directory: str) -> set[str]:
+    replicas = rabbitmq_statefulset(directory)["spec"]["replicas"]
+    return {f"rabbitmq-{i}{rabbitmq_hostname_suffix(directory)}" for i in range(replicas)}
+
+
+def rabbitmq_mounted_files(directory: str) -> dict[str, str]:
+    """{mount path: content} of the ConfigMap files the rabbitmq container mounts."""
+    sts = rabbitmq_statefulset(directory)
+    volumes = {v["name"]: v for v in pod_spec(sts).get("volumes", [])}
+    configmaps, _ = config_data(directory)
+    files = {}
+    for mount in main_container(sts).get("volumeMounts", []):
+        volume = volumes.get(mount["name"], {})
+        if "configMap" not in volume:
+            continue
+        data = configmaps[volume["configMap"]["name"]]  # kustomize's hashed name, resolved in the build
+        if "subPath" in mount:
+            files[mount["mountPath"]] = data[mount["subPath"]]
+        else:
+            for key, value in data.items():
+                files[f"{mount['mountPath']}/{key}"] = value
+    return files
+
+
+def rabbitmq_conf(directory: str) -> dict[str, str]:
+    """The settings of every rabbitmq.conf-format file the node reads from /etc/rabbitmq/conf.d/."""
+    settings: dict[str, str] = {}
+    for path, text in sorted(rabbitmq_mounted_files(directory).items()):
+        if not (path.startswith("/etc/rabbitmq/conf.d/") and path.endswith(".conf")):
+            continue
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                key, sep, value = line.partition("=")
+                assert sep, f"{path}: not a `key = value` line: {line!r}"
+                assert key.strip() not in settings, f"{key.strip()} set twice"
+                settings[key.strip()] = value.strip()
+    return settings
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_rabbitmq_is_a_three_node_statefulset_started_in_parallel(directory):
+    sts = rabbitmq_statefulset(directory)
+    assert sts["spec"]["replicas"] == RABBITMQ_REPLICAS
+    assert sts["spec"]["podManagementPolicy"] == "Parallel", "OrderedReady deadlocks a whole-cluster restart"
+    assert sts["spec"].get("updateStrategy", {}).get("type", "RollingUpdate") == "RollingUpdate"
+    headless = rabbitmq_headless(directory)
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"].get("publishNotReadyAddresses") is True, (
+        "peers must resolve each other before any of them is ready"
+    )
+    assert headless["spec"]["selector"].items() <= rabbitmq_pod_labels(directory).items()
+    # the client Service balances over the ready pods: not headless, same pods
+    client = objects(directory, "Service")["rabbitmq"]
+    assert client["spec"].get("clusterIP") != "None" and client["metadata"]["name"] != headless["metadata"]["name"]
+    assert client["spec"]["selector"].items() <= rabbitmq_pod_labels(directory).items()
+    assert {p["name"] for p in client["spec"]["ports"]} >= {"amqp", "management"}
+    container = main_container(sts)
+    assert container["image"] == "rabbitmq:3.13-management"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["epmd"] == 4369 and ports["cluster-rpc"] == 25672 and ports["prometheus"] == 15692
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_rabbitmq_pods_spread_over_nodes_and_zones(directory):
+    spec = pod_spec(rabbitmq_statefulset(directory))
+    labels = rabbitmq_pod_labels(directory)
+    anti = spec["affinity"]["podAntiAffinity"]
+    terms = [(t, "required") for t in anti.get("requiredDuringSchedulingIgnoredDuringExecution", [])] + [
+        (t["podAffinityTerm"], "preferred") for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+    ]
+    per_node = [kind for term, kind in terms if term["topologyKey"] == "kubernetes.io/hostname"]
+    assert per_node, "no anti-affinity across Kubernetes nodes"
+    for term, _ in terms:
+        assert _selects(term["labelSelector"], labels), "the anti-affinity must select the rabbitmq pods"
+    if directory == "k8s/base":
+        # production: a machine lost is one member of each queue lost, never two
+        assert "required" in per_node, "k8s/base: the anti-affinity across nodes must be required"
+    spread = [c for c in spec.get("topologySpreadConstraints", []) if c["topologyKey"] == "topology.kubernetes.io/zone"]
+    assert spread and spread[0]["whenUnsatisfiable"] == "ScheduleAnyway", "zones: preferred (single-zone clusters)"
+    assert _selects(spread[0]["labelSelector"], labels)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_rabbitmq_pdb_takes_one_node_at_a_time(directory):
+    pdbs = [
+        p
+        for p in objects(directory, "PodDisruptionBudget").values()
+        if _selects(p["spec"]["selector"], rabbitmq_pod_labels(directory))
+    ]
+    assert len(pdbs) == 1, f"one PodDisruptionBudget must select the rabbitmq pods, found {len(pdbs)}"
+    spec = pdbs[0]["spec"]
+    assert spec.get("maxUnavailable") == 1 and "minAvailable" not in spec, spec
+    # it selects exactly the StatefulSet's pods (no broader set where one disruption could be another pod's)
+    assert spec["selector"]["matchLabels"] == rabbitmq_statefulset(directory)["spec"]["selector"]["matchLabels"]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_rabbitmq_config_forms_the_cluster_by_peer_discovery(directory):
+    conf = rabbitmq_conf(directory)
+    assert conf.get("cluster_formation.peer_discovery_backend") in ("k8s", "rabbit_peer_discovery_k8s"), conf
+    assert conf.get("cluster_formation.k8s.host", "").startswith("kubernetes.default.svc")
+    assert conf.get("cluster_formation.k8s.address_type") == "hostname", "IPs change at every restart"
+    assert conf.get("cluster_formation.k8s.service_name") == rabbitmq_headless(directory)["metadata"]["name"]
+    assert conf.get("cluster_formation.k8s.hostname_suffix") == rabbitmq_hostname_suffix(directory)
+    assert conf.get("cluster_formation.node_cleanup.only_log_warning") == "true", "never drop members by itself"
+    assert conf.get("cluster_partition_handling") == "pause_minority"
+    assert conf.get("net_ticktime") == "15"
+    plugins = rabbitmq_mounted_files(directory)["/etc/rabbitmq/enabled_plugins"]
+    listed = set(re.fullmatch(r"\s*\[([\w,\s]*)\]\.\s*", plugins).group(1).replace(" ", "").split(","))
+    assert {"rabbitmq_peer_discovery_k8s", "rabbitmq_prometheus", "rabbitmq_management"} <= listed, listed
+    # the node names the plugin builds (pod hostname + suffix) are the names the nodes run under
+    env = {e["name"]: e for e in main_container(rabbitmq_statefulset(directory))["env"]}
+    assert env["RABBITMQ_USE_LONGNAME"]["value"] == "true"
+    assert env["RABBITMQ_NODENAME"]["value"] == f"rabbit@$(MY_POD_NAME){rabbitmq_hostname_suffix(directory)}"
+    assert env["MY_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def test_rabbitmq_conf_reader_sees_what_is_mounted():
+    """The config checks above read the files through the mounts: a file left unmounted is not read."""
+    files = rabbitmq_mounted_files("k8s/base")
+    assert "/etc/rabbitmq/conf.d/20-cluster.conf" in files and "/etc/rabbitmq/enabled_plugins" in files
+    text = (ROOT / "k8s" / "base" / "rabbitmq" / "cluster.conf").read_text()
+    assert files["/etc/rabbitmq/conf.d/20-cluster.conf"] == text
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_rabbitmq_peer_discovery_may_read_endpoints(directory):
+    sts = rabbitmq_statefulset(directory)
+    spec = pod_spec(sts)
+    account = spec.get("serviceAccountName")
+    assert account in objects(directory, "ServiceAccount"), "the plugin calls the API as its own ServiceAccount"
+    assert spec.get("automountServiceAccountToken") is True, "the plugin needs the pod's token"
+    bindings = [
+        b
+        for b in objects(directory, "RoleBinding").values()
+        if any(s["kind"] == "ServiceAccount" and s["name"] == account for s in b["subjects"])
+    ]
+    assert bindings, f"no RoleBinding for ServiceAccount {account}"
+    roles = objects(directory, "Role")
+    rules = [rule for b in bindings if b["roleRef"]["kind"] == "Role" for rule in roles[b["roleRef"]["name"]]["rules"]]
+    assert any("" in r["apiGroups"] and "endpoints" in r["resources"] and "get" in r["verbs"] for r in rules), (
+        f"{account} may not get endpoints: {rules}"
+    )
+    # least privilege: reads endpoints and writes events, nothing else (no secrets, no wildcard)
+    for rule in rules:
+        assert "*" not in rule["verbs"] + rule["resources"] and set(rule["resources"]) <= {"endpoints", "events"}, rule
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_rabbitmq_erlang_cookie_comes_from_its_own_secret(directory):
+    sts = rabbitmq_statefulset(directory)
+    spec = pod_spec(sts)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    secret_volumes = {n: v["secret"]["secretName"] for n, v in volumes.items() if "secret" in v}
+    cookie_secret = next(iter(secret_volumes.values()))
+    _, secrets = config_data(directory)
+    assert cookie_secret in secrets and set(secrets[cookie_secret]) == {"cookie"}, cookie_secret
+    assert len(secrets[cookie_secret]["cookie"]) >= 20
+    # the app pods never get it: it is no key of the Secret they envFrom
+    for name, obj in {**workloads(directory), **objects(directory, "Job")}.items():
+        if is_app(obj):
+            for container in pod_spec(obj)["containers"]:
+                refs = {s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s}
+                assert cookie_secret not in refs, f"{name} gets the Erlang cookie"
+    (init,) = [c for c in spec["initContainers"] if any(m["name"] in secret_volumes for m in c["volumeMounts"])]
+    script = init["command"][2]
+    assert "/var/lib/rabbitmq/.erlang.cookie" in script and "chmod 400" in script, script
+    assert "RABBITMQ_ERLANG_COOKIE" not in {e["name"] for e in main_container(sts)["env"]}, "deprecated: file"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_rabbitmq_prestop_keeps_quorum_queues_above_a_majority(directory):
+    spec = pod_spec(rabbitmq_statefulset(directory))
+    container = main_container(rabbitmq_statefulset(directory))
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    script = command[2]
+    await_at, drain_at = script.find("await_online_quorum_plus_one"), script.find("rabbitmq-upgrade drain")
+    assert 0 <= await_at < drain_at, "wait for quorum + 1 first, then drain"
+    assert "&&" in script[await_at:drain_at], "drain only once the wait succeeded"
+    timeouts = [int(t) for t in re.findall(r"-t (\d+)", script)]
+    assert timeouts and spec["terminationGracePeriodSeconds"] >= max(timeouts), "SIGKILL would cut the wait"
+    # the readiness probe must not need the cluster (a node waiting for its peers would never get ready)
+    probe = " ".join(container["readinessProbe"]["exec"]["command"])
+    assert "check_running" not in probe and "await" not in probe and "cluster" not in probe, probe
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_clients_get_the_cluster_node_list(directory):
+    """Every app process gets CELERY_BROKER_URL as the `;`-separated list of the StatefulSet's pods by their
+    stable names (one per replica, same credentials and vhost); the management URL and KEDA's URL go through
+    the client Service."""
+    hosts = rabbitmq_node_hosts(directory)
+    assert len(hosts) == RABBITMQ_REPLICAS
+    configmaps, secrets = config_data(directory)
+    config = next(v for v in configmaps.values() if "RABBITMQ_DEFAULT_USER" in v)
+    password = next(v for v in secrets.values() if "RABBITMQ_DEFAULT_PASS" in v)["RABBITMQ_DEFAULT_PASS"]
+    user, vhost = config["RABBITMQ_DEFAULT_USER"], config["RABBITMQ_DEFAULT_VHOST"]
+    pods = {name: obj for name, obj in {**workloads(directory), **objects(directory, "Job")}.items() if is_app(obj)}
+    assert {"web", "live", "relay", "archiver", "flower", "setup", *WORKERS} <= set(pods)
+    for name, obj in pods.items():
+        env = container_env(directory, main_container(obj))
+        urls = env["CELERY_BROKER_URL"].split(";")
+        assert len(urls) == RABBITMQ_REPLICAS, f"{name}: {len(urls)} broker URLs"
+        parts = [urlsplit(url) for url in urls]
+        assert {p.hostname for p in parts} == hosts, f"{name}: {sorted(p.hostname for p in parts)}"
+        for p in parts:
+            assert (p.scheme, p.username, p.password, p.port, p.path) == ("amqp", user, password, 5672, f"/{vhost}")
+        management = urlsplit(env["RABBITMQ_MANAGEMENT_URL"])
+        assert (management.hostname, management.port) == ("rabbitmq", 15672), env["RABBITMQ_MANAGEMENT_URL"]
+        service = urlsplit(env["RABBITMQ_SERVICE_URL"])
+        assert ";" not in env["RABBITMQ_SERVICE_URL"] and (service.hostname, service.port) == ("rabbitmq", 5672)
+        assert (service.username, service.password, service.path) == (user, password, f"/{vhost}")
+    # the names resolve: the pods' subdomain is the headless Service, in this namespace
+    assert rabbitmq_statefulset(directory)["metadata"]["namespace"] == NAMESPACE
+    client = objects(directory, "Service")["rabbitmq"]
+    assert client["spec"].get("clusterIP") != "None"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_keda_reads_the_queue_through_one_url(directory):
+    """KEDA's rabbitmq scaler takes one AMQP URL: a `;` list would not parse."""
+    trigger = objects(directory, "ScaledObject")["worker-enrichment"]["spec"]["triggers"][0]["metadata"]
+    env = container_env(directory, main_container(objects(directory, "Deployment")["worker-enrichment"]))
+    url = env[trigger["hostFromEnv"]]
+    assert ";" not in url and url.startswith("amqp://") and "@rabbitmq:5672/" in url, url
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_network_policies_let_the_rabbitmq_nodes_reach_each_other_only(directory):
+    node = rabbitmq_pod_labels(directory)
+    for port in (4369, 25672, 35672, 35682):  # epmd, distribution, the CLI tools' range
+        assert admitted(directory, NS_OWN, node, "rabbitmq", port), f"rabbitmq -> rabbitmq:{port}"
+        assert not admitted(directory, NS_OTHER, node, "rabbitmq", port), f"another namespace -> {port}"
+        assert not admitted(directory, NS_KEDA, {"app": "keda-operator"}, "rabbitmq", port), port
+        for name, labels in app_pods(directory).items():
+            assert not admitted(directory, NS_OWN, labels, "rabbitmq", port), f"{name} -> rabbitmq:{port}"
+    assert not admitted(directory, NS_OWN, node, "rabbitmq", 35683)
+    assert not admitted(directory, NS_OWN, node, "postgres", 5432), "the broker needs no database"
 
 
 # --------------------------------------------------------------------------- operator surfaces
