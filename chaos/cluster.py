@@ -42,6 +42,7 @@ PLACEMENT = {
 }
 KINDS = list(PLACEMENT)
 FAULTS = ("node-kill", "node-isolate", "host-vanish")  # the events a latency window starts at
+FAULT_SECONDS = {"node-kill": NODE_DOWN_SECONDS, "node-isolate": PARTITION_SECONDS, "host-vanish": HOST_DOWN_SECONDS}
 
 
 def base_kind(kind: str) -> str:
@@ -181,12 +182,21 @@ def latency_report(client, events: list) -> dict:
         return {"orders": len(values), "p50_s": percentile(values, 0.5), "p99_s": percentile(values, 0.99),
                 "max_s": round(max(values), 3) if values else None}  # fmt: skip
 
-    report = {"all": summary(latency), "orders retried by the provider's faults (left out)": len(retried)}
+    report: dict = {"all": summary(latency), "orders retried by the provider's faults (left out)": len(retried)}
     for event in events:
         if event["event"] in FAULTS:
-            t0 = event["wall"]
-            window = [i for i, at in client.accepted_at.items() if t0 - 2 <= at <= t0 + 20]
-            report[f"{event['event']} {event['target']}"] = summary(window)
+            t0, lasts = event["wall"], FAULT_SECONDS[event["event"]]
+            name = f"{event['event']} {event['target']}"
+            at_fault = [i for i, at in client.accepted_at.items() if t0 - 2 <= at <= t0 + 2]
+            through = [i for i, at in client.accepted_at.items() if t0 - 2 <= at <= t0 + lasts]
+            report[f"{name}: accepted within 2 s of it"] = summary(at_fault)
+            report[f"{name}: accepted until it ended ({lasts:g} s)"] = summary(through)
+    if client.accepted_at:
+        start = min(client.accepted_at.values())
+        buckets: dict[int, list[str]] = {}
+        for i, at in client.accepted_at.items():
+            buckets.setdefault(int((at - start) // 5) * 5, []).append(i)
+        report["timeline (accepted in each 5 s of the run)"] = {f"{k}s": summary(v) for k, v in sorted(buckets.items())}
     return report
 
 
@@ -215,6 +225,22 @@ def failovers(workdir: Path, events: list) -> dict:
         if moves:
             out[path.stem] = moves
     return out
+
+
+def redeliveries(workdir: Path, accepted_ids: list[str]) -> dict:
+    """Messages published again (the outbox rows of every batch a relay could not get confirmed) and stage
+    messages delivered again and absorbed (history 'duplicate_skipped': the stage was already done)."""
+    from orders.models import HistoryEvent, OrderHistory
+
+    republished = 0
+    for path in workdir.glob("relay*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"outbox_publish_failed"' in line:
+                with contextlib.suppress(ValueError, KeyError):
+                    republished += len(json.loads(line[line.index("{") :])["outbox_ids"])
+    skipped = OrderHistory.objects.filter(event=HistoryEvent.DUPLICATE_SKIPPED, order_id__in=accepted_ids).count()
+    return {"outbox rows published again after an unconfirmed batch": republished,
+            "stage messages delivered again, absorbed (duplicate_skipped)": skipped}  # fmt: skip
 
 
 def _epoch(stamp: str) -> float:

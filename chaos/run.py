@@ -134,6 +134,7 @@ def settle_and_check(
         extra = {
             "latency": cluster.latency_report(client, events),
             "failovers": cluster.failovers(cfg.workdir, events),
+            "redeliveries": cluster.redeliveries(cfg.workdir, list(client.accepted_at)),
             "spread at end": cluster.connections_by_node(cfg.vhost),
             "queue members at end": cluster.members_online(cfg.vhost),
         }
