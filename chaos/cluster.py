@@ -83,6 +83,36 @@ def members_online(vhost: str) -> dict:
     }
 
 
+def messages_in_queues(vhost: str) -> int | None:
+    """Messages ready or unacked in the stage queues (the DLQ and delayed-retry queues aside)."""
+    answer = management_api(f"queues/{vhost}")
+    if not isinstance(answer, list):
+        return None
+    stages = {"process", "enrichment", "finalize", "refund", "webhooks"}
+    return sum(int(q.get("messages", 0) or 0) for q in answer if q.get("name") in stages)
+
+
+def consumers_back(vhost: str, *, timeout: float) -> float | None:
+    """Seconds until every worker of PLACEMENT has a consumer on its queue again (its host's address among the
+    queue's consumers), at most `timeout` (None: not all of them by then)."""
+    expected = {
+        (cluster.host(h).address, base_kind(kind).removeprefix("worker_"))  # worker_process consumes `process`
+        for kind, h in PLACEMENT.items()
+        if kind.startswith("worker_")
+    }
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        answer = management_api(f"consumers/{vhost}", timeout=3)
+        seen = {
+            (c.get("channel_details", {}).get("peer_host"), c.get("queue", {}).get("name"))
+            for c in (answer if isinstance(answer, list) else [])
+        }
+        if expected <= seen:
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    return None
+
+
 def connections_by_node(vhost: str) -> dict:
     """Client connections of the vhost per node (the spread of the processes over the cluster)."""
     answer = management_api("connections")
@@ -96,7 +126,8 @@ def connections_by_node(vhost: str) -> dict:
 def plan(duration: float, rng: random.Random, vhost: str, faults: tuple[str, ...]) -> list[tuple[float, str, int]]:
     """(seconds into the run, action, node or host) of the cluster faults chosen, spread over the run."""
     leader = queue_leader(vhost, "process") or 1
-    other = rng.choice([i for i in range(1, cluster.NODES + 1) if i != leader])
+    others = [i for i in range(1, cluster.NODES + 1) if i != leader]
+    other = rng.choice(others) if others else leader
     steps = {
         "kill": [("node-kill", leader, 0.0), ("node-start", leader, NODE_DOWN_SECONDS)],
         "isolate": [("node-isolate", other, 0.0), ("node-heal", other, PARTITION_SECONDS)],
@@ -120,6 +151,8 @@ def run_faults(cfg: Config, sup, rng: random.Random, duration: float, events_log
             time.sleep(wait)
         event = {"t": round(time.monotonic() - start, 2), "wall": time.time(), "event": action, "target": target}
         if action == "node-kill":
+            # What the broker held at that moment: on a one-node broker, what its disk's loss would lose.
+            event["messages_in_work_queues"] = messages_in_queues(cfg.vhost)
             event["pid"] = cluster.node_kill(target)
             event["queue"] = "process (its leader)"
         elif action == "node-start":
@@ -129,6 +162,7 @@ def run_faults(cfg: Config, sup, rng: random.Random, duration: float, events_log
             cluster.node_isolate(target)
         elif action == "node-heal":
             cluster.node_heal(target)
+            event["every_worker_consuming_after_s"] = consumers_back(cfg.vhost, timeout=60)
         elif action == "host-vanish":
             cluster.host_set(target, up=False)
             for kind, h in PLACEMENT.items():
