@@ -57,6 +57,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A login page's attempt refused by the failed-login lockout: a 429 page with Retry-After (core/login_guard.py).
+    "core.login_guard.LoginLockoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -258,7 +260,8 @@ REST_FRAMEWORK = {
 # Requests per client (all its keys) or staff user, and per anonymous IP: '<n>/<s|min|hour|day>', a
 # fixed window in Redis (core/throttling.py); over it, 429 with Retry-After.
 THROTTLE_RATES = {
-    "client": env.str("THROTTLE_CLIENT_RATE", default="1000/s"),
+    # A real API's per-client default (Stripe: 100 requests/s in live mode).
+    "client": env.str("THROTTLE_CLIENT_RATE", default="100/s"),
     "anon": env.str("THROTTLE_ANON_RATE", default="60/min"),
 }
 for _scope, _rate in THROTTLE_RATES.items():
@@ -269,6 +272,9 @@ for _scope, _rate in THROTTLE_RATES.items():
 # GET /orders: cursor pages of ORDERS_PAGE_SIZE orders; `?page_size=` up to ORDERS_PAGE_SIZE_MAX.
 ORDERS_PAGE_SIZE = env.int("ORDERS_PAGE_SIZE", default=50)
 ORDERS_PAGE_SIZE_MAX = env.int("ORDERS_PAGE_SIZE_MAX", default=200)
+# A client's orders in flight (pending, processing, refund_pending) at most: POST /orders past it is a 429
+# (`too_many_orders_in_flight`), so one client cannot fill the pipeline's queues for every other (0: no cap).
+ORDERS_IN_FLIGHT_MAX = env.int("ORDERS_IN_FLIGHT_MAX", default=1000)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Order pipeline API",
     "VERSION": "1.0.0",
@@ -339,10 +345,37 @@ if not DEBUG:
     _check_secret("SECRET_TOKEN", SECRET_TOKEN)
 
 # =============================================================================
+# Logins: staff passwords (admin, browsable API, HTTP Basic on /ops)
+# =============================================================================
+# Every attempt is counted per address and per username in Redis before the password is hashed; past a
+# limit, refused unhashed (429, Retry-After) until LOGIN_LOCKOUT_SECONDS after the first counted attempt.
+# A successful login gives its count back. core/login_guard.py says why not django-axes.
+AUTHENTICATION_BACKENDS = ["core.login_guard.GuardedModelBackend"]
+LOGIN_FAILURE_LIMIT_PER_IP = env.int("LOGIN_FAILURE_LIMIT_PER_IP", default=20)
+LOGIN_FAILURE_LIMIT_PER_USERNAME = env.int("LOGIN_FAILURE_LIMIT_PER_USERNAME", default=5)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+# https://docs.djangoproject.com/en/5.2/topics/auth/passwords/#enabling-password-validation
+PASSWORD_MIN_LENGTH = env.int("PASSWORD_MIN_LENGTH", default=12)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# =============================================================================
 # Pipeline behaviour
 # =============================================================================
 ENRICHMENT_LATENCY_MS = env.int("ENRICHMENT_LATENCY_MS", default=200)
 ENRICHMENT_FAILURE_RATE = env.float("ENRICHMENT_FAILURE_RATE", default=0.0)
+# The demo's fault items (HANG, DOWN, BOMBA, FLAKY, CRASH; README "Simulating failures"): seeded by
+# seed_catalog and acted on by the simulated provider only when on (`make run`, the tests, the chaos run).
+# Off (every deployment's default) they are not seeded and any such product is an ordinary item.
+DEMO_FAULTS_ENABLED = env.bool("DEMO_FAULTS_ENABLED", default=False)
+# CRASH kills the worker only with this on too.
 DEMO_CRASH_ENABLED = env.bool("DEMO_CRASH_ENABLED", default=False)
 # Retries: delay n = min(RETRY_BACKOFF_BASE * 2**n, RETRY_BACKOFF_MAX), full jitter.
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=5)
@@ -405,6 +438,16 @@ WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=2
 # thread of the webhooks worker, never an order: that worker and queue are its own.
 WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=3.0)
 WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=10.0)
+# The whole attempt (connect, send, the answer's head and body) ends by this deadline: a receiver dripping
+# its answer is cut off there, and the attempt is a timeout (retried), never delivered. Only a complete,
+# well-formed answer counts, its body read to its end; a body over WEBHOOK_RESPONSE_MAX_BYTES does not.
+WEBHOOK_TOTAL_TIMEOUT = env.float("WEBHOOK_TOTAL_TIMEOUT", default=15.0)
+WEBHOOK_RESPONSE_MAX_BYTES = env.int("WEBHOOK_RESPONSE_MAX_BYTES", default=65536)
+# An endpoint failing this many attempts in a row, or failing for this long (0: not that bound), is
+# disabled (as Stripe does): its client's events wait, undelivered and not dead-lettered, until an
+# operator re-enables it (the admin, `manage.py webhook_endpoint enable NAME`), which sends them.
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=100)
+WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=3 * 24 * 3600)
 # Retries of a delivery that timed out, could not connect, or got a 429 or 5xx: delay n is uniform in
 # [0, min(BASE * 2**n, MAX)] seconds (full jitter), or the answer's Retry-After capped at MAX; then the
 # delivery is dead-lettered (as is any other 3xx/4xx at once), to be redriven by an operator.
@@ -438,8 +481,8 @@ CELERY_BROKER_HEARTBEAT = env.float("BROKER_HEARTBEAT", default=10.0)
 CELERY_WORKER_CONSUMER = "core.celery_cluster:Consumer"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "confirm_publish": True,
-    # Every read and write bounded, workers' included: a publish to a silent node fails after this long
-    # and is retried on the next node (a blocked broker still sends heartbeats, so it does not trip it).
+    # Every read and write bounded, workers' included: a publish to a silent node fails after this long and
+    # is retried on the next node (CELERY_TASK_PUBLISH_RETRY_POLICY), as is one to a blocked broker.
     "read_timeout": BROKER_SOCKET_TIMEOUT,
     "write_timeout": BROKER_SOCKET_TIMEOUT,
     # A publisher's connect gives up fast (the outbox keeps the row); workers reconnect on their own.
@@ -460,7 +503,15 @@ CELERY_TASK_DEFAULT_QUEUE = broker.STAGES[0].queue
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 # The set-up (manage.py declare_topology) owns the topology; publishers never re-declare.
 CELERY_TASK_PUBLISH_RETRY = True
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# A stage's publish of the next stage (after its commit): each attempt moves to the next node of the list; a
+# blocked broker (memory or disk alarm) fails an attempt after BROKER_SOCKET_TIMEOUT, so these retries are what
+# a stage waits out an alarm with (~BROKER_PUBLISH_RETRIES x 12 s) before the task errors and is dead-lettered.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": env.int("BROKER_PUBLISH_RETRIES", default=30),
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 2,
+}
 # The acks of every task, set once here (orders/stage_task.py relies on them): late, so a worker that dies
 # mid-task leaves its message to be redelivered.
 CELERY_TASK_ACKS_LATE = True
@@ -509,7 +560,8 @@ LOGGING = {
         "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
-# A real HTTP client would time out; the simulated HANG item waits this long, then times out.
+# The provider call's total deadline: every wait in it (latency, HANG, a refund's) ends by then, and the
+# call is then a transient timeout.
 ENRICHMENT_PROVIDER_TIMEOUT = env.float("ENRICHMENT_PROVIDER_TIMEOUT", default=5.0)
 # Touched by the relay and the archiver each loop; their liveness probe checks its age.
 HEARTBEAT_FILE = env.str("HEARTBEAT_FILE", default="/tmp/heartbeat")  # noqa: S108  (a liveness file, no secret; the pod's own /tmp)
