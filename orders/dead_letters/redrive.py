@@ -18,6 +18,7 @@ from orders.pipeline import DELIVER_WEBHOOK, STAGE_BY_TASK
 from orders.services import OrderReopenRefused, order_history_append, order_lock, order_reopen
 from orders.webhooks.events import webhook_event_reopen
 
+REDRIVE_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 log = get_logger(__name__)
 
 
@@ -66,7 +67,14 @@ def dead_letter_redrive(*, dead_letter_id: int, actor: str) -> DeadLetter:
         dead_letter.redrive_task_id = task_id
         dead_letter.save(update_fields=["status", "redriven_at", "redriven_by", "redrive_task_id"])
         current_app.send_task(
-            stage.task, args=args, kwargs=kwargs, task_id=task_id, retries=0, chain=(embed or {}).get("chain")
+            stage.task,
+            args=args,
+            kwargs=kwargs,
+            task_id=task_id,
+            retries=0,
+            chain=(embed or {}).get("chain"),
+            # An operator is waiting: a few quick attempts (each on the next node), not a stage's long patience.
+            retry_policy=REDRIVE_PUBLISH_RETRY_POLICY,
         )
     log.info("dead_letter_redriven", order_id=str(order.id), dead_letter_id=dead_letter.pk, by=actor, task_id=task_id)
     return dead_letter
