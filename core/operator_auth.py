@@ -18,11 +18,25 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from core.login_guard import login_locked_out_for
+
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 JSON = "application/json"
 
 
 class CrossSiteSafeBasicAuthentication(BasicAuthentication):
+    def authenticate_credentials(self, userid: str, password: str, request: Request | None = None) -> tuple[Any, Any]:
+        try:
+            return super().authenticate_credentials(userid, password, request)
+        except exceptions.AuthenticationFailed:
+            # Refused by the failed-login lockout (core/login_guard.py) before any hash: a 429, not a 401.
+            retry_after = login_locked_out_for(request) if request is not None else None
+            if retry_after is not None:
+                raise exceptions.Throttled(
+                    wait=retry_after, detail="Too many failed logins from this address or for this username."
+                ) from None
+            raise
+
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         result = super().authenticate(request)  # None without Basic credentials; 401 for wrong ones
         if result is not None and request.method not in SAFE_METHODS:

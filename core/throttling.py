@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # rest_framework.views imports the throttle classes (DEFAULT_
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
+from core.client_ip import client_ip
 from core.logging import get_logger
 from core.rates import parse_rate
 
@@ -69,11 +70,11 @@ class ClientRateThrottle(_WindowThrottle):
 
 
 class AnonRateThrottle(_WindowThrottle):
-    """Per anonymous IP (behind proxies, set DRF's NUM_PROXIES to read X-Forwarded-For)."""
+    """Per anonymous IP: REMOTE_ADDR, or X-Forwarded-For only as far as NUM_PROXIES trusts it (core/client_ip.py)."""
 
     scope = "anon"
 
     def identity(self, request: "Request") -> str | None:
         if request.user and request.user.is_authenticated:
             return None
-        return self.get_ident(request)
+        return client_ip(request)

@@ -27,6 +27,9 @@ TEST_ENV = {
     # Throttling has its own tests (core/tests/test_throttling.py); elsewhere it must not get in the way.
     "THROTTLE_CLIENT_RATE": "100000/s",
     "THROTTLE_ANON_RATE": "100000/s",
+    # So is the failed-login lockout (core/tests/test_login_guard.py).
+    "LOGIN_FAILURE_LIMIT_PER_IP": "100000",
+    "LOGIN_FAILURE_LIMIT_PER_USERNAME": "100000",
     # Webhooks: receivers on loopback over http, and retries quick enough for a test.
     "WEBHOOK_ALLOW_PRIVATE_URLS": "True",
     "WEBHOOK_CONNECT_TIMEOUT": "1",

@@ -1,6 +1,8 @@
 """Rate limits per client and per anonymous IP, counted in the real Redis: over the limit a 429 with
 Retry-After in the error shape; each client and each IP has its own budget."""
 
+from typing import Any
+
 import pytest
 from django.test.utils import override_settings
 from rest_framework.test import APIClient
@@ -57,3 +59,30 @@ def test_anonymous_callers_are_limited_per_ip(anon_client: APIClient, catalog: d
 )
 def test_without_redis_requests_are_let_through(api_client: APIClient, catalog: dict[str, Product]) -> None:
     assert [api_client.get("/orders").status_code for _ in range(3)] == [200, 200, 200]
+
+
+@override_settings(THROTTLE_RATES={"client": "100/min", "anon": "2/min"})
+def test_a_varying_x_forwarded_for_does_not_bypass_the_anonymous_limit_without_num_proxies(
+    anon_client: APIClient, catalog: dict[str, Product]
+) -> None:
+    # NUM_PROXIES unset (the default): nobody's X-Forwarded-For is trusted, REMOTE_ADDR is the caller
+    codes = [
+        anon_client.get("/products", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"192.0.2.{i}").status_code
+        for i in range(4)
+    ]
+    assert codes == [200, 200, 429, 429]
+
+
+def test_behind_num_proxies_the_address_the_nearest_proxy_saw_is_counted(
+    anon_client: APIClient, catalog: dict[str, Product], settings: Any
+) -> None:
+    # one proxy in front: the last X-Forwarded-For entry is the client's; what the client put before it is not
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.THROTTLE_RATES = {"client": "100/min", "anon": "2/min"}
+    proxy = "10.0.0.9"
+    codes = [
+        anon_client.get("/products", REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=f"198.51.100.{i}, 203.0.113.7").status_code
+        for i in range(3)
+    ]
+    assert codes == [200, 200, 429]
+    assert anon_client.get("/products", REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.8").status_code == 200
