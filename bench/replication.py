@@ -57,13 +57,82 @@ def drain_once(broker: str, orders: int) -> dict:
     }
 
 
+def node_pids(broker: str) -> list[int]:
+    out = cluster(broker, "status")
+    return [int(line.split("pid ")[1]) for line in out.splitlines() if " pid " in line and "pid -" not in line]
+
+
+def broker_only(broker: str, messages: int) -> dict:
+    """The broker alone: `messages` 1 KiB persistent messages published to a fresh quorum queue with pipelined
+    confirms (windows of 500), then consumed (prefetch 500, acked in hundreds); the rates, and the CPU of this
+    broker's own nodes."""
+    import psutil
+    from kombu import Connection, Exchange, Queue
+
+    cluster(broker, "vhost", NAME)
+    url = cluster(broker, "urls", "--vhost", NAME)
+    nodes = [psutil.Process(pid) for pid in node_pids(broker)]
+
+    def cpu() -> float:
+        return sum(p.cpu_times().user + p.cpu_times().system for p in nodes)
+
+    body = b"x" * 1024
+    with Connection(url) as conn:
+        channel = conn.channel()
+        queue = Queue("replication", Exchange(""), "replication", queue_arguments={"x-queue-type": "quorum"})
+        queue(channel).declare()
+        channel.confirm_select()
+        confirmed = [0]
+
+        def on_ack(tag: int, multiple: bool) -> None:
+            confirmed[0] = max(confirmed[0], tag) if multiple else confirmed[0] + 1
+
+        channel.events["basic_ack"].add(on_ack)
+        cpu0, t0 = cpu(), time.monotonic()
+        published = 0
+        for start in range(0, messages, 500):
+            for _ in range(min(500, messages - start)):
+                message = channel.prepare_message(body, properties={"delivery_mode": 2})
+                channel.basic_publish(message, exchange="", routing_key="replication")
+                published += 1
+            while confirmed[0] < published:
+                conn.drain_events(timeout=30)
+        publish_s, publish_cpu = time.monotonic() - t0, cpu() - cpu0
+        cpu1, t1 = cpu(), time.monotonic()
+        got = [0]
+
+        def on_message(message) -> None:
+            got[0] += 1
+            if got[0] % 100 == 0 or got[0] == messages:
+                channel.basic_ack(message.delivery_tag, multiple=True)
+
+        channel.basic_qos(0, 500, False)
+        channel.basic_consume("replication", callback=on_message)
+        while got[0] < messages:
+            conn.drain_events(timeout=30)
+        consume_s, consume_cpu = time.monotonic() - t1, cpu() - cpu1
+    return {
+        "published_per_s": round(messages / publish_s),
+        "consumed_per_s": round(messages / consume_s),
+        "broker_cpu_ms_per_1000_published": round(1000 * publish_cpu * 1000 / messages, 1),
+        "broker_cpu_ms_per_1000_consumed": round(1000 * consume_cpu * 1000 / messages, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=3000)
     parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--messages", type=int, default=20000, help="the broker-only measurement's messages")
+    parser.add_argument("--broker-only", action="store_true", help="the broker alone, not the drains")
     args = parser.parse_args(argv)
     for broker in BROKERS:
         cluster(broker, "up", "--hosts", "0")
+    if args.broker_only:
+        for n in range(args.pairs):
+            for broker in BROKERS:
+                print(json.dumps({"pair": n + 1, "broker": broker, **broker_only(broker, args.messages)}), flush=True)
+        return 0
     runs = []
     for n in range(args.pairs):
         for broker in BROKERS:
