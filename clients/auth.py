@@ -1,7 +1,9 @@
 """Who is calling: an API client by its key (`Authorization: Bearer <key>`), or staff by their session.
 
 SECRET_TOKEN is the key of the built-in client `default`; every other key is an ApiClientKey (hashed,
-revocable, several per client). A client sees and writes only its own orders; staff see all."""
+revocable, several per client). SECRET_TOKEN is revoked with the client's keys (`api_client revoke --all
+default`, which records its value's revocation as a key row labelled SECRET_TOKEN); a new value is a new key.
+A client sees and writes only its own orders; staff see all."""
 
 from __future__ import annotations
 
@@ -55,6 +57,9 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid key.")
         # Constant-time comparison: the token must not leak through response timing.
         if hmac.compare_digest(token, settings.SECRET_TOKEN.encode()):
+            # Revocable like any key (`api_client revoke --all default`): one indexed lookup of its row.
+            if selectors.secret_token_revoked(token=settings.SECRET_TOKEN):
+                raise exceptions.AuthenticationFailed("Invalid key.")
             return ClientPrincipal(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_NAME), None
         try:
             key = token.decode("ascii")

@@ -1,11 +1,12 @@
 """Reads: the client a bearer key belongs to, clients and their keys, webhook endpoints."""
 
+import hashlib
 from datetime import datetime
 from typing import TypedDict
 
 from django.utils import timezone
 
-from clients.models import ApiClient, ApiClientKey, WebhookEndpoint
+from clients.models import DEFAULT_CLIENT_ID, ApiClient, ApiClientKey, WebhookEndpoint
 
 
 class ApiKeyRow(TypedDict):
@@ -21,6 +22,19 @@ class ApiClientRow(TypedDict):
     created_at: datetime
     webhook_url: str
     keys: list[ApiKeyRow]
+
+
+def secret_token_prefix(*, token: str) -> str:
+    """The prefix of SECRET_TOKEN's key row (clients/services.py:secret_token_key_ensure): 8 hex digits of its
+    SHA-256, so another SECRET_TOKEN (a rotation) is another row, never revoked with the old one."""
+    return hashlib.sha256(token.encode()).hexdigest()[:8]
+
+
+def secret_token_revoked(*, token: str) -> bool:
+    """Whether this SECRET_TOKEN value was revoked (`api_client revoke --all default`): one indexed lookup."""
+    return ApiClientKey.objects.filter(
+        prefix=secret_token_prefix(token=token), client_id=DEFAULT_CLIENT_ID, revoked=True
+    ).exists()
 
 
 def client_for_key(*, key: str) -> ApiClient | None:

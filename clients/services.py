@@ -9,9 +9,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clients.models import ApiClient, ApiClientKey, WebhookEndpoint
+from clients import selectors
+from clients.models import DEFAULT_CLIENT_ID, ApiClient, ApiClientKey, WebhookEndpoint
 from core.exceptions import ApplicationError
 from core.netsafety import UnsafeUrl, url_check
+
+# The label of the `default` client's key row that stands for SECRET_TOKEN (`api_client list` shows it).
+SECRET_TOKEN_KEY_LABEL = "SECRET_TOKEN"  # noqa: S105  a label, not the secret
 
 
 class ClientNotFound(ApplicationError):
@@ -45,12 +49,35 @@ def api_client_key_revoke(*, prefix: str) -> ApiClientKey:
     return key
 
 
+def secret_token_key_ensure() -> ApiClientKey:
+    """The `default` client's key row standing for the current SECRET_TOKEN (label `SECRET_TOKEN`), so that
+    revoking the client's keys revokes it too. The token itself is checked against the setting; the row only
+    records whether that value was revoked (clients/auth.py)."""
+    token = settings.SECRET_TOKEN
+    prefix = selectors.secret_token_prefix(token=token)
+    hashed_key = ApiClientKey.objects.key_generator.hash(token)
+    key, _ = ApiClientKey.objects.get_or_create(
+        prefix=prefix,
+        defaults={
+            "id": f"{prefix}.{hashed_key}",
+            "hashed_key": hashed_key,
+            "client_id": DEFAULT_CLIENT_ID,
+            "name": SECRET_TOKEN_KEY_LABEL,
+        },
+    )
+    return key
+
+
 def api_client_revoke(*, name: str) -> int:
-    """Revoke every key of a client; returns how many were active."""
+    """Revoke every key of a client; returns how many were active. For `default`, that includes SECRET_TOKEN's
+    current value (rotate it: a new SECRET_TOKEN in the environment, then restart web)."""
     client = ApiClient.objects.filter(name=name).first()
     if client is None:
         raise ClientNotFound(f"No API client named {name!r}.")
-    return ApiClientKey.objects.filter(client=client, revoked=False).update(revoked=True)
+    with transaction.atomic():  # transaction ensures SECRET_TOKEN's row is revoked with the others or not at all
+        if client.id == DEFAULT_CLIENT_ID:
+            secret_token_key_ensure()
+        return ApiClientKey.objects.filter(client=client, revoked=False).update(revoked=True)
 
 
 class WebhookUrlRefused(ApplicationError):

@@ -3,7 +3,9 @@
 import io
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.test.utils import override_settings
 
 from clients.tests.factories import api_client_for
 from orders.models import Product
@@ -52,3 +54,22 @@ def test_revoke_all_and_unknown_targets(catalog: dict[str, Product]) -> None:
         run("revoke", "nosuchpf")
     with pytest.raises(CommandError):
         run("revoke", "--all", "nobody")
+
+
+def test_revoke_all_default_revokes_secret_token_and_a_new_value_works(catalog: dict[str, Product]) -> None:
+    # given: SECRET_TOKEN works
+    old_token = settings.SECRET_TOKEN
+    assert api_client_for(old_token).get("/orders").status_code == 200
+
+    # when: every key of `default` is revoked
+    out = run("revoke", "--all", "default")
+
+    # then: SECRET_TOKEN's value is one of them and is refused from now on; `list` shows it revoked
+    assert "Revoked 1 key(s)" in out and "set a new SECRET_TOKEN" in out
+    assert api_client_for(old_token).get("/orders").status_code == 401
+    assert any("revoked" in line and "SECRET_TOKEN" in line for line in run("list").splitlines())
+    # a rotated SECRET_TOKEN (a new value in the environment) is a new, working key
+    rotated = "rotated-" + "k" * 40
+    with override_settings(SECRET_TOKEN=rotated):
+        assert api_client_for(rotated).get("/orders").status_code == 200
+        assert api_client_for(old_token).get("/orders").status_code == 401

@@ -4,7 +4,7 @@ manage.py api_client create NAME      a client and its first key (the key alone 
 manage.py api_client key NAME         another key for a client (rotation: move callers, then revoke the old)
 manage.py api_client list             clients and their keys (prefixes only; keys are stored hashed)
 manage.py api_client revoke PREFIX    revoke one key (its prefix, the part before the dot)
-manage.py api_client revoke --all NAME  revoke every key of a client
+manage.py api_client revoke --all NAME  revoke every key of a client (of `default`: SECRET_TOKEN's value too)
 manage.py api_client set-webhook NAME URL     the client's webhook endpoint (again: new URL, secret rotated);
                                               its signing secret alone on the last line
 manage.py api_client rotate-webhook-secret NAME  a new signing secret (the old one valid for
@@ -17,7 +17,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clients import selectors, services
-from clients.models import ApiClient
+from clients.models import DEFAULT_CLIENT_NAME, ApiClient
 from core.exceptions import ApplicationError
 
 
@@ -83,6 +83,11 @@ class Command(BaseCommand):
         if all:
             count = services.api_client_revoke(name=target)
             self.stdout.write(f"Revoked {count} key(s) of {target!r}.")
+            if target == DEFAULT_CLIENT_NAME:
+                self.stdout.write(
+                    "SECRET_TOKEN's current value is revoked with them. To give 'default' a token again, set a new"
+                    " SECRET_TOKEN and restart web, or issue it a key: api_client key default"
+                )
         else:
             api_key = services.api_client_key_revoke(prefix=target)
             self.stdout.write(f"Revoked key {api_key.prefix} of {api_key.client.name!r}.")
