@@ -2,10 +2,13 @@
 
 Refunds (`refund`) fail as `manage.py provider --refund MODE` says (flaky, down, hang, reject).
 
-Demo triggers (README "Simulating failures"): BOMBA is a poison item (permanent error), FLAKY fails
-transiently on the first 2 attempts, DOWN always fails transiently, HANG stalls past the client
-timeout, CRASH kills the worker process (only with DEMO_CRASH_ENABLED). ENRICHMENT_FAILURE_RATE adds
-random transient failures.
+Demo triggers (README "Simulating failures"), only with DEMO_FAULTS_ENABLED (otherwise ordinary items):
+BOMBA is a poison item (permanent error), FLAKY fails transiently on the first 2 attempts, DOWN always
+fails transiently, HANG stalls past the call's deadline, CRASH kills the worker process (with
+DEMO_CRASH_ENABLED too). ENRICHMENT_FAILURE_RATE adds random transient failures.
+
+Every call has a total deadline, ENRICHMENT_PROVIDER_TIMEOUT from its start: no wait in it goes past it,
+and reaching it is a transient timeout (as a real client's total timeout would be).
 """
 
 import hashlib
@@ -41,10 +44,25 @@ class ProviderItem:
 
 
 FLAKY_FAILURES = 2
+FAULT_SKUS = frozenset({"FLAKY", "DOWN", "BOMBA", "HANG", "CRASH"})
+
+
+def _call_deadline() -> float:
+    return time.monotonic() + settings.ENRICHMENT_PROVIDER_TIMEOUT
+
+
+def _wait(seconds: float, *, deadline: float) -> None:
+    """The simulated call's time, never past its deadline: a wait that would end after it times the call out."""
+    remaining = deadline - time.monotonic()
+    if seconds >= remaining:
+        time.sleep(max(0.0, remaining))
+        raise ProviderTransientError(f"provider timed out after {settings.ENRICHMENT_PROVIDER_TIMEOUT}s")
+    time.sleep(seconds)
 
 
 def enrich(*, customer_id: str, items: Sequence[ProviderItem], attempt: int) -> dict:
-    skus = {i.sku for i in items}
+    deadline = _call_deadline()
+    skus = {i.sku for i in items} if settings.DEMO_FAULTS_ENABLED else {i.sku for i in items} - FAULT_SKUS
     if controls.outage_fixed():
         skus -= {"DOWN", "FLAKY", "HANG"}
     if "CRASH" in skus and settings.DEMO_CRASH_ENABLED:
@@ -52,9 +70,8 @@ def enrich(*, customer_id: str, items: Sequence[ProviderItem], attempt: int) -> 
     if "BOMBA" in skus:
         raise ProviderPermanentError("provider rejected poison item BOMBA")
     if "HANG" in skus:
-        time.sleep(settings.ENRICHMENT_PROVIDER_TIMEOUT)
-        raise ProviderTransientError(f"provider timed out after {settings.ENRICHMENT_PROVIDER_TIMEOUT}s")
-    time.sleep(settings.ENRICHMENT_LATENCY_MS / 1000)
+        _wait(float("inf"), deadline=deadline)
+    _wait(settings.ENRICHMENT_LATENCY_MS / 1000, deadline=deadline)
     if "DOWN" in skus:
         raise ProviderTransientError("provider unavailable (503)")
     if "FLAKY" in skus and attempt < FLAKY_FAILURES:
@@ -74,13 +91,13 @@ def enrich(*, customer_id: str, items: Sequence[ProviderItem], attempt: int) -> 
 
 def refund(*, customer_id: str, reference: str, amount: str, attempt: int) -> dict:
     """Refund `amount` of the invoice `reference` to the customer; fails as controls.refund_mode() says."""
+    deadline = _call_deadline()
     mode = controls.refund_mode()
     if mode == "reject":
         raise ProviderPermanentError(f"provider rejected the refund of {reference}")
     if mode == "hang":
-        time.sleep(settings.ENRICHMENT_PROVIDER_TIMEOUT)
-        raise ProviderTransientError(f"provider timed out after {settings.ENRICHMENT_PROVIDER_TIMEOUT}s")
-    time.sleep(settings.ENRICHMENT_LATENCY_MS / 1000)
+        _wait(float("inf"), deadline=deadline)
+    _wait(settings.ENRICHMENT_LATENCY_MS / 1000, deadline=deadline)
     if mode == "down":
         raise ProviderTransientError("provider unavailable (503)")
     if mode == "flaky" and attempt < FLAKY_FAILURES:

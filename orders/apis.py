@@ -169,6 +169,13 @@ class OrderListCreateApi(APIView):
             202: OutputSerializer,
             409: OpenApiResponse(ErrorSerializer, description="Key reused with another body"),
             **ERRORS,
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "Too many requests (`Retry-After` says when to retry), or `too_many_orders_in_flight`:"
+                    " the client has ORDERS_IN_FLIGHT_MAX orders not yet finished"
+                ),
+            ),
         },
     )
     def post(self, request: Request) -> Response:

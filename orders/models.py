@@ -99,6 +99,12 @@ class Order(models.Model):
                 name="order_in_flight_idx",
                 condition=models.Q(status__in=IN_FLIGHT_STATUSES),
             ),
+            # A client's orders in flight, counted (up to ORDERS_IN_FLIGHT_MAX) on every POST /orders.
+            models.Index(
+                fields=["client"],
+                name="order_client_in_flight_idx",
+                condition=models.Q(status__in=IN_FLIGHT_STATUSES),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,6 +21,8 @@ TEST_ENV = {
     "TASK_RETRY_BACKOFF_BASE": "1",
     "TASK_RETRY_BACKOFF_MAX": "2",
     "ENRICHMENT_PROVIDER_TIMEOUT": "1",
+    # The demo's fault items (HANG, DOWN, BOMBA, FLAKY, CRASH), seeded and acting, as in `make run`.
+    "DEMO_FAULTS_ENABLED": "True",
     "DEMO_CRASH_ENABLED": "True",
     "OUTBOX_GRACE_SECONDS": "1",
     "HEARTBEAT_FILE": "/tmp/orders-test-heartbeat",

@@ -20,6 +20,8 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/orders}
 # No proxy in front: the page served by web (:8000) opens its socket on the live process's port.
 # The demo: the live page needs no login (read-only, no customer data; off by default elsewhere).
 export LIVE_FEED_ANONYMOUS=${LIVE_FEED_ANONYMOUS:-true}
+# The demo's fault items (HANG, DOWN, BOMBA, FLAKY, CRASH): seeded and acting here, never by default.
+export DEMO_FAULTS_ENABLED=${DEMO_FAULTS_ENABLED:-true}
 # Webhook endpoints on this machine (a receiver on http://127.0.0.1:...): allowed here, never by default.
 export WEBHOOK_ALLOW_PRIVATE_URLS=${WEBHOOK_ALLOW_PRIVATE_URLS:-true}
 export LIVE_WS_PORT=${LIVE_WS_PORT:-${LIVE_PORT:-8001}}

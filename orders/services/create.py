@@ -11,10 +11,18 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.db import statement_transaction
-from core.exceptions import ConflictError
+from core.exceptions import ApplicationError, ConflictError
 from core.logging import get_logger
 from orders import metrics
-from orders.models import IdempotencyKey, Order, OrderHistory, OrderItem, OrderStatus, OutboxMessage
+from orders.models import (
+    IN_FLIGHT_STATUSES,
+    IdempotencyKey,
+    Order,
+    OrderHistory,
+    OrderItem,
+    OrderStatus,
+    OutboxMessage,
+)
 from orders.pipeline import Step
 from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish
 
@@ -23,6 +31,18 @@ log = get_logger(__name__)
 
 class IdempotencyConflict(ConflictError):
     code = "idempotency_key_reused"
+
+
+class TooManyOrdersInFlight(ApplicationError):
+    status_code = 429
+    code = "too_many_orders_in_flight"
+
+
+def _in_flight_at_cap(*, client_id: int, cap: int) -> bool:
+    """Whether the client has `cap` orders in flight: counted no further than the cap, on the partial index
+    of in-flight orders per client, so the check costs the same however many orders the client has."""
+    ids = Order.objects.filter(client_id=client_id, status__in=IN_FLIGHT_STATUSES).values("pk")[:cap]
+    return ids.count() >= cap
 
 
 @dataclass(frozen=True)
@@ -95,7 +115,26 @@ def order_create(
     in batches. With OUTBOX_PUBLISH_INLINE this process publishes it after the commit too (the relay is
     then the safety net). If the process dies after the commit, the relay publishes the row: nothing
     accepted is lost.
+
+    A client with ORDERS_IN_FLIGHT_MAX orders in flight gets TooManyOrdersInFlight (429) instead, unless the
+    request replays an accepted one (its idempotency key): one client cannot fill every client's queues.
+    Concurrent requests of one client may pass the cap by as many as are in flight together.
     """
+    cap = settings.ORDERS_IN_FLIGHT_MAX
+    if cap and _in_flight_at_cap(client_id=client_id, cap=cap):
+        existing = (
+            _order_for_key(client_id=client_id, key=idempotency_key, request_hash=request_hash)
+            if idempotency_key
+            else None
+        )
+        if existing is not None:
+            return OrderCreateResult(order=existing, created=False)
+        log.warning("order_refused_in_flight_cap", client_id=client_id, in_flight_max=cap)
+        raise TooManyOrdersInFlight(
+            f"This client has {cap} orders in flight (not yet completed, failed, cancelled or refunded):"
+            " retry once some have finished.",
+            extra={"in_flight_max": cap},
+        )
     order = Order(
         id=uuid.uuid4(),
         client_id=client_id,
