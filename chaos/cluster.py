@@ -42,6 +42,7 @@ PLACEMENT = {
 }
 KINDS = list(PLACEMENT)
 FAULTS = ("node-kill", "node-isolate", "host-vanish")  # the events a latency window starts at
+ENDS = {"node-start": NODE_DOWN_SECONDS, "node-heal": PARTITION_SECONDS, "host-back": HOST_DOWN_SECONDS}
 FAULT_SECONDS = {"node-kill": NODE_DOWN_SECONDS, "node-isolate": PARTITION_SECONDS, "host-vanish": HOST_DOWN_SECONDS}
 
 
@@ -145,10 +146,15 @@ def plan(duration: float, rng: random.Random, vhost: str, faults: tuple[str, ...
 def run_faults(cfg: Config, sup, rng: random.Random, duration: float, events_log: list, outages: dict) -> None:
     faults = plan(duration, rng, cfg.vhost, cfg.cluster_faults)
     start = time.monotonic()
+    began: dict[int, float] = {}  # target -> when its fault actually began (a slow restart delays the next)
     for at, action, target in faults:
         wait = start + at - time.monotonic()
+        if action in ENDS:  # a fault lasts its full time, however late it began
+            wait = max(wait, began.get(target, 0.0) + ENDS[action] - time.monotonic())
         if wait > 0:
             time.sleep(wait)
+        if action not in ENDS:
+            began[target] = time.monotonic()
         event = {"t": round(time.monotonic() - start, 2), "wall": time.time(), "event": action, "target": target}
         if action == "node-kill":
             # What the broker held at that moment: on a one-node broker, what its disk's loss would lose.

@@ -71,6 +71,7 @@ def system_env(cfg: Config) -> dict:
         CHANNELS_PREFIX="asgi-chaos",
         LOG_FORMAT="json",
         ENRICHMENT_LATENCY_MS="20",
+        DEMO_FAULTS_ENABLED="true",  # the load orders the fault items (FLAKY, DOWN, BOMBA)
         TASK_MAX_RETRIES="3",
         TASK_RETRY_BACKOFF_BASE="1",
         TASK_RETRY_BACKOFF_MAX="4",
