@@ -47,9 +47,26 @@ class WebhookEndpoint(models.Model):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Its health (orders/webhooks/delivery.py): failed attempts in a row and since when. Past
+    # WEBHOOK_DISABLE_AFTER_FAILURES or WEBHOOK_DISABLE_AFTER_SECONDS it is disabled: nothing is sent to it,
+    # its client's events wait (pending) until an operator re-enables it, which sends them.
+    consecutive_failures = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="", db_default="", editable=False)
 
     class Meta:
         verbose_name = "webhook endpoint"
 
     def __str__(self) -> str:
         return f"{self.client.name}: {self.url}"
+
+
+class WebhookEndpointStatus(WebhookEndpoint):
+    """The endpoints' health for operators (the admin's "webhook endpoint status"): failing, disabled, and
+    the re-enable action (a permission of its own: change)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "webhook endpoint status"
+        verbose_name_plural = "webhook endpoint statuses"

@@ -75,6 +75,10 @@ WEBHOOK_DELIVERY_SECONDS = Histogram(
     "Seconds one webhook delivery attempt took (resolve, connect, request, answer)",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "orders_webhook_endpoints_disabled_total",
+    "Webhook endpoints disabled for failing too long (their events wait until an operator re-enables them)",
+)
 WEBHOOK_BACKLOG = Gauge(
     "orders_webhook_backlog", "Webhook events not delivered yet (queued or waiting to retry)", multiprocess_mode="max"
 )

@@ -442,7 +442,7 @@ WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=10.0)
 # its answer is cut off there, and the attempt is a timeout (retried), never delivered. Only a complete,
 # well-formed answer counts, its body read to its end; a body over WEBHOOK_RESPONSE_MAX_BYTES does not.
 WEBHOOK_TOTAL_TIMEOUT = env.float("WEBHOOK_TOTAL_TIMEOUT", default=15.0)
-WEBHOOK_RESPONSE_MAX_BYTES = env.int("WEBHOOK_RESPONSE_MAX_BYTES", default=65536)
+WEBHOOK_RESPONSE_MAX_BYTES = env.int("WEBHOOK_RESPONSE_MAX_BYTES", default=1024 * 1024)
 # An endpoint failing this many attempts in a row, or failing for this long (0: not that bound), is
 # disabled (as Stripe does): its client's events wait, undelivered and not dead-lettered, until an
 # operator re-enables it (the admin, `manage.py webhook_endpoint enable NAME`), which sends them.

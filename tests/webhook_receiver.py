@@ -1,6 +1,7 @@
 """A real webhook receiver for the tests: an HTTP server on loopback, in a thread, that verifies every
 delivery with the `standardwebhooks` library (as a client's receiver would) and answers as scripted:
-200 by default, or the next scripted answer (a status with headers, or a hang past the read timeout)."""
+200 by default, or the next scripted answer (a status with headers, a hang past the read timeout, an answer
+dripped a byte at a time, or one cut short of its Content-Length)."""
 
 import json
 import threading
@@ -17,6 +18,9 @@ class Answer:
     headers: dict = field(default_factory=dict)
     body: str = "ok"
     hang: float = 0.0  # seconds to wait before answering (past the read timeout: the sender gives up)
+    drip: float = 0.0  # seconds between bytes: the answer sent one byte at a time, each read well in time
+    drip_head: bool = False  # drip the status line and headers too (else they go at once, then the body drips)
+    short_by: int = 0  # announce this many more bytes than sent, then close (an incomplete answer)
 
 
 @dataclass
@@ -61,11 +65,29 @@ class WebhookReceiver:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    self.send_header("Content-Length", str(len(payload) + answer.short_by))
+                    if answer.drip:
+                        head = b"".join(self._headers_buffer)  # what end_headers() would flush, and its CRLF
+                        self._headers_buffer = []
+                        self._drip(head + b"\r\n", answer.drip if answer.drip_head else 0.0)
+                        self._drip(payload, answer.drip)
+                    else:
+                        self.end_headers()
+                        self.wfile.write(payload)
+                    if answer.short_by:
+                        self.wfile.flush()
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the sender gave up (a hang past its read timeout)
+                    pass  # the sender gave up (a hang past its read timeout, or its deadline)
+
+            def _drip(self, data: bytes, interval: float) -> None:
+                if not interval:
+                    self.wfile.write(data)
+                    return
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(interval)
 
             def log_message(self, *args) -> None:
                 pass
