@@ -22,12 +22,37 @@ class Target:
     port: int
 
 
+# IPv6 forms that carry an IPv4 address a translator or tunnel delivers to: the IPv4 address is the one
+# checked. NAT64's well-known prefix (RFC 6052: 64:ff9b::a9fe:a9fe is 169.254.169.254) and 6to4 (RFC 3056).
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Forms never used for a public web server, whose IPv4 part a local translator may deliver anywhere: a
+# network's own NAT64 prefix (RFC 8215), IPv4-compatible (deprecated, RFC 4291) and IPv4-translated (SIIT).
+_REFUSED_V6 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address (Teredo's 2001::/32 is not global anyway)
+    return None
+
+
 def address_allowed(address: str, *, allow_private: bool) -> bool:
     if allow_private:
         return True
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone id is not part of the address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    # An IPv6 zone id is not part of the address.
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in _REFUSED_V6):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            ip = embedded
     # is_global is False for private, loopback, link-local, shared (100.64/10), reserved and documentation
     # ranges; multicast addresses can be "global" but are never a web server.
     return ip.is_global and not ip.is_multicast

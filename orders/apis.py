@@ -265,7 +265,7 @@ class OrderDetailApi(APIView):
     )
     def get(self, request: Request, order_id: str) -> Response:
         try:
-            uuid.UUID(order_id)
+            order_id = str(uuid.UUID(order_id))  # one spelling per order (its cache keys)
         except ValueError:
             raise NotFound("Order not found.") from None
         # Another client's order is a 404, as if it did not exist: ids are not confirmed to outsiders.
@@ -309,7 +309,7 @@ class OrderCancelApi(APIView):
     )
     def post(self, request: Request, order_id: str) -> Response:
         try:
-            uuid.UUID(order_id)
+            order_id = str(uuid.UUID(order_id))  # one spelling per order (its cache keys)
         except ValueError:
             raise NotFound("Order not found.") from None
         serializer = self.InputSerializer(data=request.data if request.data is not None else {})

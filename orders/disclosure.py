@@ -17,6 +17,9 @@ _PUBLIC_DETAIL_KEYS = {
     HistoryEvent.REDRIVEN: frozenset(),
     HistoryEvent.RECONCILED: frozenset({"attempt"}),
 }
+# What the anonymous demo reader (LIVE_FEED_ANONYMOUS: the live page, order reads without a key) may not see
+# either: the order's money and documents (invoice and credit-note numbers, totals) are its client's.
+_CLIENT_ONLY_DETAIL_KEYS = frozenset({"invoice", "total", "credit_note"})
 PUBLIC_FAILURE_REASON = "The order could not be processed; quote its order_id to support."
 
 
@@ -33,8 +36,10 @@ def public_actor(actor: str) -> str:
     return actor if actor.startswith("client:") else "staff"
 
 
-def public_history_entry(entry: dict) -> dict:
+def public_history_entry(entry: dict, *, demo: bool = False) -> dict:
     keys = _PUBLIC_DETAIL_KEYS.get(entry["event"], _PIPELINE_DETAIL_KEYS)
+    if demo:
+        keys = keys - _CLIENT_ONLY_DETAIL_KEYS
     detail = {k: v for k, v in entry["detail"].items() if k in keys}
     if entry["event"] == HistoryEvent.FAILED and entry["detail"].get("kind") == "business":
         detail["reason"] = entry["detail"].get("reason", "")
@@ -42,10 +47,11 @@ def public_history_entry(entry: dict) -> dict:
 
 
 def public_live_event(event: dict) -> dict:
-    """A live event (orders/services/history.py live_event) as a non-staff socket may see it."""
+    """A live event (orders/services/history.py live_event) as a non-staff socket may see it: only the demo's
+    anonymous sockets are not staff (orders/consumers.py), so without the client's invoice and totals."""
     raw = event.get("detail")
     detail: dict = raw if isinstance(raw, dict) else {}
-    entry = public_history_entry({**event, "detail": detail})
+    entry = public_history_entry({**event, "detail": detail}, demo=True)
     kind = detail.get("kind", "") if event.get("event") == HistoryEvent.FAILED else ""
     if "failure_reason" in entry:
         entry["failure_reason"] = public_failure_reason(failure_reason=entry["failure_reason"] or "", failure_kind=kind)

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -26,12 +27,21 @@ def order_group(order_id) -> str:
     return f"orders.order.{order_id}"
 
 
+def _canonical(order_id: Any) -> str:
+    """One spelling per order (lower case, hyphens): an id written in upper case, as `urn:uuid:...` or
+    without hyphens is the same order, so it must read and bump the same cache keys."""
+    try:
+        return str(order_id if isinstance(order_id, uuid.UUID) else uuid.UUID(str(order_id)))
+    except ValueError:
+        return str(order_id)
+
+
 def order_cache_version_key(order_id) -> str:
-    return f"order:{order_id}:v"
+    return f"order:{_canonical(order_id)}:v"
 
 
 def order_cache_key(order_id, version: int) -> str:
-    return f"order:{order_id}:{version}"
+    return f"order:{_canonical(order_id)}:{version}"
 
 
 def order_changed_on_commit(*, order_id, event: dict) -> None:

@@ -21,9 +21,12 @@ class OrderCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param, "")
         if raw == "":
             return self.page_size
-        if not raw.isdigit() or int(raw) < 1:
+        # ASCII digits only: str.isdigit() is also true for '²' and other Unicode digits, which int() refuses (a 500).
+        digits = raw.lstrip("0")
+        if not (raw.isascii() and raw.isdigit()) or not digits:
             raise ValidationError({self.page_size_query_param: ["A positive integer is required."]})
-        return min(int(raw), self.max_page_size)
+        # A longer number than any page is capped without converting it (int() refuses over 4300 digits).
+        return self.max_page_size if len(digits) > 9 else min(int(digits), self.max_page_size)
 
     def decode_cursor(self, request):
         cursor = super().decode_cursor(request)

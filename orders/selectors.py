@@ -126,7 +126,7 @@ def _view_for(data: dict, reader: Reader) -> dict:
             public_failure_reason(failure_reason=data["failure_reason"] or "", failure_kind=data["_failure_kind"])
             or None
         )
-        view["history"] = [public_history_entry(h) for h in data["history"]]
+        view["history"] = [public_history_entry(h, demo=reader.demo) for h in data["history"]]
         if view.get("cancellation"):
             view["cancellation"] = {**view["cancellation"], "by": public_actor(view["cancellation"]["by"])}
     if reader.demo:

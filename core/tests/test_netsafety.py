@@ -96,3 +96,30 @@ def test_every_resolved_address_must_be_public(monkeypatch):
     assert resolve_allowed(Target("https", "fine.example", 443), allow_private=False) == ["1.1.1.1", "93.184.215.14"]
     with pytest.raises(UnsafeUrl):
         url_check("https://rebind.example/hook", allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 (RFC 6052) of 169.254.169.254, the cloud metadata service
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b:1::a9fe:a9fe",  # a local-use NAT64 prefix (RFC 8215)
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "::a9fe:a9fe",  # IPv4-compatible (deprecated)
+        "::ffff:0:a9fe:a9fe",  # IPv4-translated (SIIT)
+    ],
+)
+def test_ipv6_forms_embedding_a_non_public_ipv4_address_are_refused(address):
+    assert not address_allowed(address, allow_private=False)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1"])
+def test_ipv6_forms_embedding_a_public_ipv4_address_are_allowed(address):
+    assert address_allowed(address, allow_private=False)
+
+
+def test_a_webhook_url_with_a_nat64_literal_of_the_metadata_address_is_refused():
+    with pytest.raises(UnsafeUrl):
+        url_check("https://[64:ff9b::a9fe:a9fe]/hooks", allow_private=False)

@@ -55,3 +55,21 @@ def test_a_business_failure_reaches_a_non_staff_socket_with_its_reason():
 def test_staff_sockets_get_the_whole_event():
     event = _event()
     assert public_event(event, staff=True)["detail"] == event["detail"]
+
+
+def test_a_non_staff_socket_sees_no_invoice_or_credit_note_number_or_total():
+    finalized = _event(
+        status="completed",
+        stage="finalize",
+        event="completed",
+        detail={"invoice": "INV-20261201-0B7C8F3E4A47", "total": "12.50"},
+    )
+    refunded = _event(
+        status="refunded",
+        stage="refund",
+        event="refunded",
+        detail={"credit_note": "CN-20261201-0B7C8F3E4A47", "total": "12.50", "via": "refund"},
+    )
+    assert public_event(finalized, staff=False)["detail"] == {}
+    assert public_event(refunded, staff=False)["detail"] == {"via": "refund"}
+    assert public_event(refunded, staff=True)["detail"] == refunded["detail"]

@@ -40,3 +40,21 @@ def test_unknown_order_is_not_cached(catalog):
     from django.core.cache import cache
 
     assert cache.get(f"order:{missing}:0") is None
+
+
+@pytest.mark.parametrize(
+    "spell", [str.upper, lambda s: f"urn:uuid:{s}", lambda s: s.replace("-", ""), lambda s: "{" + s + "}"]
+)
+def test_an_order_id_spelled_another_way_reads_the_fresh_order_not_a_stale_cache_entry(
+    api_client, catalog, django_capture_on_commit_callbacks, spell
+):
+    # given: the order read (and cached) once under its other spelling, while pending
+    order = order_create(items=[("ABC", 1)])
+    other = spell(str(order.id))
+    assert api_client.get(f"/orders/{other}").json()["status"] == OrderStatus.PENDING
+    # when: a stage commits (its on-commit hook bumps the order's cache version)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.order_process(order_id=order.id)
+    # then: every spelling reads the new status at once
+    assert api_client.get(f"/orders/{other}").json()["status"] == OrderStatus.PROCESSING
+    assert api_client.get(f"/orders/{order.id}").json()["status"] == OrderStatus.PROCESSING

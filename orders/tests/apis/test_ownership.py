@@ -1,6 +1,7 @@
 """Orders belong to the client that created them: a key or a staff session on every read, another
 client's order is a 404, idempotency keys are per client, and clients see no staff names or exception text."""
 
+import json
 import uuid
 
 import pytest
@@ -161,3 +162,31 @@ def test_the_demos_anonymous_page_reads_orders_without_customer_data(anon_client
             assert secret not in body
     # and it is reading only: no anonymous writes
     assert anon_client.post("/orders", ORDER, format="json").status_code == 401
+
+
+def test_the_demos_anonymous_reader_sees_no_invoice_or_credit_note_numbers_or_totals(
+    anon_client, shop, settings, catalog, django_capture_on_commit_callbacks
+):
+    # given: a completed, then refunded order of a client, and the demo's anonymous page on
+    settings.LIVE_FEED_ANONYMOUS = True
+    _, shop_http = shop
+    order_id = shop_http.post("/orders", ORDER, format="json").json()["order_id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.order_process(order_id=order_id)
+        services.order_enrich(order_id=order_id)
+        services.order_finalize(order_id=order_id)
+        services.order_cancel(order_id=order_id, actor="client:shop", reason="")
+        services.order_refund(order_id=order_id)
+    order = Order.objects.select_related("invoice", "credit_note").get(id=order_id)
+    numbers = (order.invoice.number, order.credit_note.number)
+    # when
+    anonymous = anon_client.get(f"/orders/{order_id}").json()
+    own = shop_http.get(f"/orders/{order_id}").json()
+    # then: the anonymous reader sees the history without them (the order's total_amount stays: the
+    # page's total column); the client still reads its own
+    assert anonymous["status"] == own["status"] == "refunded"
+    for number in numbers:
+        assert number not in json.dumps(anonymous)
+        assert number in str(own)
+    for entry in anonymous["history"]:
+        assert not {"invoice", "credit_note", "total"} & set(entry["detail"])

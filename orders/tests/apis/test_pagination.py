@@ -98,3 +98,14 @@ def test_a_clients_page_is_served_by_the_client_created_at_index(catalog):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "order_client_created_idx" in plan
     assert "Sort" not in plan.split("\n")[1] if len(plan.split("\n")) > 1 else True
+
+
+@pytest.mark.parametrize("page_size", ["\u00b2", "1\u00b3", "0", "-1", "1.5", "9" * 5000])
+def test_a_page_size_that_is_not_ascii_digits_is_a_400_never_a_500(api_client, catalog, page_size):
+    # superscripts are str.isdigit() but not int()-able; 5000 nines are past int()'s digit limit: capped
+    response = api_client.get("/orders", {"page_size": page_size})
+    if page_size.startswith("9"):
+        assert response.status_code == 200
+        return
+    assert response.status_code == 400
+    assert response.json()["extra"]["fields"]["page_size"] == ["A positive integer is required."]
