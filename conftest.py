@@ -85,13 +85,14 @@ def admin_client_logged(client):
 
 @pytest.fixture
 def staff_client():
-    """An API client with a staff user's HTTP Basic credentials (the operator endpoints)."""
+    """An API client with an on-call staff user's HTTP Basic credentials (the operator endpoints)."""
     import base64
 
-    from django.contrib.auth.models import User
     from rest_framework.test import APIClient
 
-    User.objects.create_user("ops", password="pw-ops", is_staff=True)
+    from orders.tests.factories import staff_user_create
+
+    staff_user_create("ops", password="pw-ops")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"ops:pw-ops").decode())
     return client

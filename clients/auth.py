@@ -3,7 +3,7 @@
 SECRET_TOKEN is the key of the built-in client `default`; every other key is an ApiClientKey (hashed,
 revocable, several per client). SECRET_TOKEN is revoked with the client's keys (`api_client revoke --all
 default`, which records its value's revocation as a key row labelled SECRET_TOKEN); a new value is a new key.
-A client sees and writes only its own orders; staff see all."""
+A client sees and writes only its own orders; staff see all if they hold the permission to."""
 
 from __future__ import annotations
 
@@ -75,10 +75,31 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
 
 
 class IsClientOrStaff(permissions.BasePermission):
+    """A client key, or staff holding `staff_permission` when a subclass names one (README "Security")."""
+
     message = "Authentication credentials were not provided: send 'Authorization: Bearer <key>'."
+    staff_permission: str | None = None
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return isinstance(request.user, ClientPrincipal) or bool(request.user and request.user.is_staff)
+        if isinstance(request.user, ClientPrincipal):
+            return True
+        if not (request.user and request.user.is_staff):
+            return False
+        if self.staff_permission is None or request.user.has_perm(self.staff_permission):
+            return True
+        self.message = f"Staff permission required: {self.staff_permission}."
+        return False
+
+
+# Staff rights by permission (orders/models.py Order.Meta.permissions).
+VIEW_EVERY_ORDER = "orders.view_every_order"
+CANCEL_ORDER = "orders.cancel_order"
+
+
+class CanCancelOrders(IsClientOrStaff):
+    """A client (its own orders) or staff with the permission to cancel any."""
+
+    staff_permission = CANCEL_ORDER
 
 
 def client_scope(request: Request) -> int | None:

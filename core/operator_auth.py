@@ -14,7 +14,7 @@ from typing import Any
 from drf_spectacular.authentication import BasicScheme
 from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -55,11 +55,28 @@ class CrossSiteSafeBasicScheme(BasicScheme):
     target_class = "core.operator_auth.CrossSiteSafeBasicAuthentication"
 
 
+class HasStaffPermissions(BasePermission):
+    """The view's `required_permissions`, every one (README "Security": staff rights by permission). A view
+    that names none is refused: being staff alone grants nothing here."""
+
+    message = "Staff permission required."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        required = tuple(getattr(view, "required_permissions", ()))
+        missing = [perm for perm in required if not request.user.has_perm(perm)]
+        if missing or not required:
+            self.message = f"Staff permission required: {', '.join(missing) or 'none granted for this endpoint'}."
+            return False
+        return True
+
+
 class StaffApi(APIView):
-    # Basic first: an anonymous caller gets 401 with a challenge; a logged-in non-staff user gets 403.
+    # Basic first: an anonymous caller gets 401 with a challenge; a logged-in non-staff user gets 403, and
+    # so does staff without the view's `required_permissions`.
     # Neither can be used cross-site: Basic POSTs need a JSON content type, session POSTs the CSRF token.
     authentication_classes = [CrossSiteSafeBasicAuthentication, SessionAuthentication]
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdminUser, HasStaffPermissions]
+    required_permissions: tuple[str, ...] = ()
 
     def actor(self) -> str:
         return f"staff:{self.request.user.get_username()}"

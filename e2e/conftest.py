@@ -128,11 +128,12 @@ def http(live_server):
 
     # An operator's session: these tests check what on-call sees (exception text, who redrove). Made now,
     # not on first use: inside a Playwright block the thread runs an event loop and the ORM refuses.
-    from django.contrib.auth.models import User
     from django.test import Client
 
+    from orders.tests.factories import staff_user_create
+
     browser = Client()
-    browser.force_login(User.objects.create_user("e2e-oncall", is_staff=True))
+    browser.force_login(staff_user_create("e2e-oncall"))
     staff = {"sessionid": browser.cookies["sessionid"].value}
 
     def get_order(order_id, *, as_client: bool = False):

@@ -2,6 +2,7 @@ import contextlib
 import uuid
 
 from django.contrib import admin, messages
+from django.http import HttpRequest
 
 from core.admin import ReadOnlyAdminMixin, pretty_json
 from core.exceptions import ApplicationError
@@ -98,7 +99,14 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return "—"
         return pretty_json({"number": credit_note.number, "total": credit_note.total, "lines": credit_note.lines})
 
-    @admin.action(description="Cancel selected orders (refund the completed ones)")
+    # Staff rights by permission (README "Security"): an action shows and runs only with its permission.
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.cancel_order")
+
+    def has_redrive_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.redrive_deadletter")
+
+    @admin.action(description="Cancel selected orders (refund the completed ones)", permissions=["cancel"])
     def cancel_orders(self, request, queryset):
         actor = f"staff:{request.user.get_username()}"
         done: dict[str, int] = {}
@@ -114,7 +122,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             summary = ", ".join(f"{count} {status}" for status, count in sorted(done.items()))
             self.message_user(request, f"Cancelled: {summary}.", messages.SUCCESS)
 
-    @admin.action(description="Retry selected failed orders (redrive their dead letters)")
+    @admin.action(description="Retry selected failed orders (redrive their dead letters)", permissions=["redrive"])
     def retry_failed_orders(self, request, queryset):
         failed = queryset.filter(status=OrderStatus.FAILED)
         ids = []

@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clients.auth import ClientPrincipal, IsClientOrStaff, actor_of, client_scope
+from clients.auth import VIEW_EVERY_ORDER, CanCancelOrders, ClientPrincipal, IsClientOrStaff, actor_of, client_scope
 from clients.models import DEFAULT_CLIENT_ID
 from core.api import (
     ERRORS,
@@ -60,7 +60,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 
 class CanReadOrders(IsClientOrStaff):
-    """A client key or staff; the demo's anonymous live page (LIVE_FEED_ANONYMOUS) may also read."""
+    """A client key (its own orders) or staff allowed to read every client's; the demo's anonymous live page
+    (LIVE_FEED_ANONYMOUS) may also read."""
+
+    staff_permission = VIEW_EVERY_ORDER
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         if super().has_permission(request, view):
@@ -283,7 +286,7 @@ class OrderCancelApi(APIView):
     """Cancel an order: `cancelled` (200) if it has not completed, else `refund_pending` (202) until the refund
     stage writes its credit note. Idempotent: a second call answers the same and changes nothing."""
 
-    permission_classes = [IsClientOrStaff]
+    permission_classes = [CanCancelOrders]
 
     class InputSerializer(serializers.Serializer):
         reason = StrictCharField(required=False, allow_blank=True, max_length=500, default="")

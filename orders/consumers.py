@@ -9,13 +9,15 @@ Client → server frames are small JSON objects:
     {"type": "ping"}                               answered by {"type": "pong"}
 Anything else gets `{"type": "error", "message": ...}` and the socket stays open; a frame over
 64 KiB closes it with 1009 (message too big). Anonymous access is LIVE_FEED_ANONYMOUS (the demo's; default off);
-when it is off, only authenticated staff (Django session) are let in, others are closed with 4401.
+when it is off, only authenticated staff (Django session) allowed to read every client's orders
+(`orders.view_every_order`) are let in, others are closed with 4401.
 """
 
 import json
 import uuid
 from collections import OrderedDict
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -57,7 +59,9 @@ class OrderFeedConsumer(AsyncJsonWebsocketConsumer):
         self.joined = False
         self.recent: OrderedDict = OrderedDict()
         user = self.scope.get("user")
-        self.staff = bool(user is not None and user.is_authenticated and user.is_staff)
+        self.staff = False
+        if user is not None and user.is_authenticated and user.is_staff:
+            self.staff = bool(await database_sync_to_async(user.has_perm)("orders.view_every_order"))
         # Accept first, then close: a close before accept is an HTTP 403 and the browser never sees the code.
         await self.accept()
         if not settings.LIVE_FEED_ANONYMOUS and not self.staff:

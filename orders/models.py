@@ -86,6 +86,13 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Staff rights beyond Django's view/add/change/delete (README "Security"): checked by the admin's
+        # actions, GET/cancel on /orders and /ops/diagnostics; a staff user without them gets a 403.
+        permissions = [
+            ("cancel_order", "Can cancel an order (a completed one is refunded)"),
+            ("view_every_order", "Can read every client's orders through the API"),
+            ("view_diagnostics", "Can read the backing services' diagnostics (/ops/diagnostics)"),
+        ]
         # What GET /orders pages through (cursor pagination: newest first, or by updated_at for
         # `updated_since`), for one client and for staff; the client's index also serves its FK.
         indexes = [
@@ -264,6 +271,11 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-archived_at"]
+        # Reading them is Django's view_deadletter (the admin and GET /ops/dead-letters).
+        permissions = [
+            ("redrive_deadletter", "Can redrive a dead letter (publish its message again)"),
+            ("discard_deadletter", "Can discard a dead letter"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task_name or 'message'} {self.message_key} ({self.reason})"

@@ -14,6 +14,8 @@ class DiagnosticsApi(StaffApi):
     """Every backing service, ok or its error text (staff only: /readyz names no error to anonymous callers
     and checks only PostgreSQL). Broker and Redis answers are cached for DIAGNOSTICS_CACHE_SECONDS."""
 
+    required_permissions = ("orders.view_diagnostics",)
+
     @extend_schema_serializer(component_name="Diagnostics")
     class OutputSerializer(serializers.Serializer):
         database = serializers.DictField()

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from orders import services
 from orders.models import DeadLetter, DeadLetterStatus
-from orders.tests.factories import catalog_create, dead_letter_archived, order_create
+from orders.tests.factories import catalog_create, dead_letter_archived, order_create, staff_user_create
 
 pytestmark = pytest.mark.django_db
 BASIC = "Basic " + base64.b64encode(b"ops:pw-ops").decode()
@@ -19,7 +19,7 @@ BASIC = "Basic " + base64.b64encode(b"ops:pw-ops").decode()
 
 @pytest.fixture
 def letter() -> DeadLetter:
-    User.objects.create_user("ops", password="pw-ops", is_staff=True)
+    staff_user_create("ops", password="pw-ops")
     catalog_create()
     order = order_create(items=[("ABC", 1)])
     services.order_process(order_id=order.id)

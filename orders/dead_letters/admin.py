@@ -95,11 +95,18 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def headers_pretty(self, dead_letter):
         return pretty_json(dead_letter.headers)
 
-    @admin.action(description="Redrive selected dead letters")
+    # Staff rights by permission (README "Security"): an action shows and runs only with its permission.
+    def has_redrive_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.redrive_deadletter")
+
+    def has_discard_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.discard_deadletter")
+
+    @admin.action(description="Redrive selected dead letters", permissions=["redrive"])
     def redrive(self, request, queryset):
         redrive_in_admin(self, request, list(queryset.values_list("pk", flat=True)))
 
-    @admin.action(description="Discard selected dead letters")
+    @admin.action(description="Discard selected dead letters", permissions=["discard"])
     def discard(self, request, queryset):
         actor = f"admin:{request.user.get_username()}"
         done = 0

@@ -42,6 +42,8 @@ DEAD_LETTER_ID = OpenApiParameter("id", {"type": "integer", "minimum": 0, "maxim
 
 
 class DeadLetterApi(StaffApi):
+    required_permissions: tuple[str, ...] = ("orders.view_deadletter",)
+
     def get_dead_letter(self, pk: int) -> DeadLetter:
         try:
             return DeadLetter.objects.get(pk=pk)
@@ -125,6 +127,8 @@ class DeadLetterDetailApi(DeadLetterApi):
 
 
 class DeadLetterRedriveApi(DeadLetterApi):
+    required_permissions = ("orders.redrive_deadletter",)
+
     @extend_schema(
         operation_id="dead_letters_redrive",
         request=None,
@@ -137,6 +141,8 @@ class DeadLetterRedriveApi(DeadLetterApi):
 
 
 class DeadLetterDiscardApi(DeadLetterApi):
+    required_permissions = ("orders.discard_deadletter",)
+
     @extend_schema(
         operation_id="dead_letters_discard",
         request=None,
@@ -159,6 +165,7 @@ class RequiredBodySchema(AutoSchema):
 
 
 class DeadLetterBulkRedriveApi(DeadLetterApi):
+    required_permissions = ("orders.redrive_deadletter",)
     schema = RequiredBodySchema()
 
     @extend_schema_serializer(component_name="DeadLetterRedriveBulk")

@@ -135,3 +135,25 @@ def order_refund_pending(**kwargs) -> Order:
     """A completed order, cancelled: its refund is owed."""
     order = order_completed(**kwargs)
     return services.order_cancel(order_id=order.id, actor="client:default").order
+
+
+# Every staff right (orders/models.py Meta.permissions, and reading dead letters): what on-call holds.
+ON_CALL_PERMISSIONS = (
+    "orders.view_every_order",
+    "orders.cancel_order",
+    "orders.view_diagnostics",
+    "orders.view_deadletter",
+    "orders.redrive_deadletter",
+    "orders.discard_deadletter",
+)
+
+
+def staff_user_create(username: str, password: str | None = None, permissions: tuple[str, ...] = ON_CALL_PERMISSIONS):
+    """A staff user (not a superuser) holding `permissions` ('app_label.codename'); none: staff rights only."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(username, password=password, is_staff=True)
+    for perm in permissions:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return user

@@ -17,6 +17,7 @@ from django.test import override_settings
 
 from orders import events
 from orders.consumers import MAX_FRAME_BYTES
+from orders.tests.factories import staff_user_create
 from orders_project.asgi import application
 
 
@@ -359,10 +360,19 @@ async def test_anonymous_refused_with_4401_when_the_setting_is_off():
 
 
 @override_settings(LIVE_FEED_ANONYMOUS=False)
-@pytest.mark.parametrize("is_staff, allowed", [(True, True), (False, False)])
-def test_only_staff_sessions_are_let_in_when_anonymous_is_off(client, django_user_model, is_staff, allowed):
+@pytest.mark.parametrize(
+    "is_staff, permissions, allowed",
+    [(True, ("orders.view_every_order",), True), (True, (), False), (False, (), False)],
+)
+def test_only_staff_sessions_allowed_to_read_every_order_are_let_in_when_anonymous_is_off(
+    client, django_user_model, is_staff, permissions, allowed
+):
     # given: a logged-in user's session cookie
-    user = django_user_model.objects.create_user(username=f"u-{uuid.uuid4().hex[:6]}", password="pw", is_staff=is_staff)
+    username = f"u-{uuid.uuid4().hex[:6]}"
+    if is_staff:
+        user = staff_user_create(username, password="pw", permissions=permissions)
+    else:
+        user = django_user_model.objects.create_user(username=username, password="pw")
     client.force_login(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 

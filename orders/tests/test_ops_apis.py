@@ -48,7 +48,8 @@ import base64, json, django; django.setup()
 from django.contrib.auth.models import User
 from django.test import Client
 User.objects.filter(username="diag").delete()
-User.objects.create_user("diag", password="pw-diag", is_staff=True)
+from orders.tests.factories import staff_user_create
+staff_user_create("diag", password="pw-diag", permissions=("orders.view_diagnostics",))
 response = Client().get("/ops/diagnostics", HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"diag:pw-diag").decode())
 User.objects.filter(username="diag").delete()
 print(json.dumps({"http_status": response.status_code, **response.json()}))

@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import schemathesis
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.urls import Resolver404, resolve
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -29,7 +28,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance
 from conftest import purge_queues
 from core.exceptions import page_not_found
 from orders import services
-from orders.tests.factories import catalog_create, dead_letter_archived, order_create
+from orders.tests.factories import catalog_create, dead_letter_archived, order_create, staff_user_create
 
 # Bounded so the whole file stays well under a minute; fuzz harder with FUZZ_MAX_EXAMPLES=500.
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
@@ -45,7 +44,7 @@ def fuzz_data(db):
     services.order_process(order_id=failed.id)
     services.order_fail(order_id=failed.id, stage="enrich", reason="enrich: retries exhausted")
     dead_letter_archived(order_id=failed.id)
-    User.objects.create_user(STAFF[0], password=STAFF[1], is_staff=True)
+    staff_user_create(STAFF[0], password=STAFF[1])
     yield
     # A successful redrive really published to the test vhost; leave the queues as we found them.
     with contextlib.suppress(Exception):  # broker down: the 503 path was exercised instead, nothing was published

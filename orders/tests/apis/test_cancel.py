@@ -3,14 +3,13 @@
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from clients.tests.factories import api_client_for, client_with_key
 from orders import services
 from orders.models import Order, OrderStatus, OutboxMessage
 from orders.pipeline import OutboxKind
-from orders.tests.factories import order_completed, order_create
+from orders.tests.factories import order_completed, order_create, staff_user_create
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +86,9 @@ def test_staff_cancel_any_order_and_clients_see_staff_not_a_username(api_client,
     # given: an order of the default client, cancelled by a staff member's session
     order = order_create()
     staff = APIClient()
-    staff.force_login(User.objects.create_user("oncall", password="pw", is_staff=True))
+    staff.force_login(
+        staff_user_create("oncall", password="pw", permissions=("orders.cancel_order", "orders.view_every_order"))
+    )
     # when
     response = staff.post(f"/orders/{order.id}/cancel", {}, format="json")
     # then

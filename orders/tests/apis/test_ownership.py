@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from clients.tests.factories import api_client_for, client_with_key
 from orders import disclosure, services
 from orders.models import HistoryEvent, Order
-from orders.tests.factories import order_create
+from orders.tests.factories import order_create, staff_user_create
 
 pytestmark = pytest.mark.django_db
 ORDER = {"customer_id": "c-1", "items": [{"sku": "ABC", "qty": 1}]}
@@ -31,7 +31,7 @@ def partner():
 
 @pytest.fixture
 def staff_session():
-    user = User.objects.create_user("oncall", password="pw", is_staff=True)
+    user = staff_user_create("oncall", password="pw", permissions=("orders.view_every_order",))
     http = APIClient()
     http.force_login(user)
     return http
