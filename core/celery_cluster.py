@@ -6,8 +6,8 @@ Two things Celery 5.7's consumer does badly when its node dies:
 - before consuming again, its DelayedDelivery step declares the delayed-retry topology on *every* URL of
   the list, three attempts each: 18 s of not consuming after a node is killed, ~45 s while one is silently
   cut off (long enough for RabbitMQ to drop the healthy connection for missed heartbeats, and round it
-  goes). The topology is cluster-wide, so declaring it once over the consumer's own live connection is
-  enough; `manage.py declare_topology` declares it too, before any worker starts.
+  goes). The topology is cluster-wide and durable, so declaring it once per worker, over the consumer's own
+  live connection, is enough; `manage.py declare_topology` declares it too, before any worker starts.
 """
 
 from typing import Any
@@ -52,15 +52,21 @@ def delayed_delivery_declare(connection: Any, queues: Any, *, queue_type: str = 
 
 
 class DelayedDeliveryOnce(DelayedDelivery):
-    """Celery's DelayedDelivery step, over the consumer's own connection, once per (re)connect."""
+    """Celery's DelayedDelivery step, over the consumer's own connection, once per worker process: not again on
+    each reconnect (while a node is silent, a declare or bind waits until the cluster gives that node up)."""
+
+    done = False
 
     def start(self, c: Any) -> None:
+        if DelayedDeliveryOnce.done:
+            return
         app = c.app
         self._validate_configuration(app)  # type: ignore[attr-defined]  # celery-types lack it
         try:
             delayed_delivery_declare(
                 c.connection, app.amqp.queues.values(), queue_type=app.conf.broker_native_delayed_delivery_queue_type
             )
+            DelayedDeliveryOnce.done = True
         except Exception as exc:  # the consumer goes on; retries then wait until declare_topology has run
             log.warning("delayed_delivery_setup_failed", error=f"{type(exc).__name__}: {exc}")
 

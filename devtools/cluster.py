@@ -129,14 +129,16 @@ def _link_create(a: Box, b: Box) -> None:
     _link_side_up(b, a)
 
 
-def link_set(a: Box, b: Box, *, up: bool) -> None:
-    """Down: packets between a and b vanish silently. Up: the link and its routes back."""
+def link_set(a: Box, b: Box, *, up: bool, side: Box | None = None) -> None:
+    """Down: `side`'s end of the link goes down (default a's). The other end keeps its address and its route
+    with no carrier, so what it sends is dropped silently, never routed elsewhere (taking both ends down
+    removed the root's route: its packets then took the machine's default route). Up: both ends and routes."""
     if up:
         _link_side_up(a, b)
         _link_side_up(b, a)
     else:
-        ip("link", "set", _ifname(a, b), "down", netns=a.netns, check=False)
-        ip("link", "set", _ifname(b, a), "down", netns=b.netns, check=False)
+        me, peer = (a, b) if side in (None, a) else (b, a)
+        ip("link", "set", _ifname(me, peer), "down", netns=me.netns, check=False)
 
 
 def _state() -> dict:
@@ -271,7 +273,7 @@ def node_links(i: int) -> list[tuple[Box, Box]]:
 def node_isolate(i: int) -> None:
     """The node's host drops off the network: no peer, no client reaches it, and nothing says so."""
     for a, b in node_links(i):
-        link_set(a, b, up=False)
+        link_set(a, b, up=False, side=node(i))
 
 
 def node_heal(i: int) -> None:
@@ -286,7 +288,7 @@ def host_links(h: int) -> list[tuple[Box, Box]]:
 
 def host_set(h: int, *, up: bool) -> None:
     for a, b in host_links(h):
-        link_set(a, b, up=up)
+        link_set(a, b, up=up, side=host(h))
 
 
 # --- URLs -------------------------------------------------------------------------------------------------
@@ -352,6 +354,9 @@ def up(hosts: int = 2) -> None:
     for box in [node(i) for i in range(1, NODES + 1)] + [host(h) for h in range(1, hosts + 1)]:
         ip("netns", "add", box.netns)
         ip("link", "set", "lo", "up", netns=box.netns)
+    # Whatever happens to a link, nothing for the cluster's addresses ever leaves the machine: without a /32
+    # route of its own, a packet to 10.<NET>.0.0/16 is dropped here (not sent to the default gateway).
+    ip("route", "replace", "blackhole", f"10.{NET}.0.0/16")
     for a, b in _link_pairs(hosts):
         _link_create(a, b)
     _forwarders_start()
@@ -387,6 +392,7 @@ def down() -> None:
     for a, b in _link_pairs(max(hosts, 8)):
         if not a.netns:
             ip("link", "del", _ifname(a, b), check=False)
+    ip("route", "del", "blackhole", f"10.{NET}.0.0/16", check=False)
     if STATE.exists():
         shutil.rmtree(STATE, ignore_errors=True)
 

@@ -28,10 +28,19 @@ def work_queue_arguments(delivery_limit: int, *, dead_letter_exchange: str = DEA
     }
 
 
-def work_queues(delivery_limit: int) -> list[Queue]:
+def work_queues(delivery_limit: int, *, no_declare: bool = False) -> list[Queue]:
+    """The stage queues. Celery gets them with `no_declare`: declare_topology owns them, and a publisher or
+    worker re-declaring (and re-binding) on each new connection waited ~net_ticktime for a silent node."""
     args = work_queue_arguments(delivery_limit)
     return [
-        Queue(s.queue, ORDERS_EXCHANGE, routing_key=s.routing_key, durable=True, queue_arguments=args)
+        Queue(
+            s.queue,
+            ORDERS_EXCHANGE,
+            routing_key=s.routing_key,
+            durable=True,
+            queue_arguments=args,
+            no_declare=no_declare,
+        )
         for s in ALL_STAGES
     ]
 
