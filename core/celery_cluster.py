@@ -1,6 +1,6 @@
-"""The worker's consumer on a cluster of broker nodes (wired in orders_project/celery.py).
+"""The worker's consumer on a cluster of broker nodes (wired in settings: CELERY_WORKER_CONSUMER).
 
-Two things Celery 5.7's consumer does badly when its node dies:
+Three things Celery 5.7's consumer does badly when its node dies (the third: ControlOnAnyNode):
 - it reconnects with a new connection that starts at the first URL of `broker_url`, the dead node
   included; here the reconnect takes core.broker_nodes's list, which puts the node that failed last;
 - before consuming again, its DelayedDelivery step declares the delayed-retry topology on *every* URL of
@@ -10,9 +10,10 @@ Two things Celery 5.7's consumer does badly when its node dies:
   live connection, is enough; `manage.py declare_topology` declares it too, before any worker starts.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.consumer.control import Control
 from celery.worker.consumer.delayed_delivery import DelayedDelivery
 from kombu.common import Broadcast
 from kombu.transport.native_delayed_delivery import (
@@ -71,16 +72,48 @@ class DelayedDeliveryOnce(DelayedDelivery):
             log.warning("delayed_delivery_setup_failed", error=f"{type(exc).__name__}: {exc}")
 
 
+class ControlOnAnyNode(Control):
+    """Celery's remote control (Flower's inspect, `celery control`) on the worker's pidbox queue, which is
+    exclusive and classic: it lives on one node, owned by one connection. After the worker's node went silent,
+    the old connection still owns it until the cluster gives that node up (~net_ticktime), so declaring it from
+    the new node fails with RESOURCE_LOCKED, which Celery 5.7 takes as unrecoverable: the worker exited (seen).
+    Here the worker goes on consuming tasks without remote control meanwhile and tries again every few seconds."""
+
+    RETRY_SECONDS = 5.0
+
+    def __init__(self, c: Any, **kwargs: Any):
+        super().__init__(c, **kwargs)
+        this = cast(Any, self)  # celery-types know neither `box` nor an instance's `start`
+        self._box_start = this.box.start
+        this.start = self._start_tolerant  # Control.__init__ made `start` the box's: wrapped here
+
+    def _start_tolerant(self, c: Any) -> None:
+        try:
+            self._box_start(c)
+        except Exception as exc:
+            if isinstance(exc, tuple(c.connection_errors)):
+                raise  # the connection itself: the consumer reconnects as usual
+            log.warning("remote_control_unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=self.RETRY_SECONDS)
+            connection = c.connection
+            c.timer.call_after(self.RETRY_SECONDS, self._retry, (c, connection))
+
+    def _retry(self, c: Any, connection: Any) -> None:
+        if c.connection is not connection or connection is None:
+            return  # reconnected meanwhile: that start tried again
+        self._start_tolerant(c)
+
+
+REPLACED_STEPS = {
+    "celery.worker.consumer.delayed_delivery:DelayedDelivery": "core.celery_cluster:DelayedDeliveryOnce",
+    "celery.worker.consumer.control:Control": "core.celery_cluster:ControlOnAnyNode",
+}
+
+
 class Consumer(CeleryConsumer):
     """Reconnects along core.broker_nodes's list and reports the node it is on."""
 
     class Blueprint(CeleryConsumer.Blueprint):  # type: ignore[misc,valid-type]  # celery-types lack it
-        default_steps = [
-            "core.celery_cluster:DelayedDeliveryOnce"
-            if step == "celery.worker.consumer.delayed_delivery:DelayedDelivery"
-            else step
-            for step in CeleryConsumer.Blueprint.default_steps
-        ]
+        default_steps = [REPLACED_STEPS.get(step, step) for step in CeleryConsumer.Blueprint.default_steps]
 
     def connection_for_read(self, heartbeat: Any = None) -> Any:
         nodes = broker_nodes()
