@@ -93,37 +93,6 @@ def messages_in_queues(vhost: str) -> int | None:
     return sum(int(q.get("messages", 0) or 0) for q in answer if q.get("name") in stages)
 
 
-def consumers_back(vhost: str, *, timeout: float) -> float | None:
-    """Seconds until every worker of PLACEMENT has a consumer on its queue again (its host's address among the
-    queue's consumers), at most `timeout` (None: not all of them by then)."""
-    expected = {
-        (cluster.host(h).address, base_kind(kind).removeprefix("worker_"))  # worker_process consumes `process`
-        for kind, h in PLACEMENT.items()
-        if kind.startswith("worker_")
-    }
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        answer = management_api(f"consumers/{vhost}", timeout=3)
-        seen = {
-            (c.get("channel_details", {}).get("peer_host"), c.get("queue", {}).get("name"))
-            for c in (answer if isinstance(answer, list) else [])
-        }
-        if expected <= seen:
-            return round(time.monotonic() - started, 1)
-        time.sleep(0.5)
-    return None
-
-
-def connections_by_node(vhost: str) -> dict:
-    """Client connections of the vhost per node (the spread of the processes over the cluster)."""
-    answer = management_api("connections")
-    spread = {cluster.nodename(i): 0 for i in range(1, cluster.NODES + 1)}
-    for conn in answer if isinstance(answer, list) else []:
-        if conn.get("vhost") == vhost:
-            spread[conn["node"]] = spread.get(conn["node"], 0) + 1
-    return spread
-
-
 def plan(duration: float, rng: random.Random, vhost: str, faults: tuple[str, ...]) -> list[tuple[float, str, int]]:
     """(seconds into the run, action, node or host) of the cluster faults chosen, spread over the run."""
     leader = queue_leader(vhost, "process") or 1
@@ -168,7 +137,6 @@ def run_faults(cfg: Config, sup, rng: random.Random, duration: float, events_log
             cluster.node_isolate(target)
         elif action == "node-heal":
             cluster.node_heal(target)
-            event["every_worker_consuming_after_s"] = consumers_back(cfg.vhost, timeout=60)
         elif action == "host-vanish":
             cluster.host_set(target, up=False)
             for kind, h in PLACEMENT.items():
@@ -281,6 +249,49 @@ def redeliveries(workdir: Path, accepted_ids: list[str]) -> dict:
     skipped = OrderHistory.objects.filter(event=HistoryEvent.DUPLICATE_SKIPPED, order_id__in=accepted_ids).count()
     return {"outbox rows published again after an unconfirmed batch": republished,
             "stage messages delivered again, absorbed (duplicate_skipped)": skipped}  # fmt: skip
+
+
+def spread_from_logs(workdir: Path, *, until: float | None = None) -> dict:
+    """The node each process's main connection (consumer, publisher, archiver) was on at `until` (default: the
+    end), from its own log (broker_connected, broker_failover): the processes' spread over the nodes."""
+    spread: dict[str, int] = {}
+    for path in sorted(workdir.glob("*.log")):
+        node = None
+        for line in path.read_text(errors="replace").splitlines():
+            if '"broker_connected"' not in line and '"broker_failover"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                entry = json.loads(line[line.index("{") :])
+                if entry.get("role") == "probe" or (until is not None and _epoch(entry["timestamp"]) > until):
+                    continue
+                node = entry["node"]
+        if node:
+            spread[node] = spread.get(node, 0) + 1
+    return dict(sorted(spread.items()))
+
+
+def worker_reconnects(workdir: Path) -> dict:
+    """Per worker, each time its consumer lost the broker and how many seconds until it consumed again (Celery's
+    'Connection to broker lost' and 'Connected to' lines); a loss with no reconnect after it is `None`."""
+    out: dict = {}
+    for path in sorted(workdir.glob("worker_*.log")):
+        lost_at, gaps = None, []
+        for line in path.read_text(errors="replace").splitlines():
+            lost = "Connection to broker lost" in line
+            if not lost and not ('"Connected to amqp' in line or "Connected to amqp" in line):
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                at = _epoch(json.loads(line[line.index("{") :])["timestamp"])
+                if lost and lost_at is None:
+                    lost_at = at
+                elif not lost and lost_at is not None:
+                    gaps.append(round(at - lost_at, 1))
+                    lost_at = None
+        if lost_at is not None:
+            gaps.append(None)
+        if gaps:
+            out[path.stem] = gaps
+    return out
 
 
 def _epoch(stamp: str) -> float:

@@ -98,8 +98,7 @@ def load_under_chaos(
     if cfg.cluster:
         from chaos import cluster
 
-        time.sleep(5)  # every worker consuming before the spread is read
-        events.append({"t": 0, "event": "spread at start", "connections": cluster.connections_by_node(cfg.vhost)})
+        time.sleep(5)  # every worker consuming before the first fault
         faults = cluster.run_faults
     else:
         faults = run_chaos
@@ -135,7 +134,11 @@ def settle_and_check(
             "latency": cluster.latency_report(client, events),
             "failovers": cluster.failovers(cfg.workdir, events),
             "redeliveries": cluster.redeliveries(cfg.workdir, list(client.accepted_at)),
-            "spread at end": cluster.connections_by_node(cfg.vhost),
+            "worker reconnects (seconds without a broker; None: never back)": cluster.worker_reconnects(cfg.workdir),
+            "processes per node before the first fault": cluster.spread_from_logs(
+                cfg.workdir, until=min((e["wall"] for e in events if "wall" in e), default=None)
+            ),
+            "processes per node at the end": cluster.spread_from_logs(cfg.workdir),
             "queue members at end": cluster.members_online(cfg.vhost),
         }
     first = check(cfg, client, outages, initial_stock)

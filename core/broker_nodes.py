@@ -73,6 +73,8 @@ class BrokerNodes:
             self._urls = [u for u in self._urls if node_of(u) == node] + [u for u in self._urls if node_of(u) != node]
         if moved:
             log.warning("broker_failover", role=role, node=node, previous=previous)
+        elif previous is None:
+            log.info("broker_connected", role=role, node=node)
         _metrics_update(node, role=role, moved=moved)
 
 
