@@ -72,6 +72,8 @@ def system_env(cfg: Config) -> dict:
         LOG_FORMAT="json",
         ENRICHMENT_LATENCY_MS="20",
         DEMO_FAULTS_ENABLED="true",  # the load orders the fault items (FLAKY, DOWN, BOMBA)
+        ORDERS_IN_FLIGHT_MAX="0",  # no cap: kills and restarts leave many of the one client's orders in flight
+        THROTTLE_CLIENT_RATE="100000/s",
         TASK_MAX_RETRIES="3",
         TASK_RETRY_BACKOFF_BASE="1",
         TASK_RETRY_BACKOFF_MAX="4",
