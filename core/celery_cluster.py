@@ -12,10 +12,13 @@ Three things Celery 5.7's consumer does badly when its node dies (the third: Con
 
 from typing import Any, cast
 
+from celery.app.amqp import AMQP as CeleryAMQP
 from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.consumer.control import Control
 from celery.worker.consumer.delayed_delivery import DelayedDelivery
+from kombu import Producer, pools
 from kombu.common import Broadcast
+from kombu.connection import is_connection
 from kombu.transport.native_delayed_delivery import (
     bind_queue_to_native_delayed_delivery_exchange,
     declare_native_delayed_delivery_exchanges_and_queues,
@@ -129,3 +132,32 @@ class Consumer(CeleryConsumer):
         if self.connection is not None:
             broker_nodes().failed(node_of(self.connection.as_uri()))
         super().on_connection_error_after_connected(exc)
+
+
+class FreshChannelProducer(Producer):
+    """A producer whose retry takes a new channel. After a quorum queue's leader died, a channel of RabbitMQ
+    3.10 could keep nacking every publish to that queue until the dead node came back (20 s, seen: Celery's
+    callback publish retried on the same channel all along), while new channels published at once."""
+
+    def revive(self, channel: Any) -> None:
+        if is_connection(channel) and channel._default_channel is not None:
+            channel.maybe_close_channel(channel._default_channel)
+            channel._default_channel = None
+        super().revive(channel)
+
+
+class AMQP(CeleryAMQP):
+    """Celery's AMQP with the producers above (wired in orders_project/celery.py)."""
+
+    @property
+    def producer_pool(self) -> Any:
+        this = cast(Any, self)  # celery-types know neither `app` nor `_producer_pool` here
+        if this._producer_pool is None:
+            this._producer_pool = pools.ProducerPool(
+                pools.connections[this.app.connection_for_write()],
+                limit=this.app.pool.limit,
+                Producer=FreshChannelProducer,
+            )
+        return this._producer_pool
+
+    publisher_pool = producer_pool

@@ -5,7 +5,8 @@ from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orders_project.settings")
 
-app = Celery("orders_project")
+# core/celery_cluster.py: producers whose publish retry takes a new channel (failover on a broker cluster).
+app = Celery("orders_project", amqp="core.celery_cluster:AMQP")
 
 # Using a string here means the worker doesn't have to serialize the settings object;
 # the CELERY_ namespace means every Celery setting is CELERY_<NAME> in settings.py.
