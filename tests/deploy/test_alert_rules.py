@@ -32,6 +32,8 @@ README = ROOT / "README.md"
 # Where runbooks live: README's "Alerts and runbook" table, and the RabbitMQ cluster's own page for its alerts.
 RUNBOOK_FILES = {"README.md", "docs/rabbitmq-cluster.md"}
 METRICS_MODULE = ROOT / "orders" / "metrics.py"
+# core's own metrics (core imports no app): which broker node each process is on, and its failovers
+METRICS_MODULES = (METRICS_MODULE, ROOT / "core" / "broker_nodes.py")
 K8S_BASE = ROOT / "k8s" / "base"
 
 SEVERITIES = {"critical", "warning"}
@@ -113,7 +115,7 @@ def exported_metrics() -> dict[str, set[str]]:
     """Metric family -> the series names it exposes, from the Counter/Gauge/Histogram/Summary calls of
     orders/metrics.py (read as source: the module needs Django's settings to import)."""
     families: dict[str, set[str]] = {}
-    for node in ast.walk(ast.parse(METRICS_MODULE.read_text())):
+    for node in (n for module in METRICS_MODULES for n in ast.walk(ast.parse(module.read_text()))):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
             continue
         kind = node.func.id
@@ -130,7 +132,7 @@ def exported_metrics() -> dict[str, set[str]]:
             families[name] = {f"{base}_total", f"{base}_created"}
         else:
             families[name] = {name}
-    assert families, f"no metric found in {METRICS_MODULE}"
+    assert families, f"no metric found in {METRICS_MODULES}"
     return families
 
 
