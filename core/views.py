@@ -7,12 +7,14 @@ staff-only GET /ops/diagnostics (orders/metrics_collect.py, registered with on_m
 callers never see error text.
 """
 
+import ipaddress
 import os
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from core.db import database_ping
@@ -84,7 +86,24 @@ def on_metrics_scrape(hook: Callable[[], None]) -> None:
         _scrape_hooks.append(hook)
 
 
+def _metrics_host_allowed(request: HttpRequest) -> bool:
+    """An IP-address Host (a scrape by the pod's address) or a name in METRICS_ALLOWED_HOSTS: never the
+    public host the Ingress routes, so /metrics is not served to the internet (the request's raw Host, as
+    ProbeMiddleware runs before host validation)."""
+    host = (request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME") or "").strip().lower()
+    name = host[1 : host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    allowed = {h.lower() for h in settings.METRICS_ALLOWED_HOSTS}
+    return name in allowed or f"[{name}]" in allowed or host in allowed
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not _metrics_host_allowed(request):
+        return HttpResponseNotFound(b"Not Found", content_type="text/plain")
     for hook in _scrape_hooks:
         hook()
     return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -21,10 +21,10 @@ def test_flower_requires_auth_and_shows_workers_and_queues(processes):
             "flower",
             f"--port={port}",
             "--address=127.0.0.1",
-            "--basic-auth=ops:s3cret",
-            "--broker-api=http://guest:guest@127.0.0.1:15672/api/",
         ],
         ready="Visit me at",
+        # as the Procfile, compose and k8s pass them: from the environment, never the arguments (ps)
+        env={"FLOWER_BASIC_AUTH": "ops:s3cret", "FLOWER_BROKER_API": "http://guest:guest@127.0.0.1:15672/api/"},
     )
     base = f"http://127.0.0.1:{port}"
     assert requests.get(f"{base}/", timeout=10).status_code == 401

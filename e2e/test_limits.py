@@ -149,7 +149,9 @@ def test_a_chunked_body_growing_past_the_limit_is_refused_before_it_ends(servers
     assert_error_shape(body, "request_too_large")
 
 
-@pytest.mark.parametrize("server", SERVERS)
+# gunicorn only: live (uvicorn) serves no API (issue 27 LOW 15); its reassembly of a chunked body is
+# core/tests/test_limits.py's test_asgi_a_body_within_the_limit_reaches_the_app_as_one_message.
+@pytest.mark.parametrize("server", ["gunicorn"])
 def test_a_chunked_body_within_the_limit_reaches_the_api(servers, server):
     # given: a small chunked POST with a bad order (so no database write is needed to answer)
     headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "Authorization": f"Bearer {token()}"}

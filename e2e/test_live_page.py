@@ -1,23 +1,22 @@
 """Issue: live page. A real browser (Debian's chromium, headless, driven by Playwright) watches `/` served
-by uvicorn, with the three real workers behind it: an order posted through the API appears and reaches
-`completed`; the server is restarted and the page reconnects by itself, catches up on an order that
-completed while it was down, and follows the next one; the same after the browser's network drops.
-Screenshots: test-artifacts/live-page-*.png.
+by web (gunicorn) over live's socket (uvicorn), as the Procfile runs them, with the three real workers
+behind it: an order posted through the API appears and reaches `completed`; the live server is restarted
+and the page reconnects by itself, catches up on an order that completed while it was down, and follows
+the next one; the same after the browser's network drops. Screenshots: test-artifacts/live-page-*.png.
 
 Chromium comes from scripts/browser.sh (apt); `playwright install` is never run. No skip: without the
 browser this test fails."""
 
 import contextlib
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
 
-from devtools.procs import wait_until
-from e2e.conftest import ARTIFACTS, wait_terminal
+from devtools.procs import Proc, wait_until
+from e2e.conftest import ARTIFACTS, start_live, start_web, wait_terminal
 from orders.tests.factories import catalog_create
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-UVICORN = str(Path(sys.executable).parent / "uvicorn")
+DEMO = {"LIVE_FEED_ANONYMOUS": "True"}
 UI_TIMEOUT_MS = 20_000
 
 
@@ -65,10 +64,15 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"live-page-{name}.png"), full_page=True)
 
 
-def start_web(processes, port: int):
-    argv = [UVICORN, "orders_project.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    # The demo's anonymous live page (what `make run` serves).
-    return processes.start("web", argv, ready="Application startup complete", env={"LIVE_FEED_ANONYMOUS": "True"})
+def start_live_page(processes) -> tuple[str, int, Proc]:
+    """As the Procfile runs them: web (gunicorn) serves the page and the API and tells the page live's port
+    (LIVE_WS_PORT); live (uvicorn) serves only the socket. The demo's anonymous page (what `make run` serves).
+    Returns web's base URL, live's port and live's process."""
+    live_port = free_port()
+    live = start_live(processes, live_port, env=DEMO)
+    web_port = free_port()
+    start_web(processes, web_port, env={"LIVE_WS_PORT": str(live_port), **DEMO})
+    return f"http://127.0.0.1:{web_port}", live_port, live
 
 
 def post_order(base_url: str, sku: str, qty: int = 1) -> str:
@@ -132,12 +136,10 @@ def assert_completed_with_timeline(page, order_id: str) -> None:
 
 def test_live_page_follows_orders_and_survives_a_server_restart(processes, http):
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `bash scripts/browser.sh` (apt-get install chromium)"
-    # given: the catalog, the workers, uvicorn on a free port, the page open in chromium
+    # given: the catalog, the workers, web and live on free ports, the page open in chromium
     catalog_create()
     processes.pipeline()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    web = start_web(processes, port)
+    base, live_port, live = start_live_page(processes)
 
     with chromium_page(base) as page:
         try:
@@ -164,8 +166,8 @@ def test_live_page_follows_orders_and_survives_a_server_restart(processes, http)
             )
             screenshot(page, "1-completed")
 
-            # when: the server goes away
-            web.stop()
+            # when: the live server goes away
+            live.stop()
             # then: the page says so and counts down to its next attempt
             page.wait_for_selector('#conn[data-state="reconnecting"]', timeout=UI_TIMEOUT_MS)
             assert "Reconnecting" in page.locator("#conn-text").inner_text()
@@ -175,8 +177,8 @@ def test_live_page_follows_orders_and_survives_a_server_restart(processes, http)
             screenshot(page, "2-server-down")
             assert page.locator(row(missed)).count() == 0
 
-            # when: the server comes back on the same port
-            start_web(processes, port)
+            # when: the live server comes back on the same port
+            start_live(processes, live_port, env=DEMO)
             # then: the page reconnects by itself (no reload) and catches up on the missed order
             page.wait_for_selector('#conn[data-state="live"]', timeout=30_000)
             assert page.evaluate("window.__sameDocument === true")
@@ -221,9 +223,7 @@ def test_live_page_shows_cancelled_refund_pending_and_refunded(processes, http):
     # given: the pipeline with its refund worker, and the page open
     catalog_create()
     processes.pipeline(refund=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    start_web(processes, port)
+    base, _, _ = start_live_page(processes)
     with chromium_page(base) as page:
         try:
             page.goto("/")
@@ -252,9 +252,7 @@ def test_live_page_shows_a_cancelled_order_with_its_stages_skipped(processes, ht
     # given: the relay (the publisher announces an accepted order to the page) but no worker, the page open
     catalog_create()
     processes.relay()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    start_web(processes, port)
+    base, _, _ = start_live_page(processes)
     with chromium_page(base) as page:
         try:
             page.goto("/")

@@ -4,6 +4,7 @@ Defaults point at the local services (PostgreSQL, RabbitMQ, Redis on 127.0.0.1) 
 run command needs no .env; production sets DJANGO_DEBUG=False and a real DJANGO_SECRET_KEY.
 """
 
+import hashlib
 import re
 import sys
 import warnings
@@ -326,8 +327,25 @@ _PLACEHOLDER_MARKERS = (
 )
 
 
+# SHA-256 of the secrets committed in k8s/overlays/dev/kustomization.yaml (public, so never a real secret):
+# refused with DEBUG off unless DEV_OVERLAY=true, which only that overlay sets. Hashes, so this module does not
+# carry them too; tests/deploy/test_settings_security.py holds the list and the overlay in agreement.
+DEV_OVERLAY = env.bool("DEV_OVERLAY", default=False)
+_DEV_OVERLAY_SECRET_SHA256 = frozenset(
+    {
+        "89eceb05f7321b02e0a7b37bebd308e63973c1c33e335ffdff09e6da9117a322",  # DJANGO_SECRET_KEY
+        "0404ac4094a992ffe7ea44f50d3c2604424a979fcbc23a1afbabac2d9cca55cd",  # SECRET_TOKEN
+    }
+)
+
+
 def _check_secret(name: str, value: str) -> None:
     hint = "generate one: python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+    if not DEV_OVERLAY and hashlib.sha256(value.encode()).hexdigest() in _DEV_OVERLAY_SECRET_SHA256:
+        raise ImproperlyConfigured(
+            f"{name} is the dev overlay's committed value (k8s/overlays/dev), public in this repository;"
+            f" set DEV_OVERLAY=true only on that local cluster ({hint})"
+        )
     if len(value) < SECRET_MIN_LENGTHS[name]:
         raise ImproperlyConfigured(
             f"{name} is {len(value)} characters; at least {SECRET_MIN_LENGTHS[name]} are required"
@@ -416,9 +434,13 @@ OUTBOX_INLINE_TIMEOUT = env.float("OUTBOX_INLINE_TIMEOUT", default=2.0)
 # Socket read/write bound (py-amqp read_timeout/write_timeout) of every broker connection: a node that
 # went silent fails the read after this long and the client moves to the next node.
 BROKER_SOCKET_TIMEOUT = env.float("BROKER_SOCKET_TIMEOUT", default=10.0)
-# Broker and Redis health for /metrics and GET /ops/diagnostics is checked at most once per this many
-# seconds per process, over one kept connection (orders/metrics_collect.py).
+# Broker and Redis health for /metrics and GET /ops/diagnostics, and /metrics' database gauges, are checked
+# at most once per this many seconds per process, over one kept connection (orders/metrics_collect.py).
 DIAGNOSTICS_CACHE_SECONDS = env.float("DIAGNOSTICS_CACHE_SECONDS", default=5.0)
+# /metrics answers only a Host that is an IP address (Prometheus scrapes the pod by its address) or one of
+# these names (compose's prometheus scrapes `web`); any other Host, the Ingress's public name included, gets
+# a 404 (core/views.py metrics_view).
+METRICS_ALLOWED_HOSTS = env.list("METRICS_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 # The DLQ's bound: past either, RabbitMQ refuses new dead letters (overflow reject-publish) and, with
 # at-least-once dead-lettering, keeps them in their source queue until the archiver makes room: none is
 # dropped (README "Failure handling"). 0 = no bound of that kind.

@@ -15,6 +15,8 @@ TEST_ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/15",
     "CACHE_KEY_PREFIX": "orders-test",
     "CHANNELS_PREFIX": "asgi-test",
+    # The test client's Host (testserver) may read /metrics, as a scrape by address does.
+    "METRICS_ALLOWED_HOSTS": "localhost,127.0.0.1,[::1],testserver",
     "LOG_FORMAT": "console",
     "ENRICHMENT_LATENCY_MS": "20",
     "TASK_MAX_RETRIES": "2",

@@ -78,6 +78,9 @@ def test_probes_and_metrics_reuse_one_broker_connection():
 
 
 def test_metrics_outbox_backlog_counts_unpublished_rows(api_client, client):
+    from orders import metrics_collect
+
+    metrics_collect.database_gauges.reset()  # an earlier scrape in this process is cached
     api_client.post("/orders", {"customer_id": "m", "items": [{"sku": "ABC", "qty": 1}]}, format="json")
     text = client.get("/metrics").content.decode()
     # inside the test transaction the fast path never ran: the row is still unpublished

@@ -1484,9 +1484,7 @@ def test_flower_has_no_default_credentials_anywhere():
         **{f"k8s {d}": main_container(objects(d, "Deployment")["flower"])["command"][2] for d in KUSTOMIZE_DIRS},
     }
     for where, command in commands.items():
-        assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command, (
-            f"{where}: Flower must refuse to start without FLOWER_BASIC_AUTH"
-        )
+        assert ': "${FLOWER_BASIC_AUTH:?' in command, f"{where}: Flower must refuse to start without FLOWER_BASIC_AUTH"
     for path in ("Procfile", "docker-compose.yml", "deploy/env.example", *map(str, (ROOT / "k8s").rglob("*.yaml"))):
         assert "admin:admin" not in (ROOT / path).read_text(), f"{path}: admin:admin"
 
@@ -1498,10 +1496,76 @@ def test_flower_refuses_to_start_without_credentials():
     assert result.returncode != 0 and "FLOWER_BASIC_AUTH" in result.stderr, result.stderr
 
 
+SECRET_OPTIONS = ("--basic-auth", "--broker-api", "--requirepass", "requirepass=")
+
+
+def test_no_secret_is_passed_as_a_process_argument():
+    """Issue 27 LOW 14: Flower's credentials and Redis's password come from the environment, never argv (ps)."""
+    commands = {
+        "Procfile flower": procfile()["flower"],
+        "compose flower": compose_command("flower")[2],
+        "compose redis": compose_command("redis")[2],
+        **{f"k8s {d} flower": main_container(objects(d, "Deployment")["flower"])["command"][2] for d in KUSTOMIZE_DIRS},
+        **{
+            f"k8s {d} redis": " ".join(main_container(objects(d, "Deployment")["redis"])["command"])
+            for d in KUSTOMIZE_DIRS
+        },
+        **{
+            f"k8s {d} redis args": " ".join(main_container(objects(d, "Deployment")["redis"]).get("args", []))
+            for d in KUSTOMIZE_DIRS
+        },
+    }
+    for where, command in commands.items():
+        assert not [o for o in SECRET_OPTIONS if o in command], f"{where}: a secret in the arguments: {command}"
+
+
+def _cmdlines() -> str:
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            out.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return "\n".join(out)
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server not installed")
+def test_compose_redis_command_requires_the_password_without_showing_it(tmp_path):
+    """compose's Redis command, run through sh as the container does: the password works, and no process
+    on the machine carries it in its command line."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    password = "Zq7-not-in-argv-" + os.urandom(6).hex()
+    command = compose_command("redis")[2].replace("redis-server - ", f"redis-server - --port {port} --save '' ", 1)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REDIS_PASSWORD": password}
+    proc = subprocess.Popen(
+        ["sh", "-c", command], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        cli = ["redis-cli", "-p", str(port)]
+        for _ in range(50):
+            pong = subprocess.run(
+                [*cli, "ping"], capture_output=True, text=True, env={**env, "REDISCLI_AUTH": password}
+            )
+            if pong.stdout.strip() == "PONG":
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert pong.stdout.strip() == "PONG", pong.stdout + pong.stderr
+        anonymous = subprocess.run([*cli, "ping"], capture_output=True, text=True, env={"PATH": env["PATH"]})
+        assert "NOAUTH" in anonymous.stdout + anonymous.stderr
+        assert password not in _cmdlines()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_compose_redis_requires_a_password_the_apps_carry():
     redis = compose()["services"]["redis"]
     command = compose_command("redis")
-    assert "--requirepass" in " ".join(command) and '"$REDIS_PASSWORD"' in command[-1], command
+    assert "requirepass $REDIS_PASSWORD\n" in command[-1] and "redis-server - " in command[-1], command
     assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?"), "no default password"
     assert redis["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?"), "the healthcheck needs it too"
     text = (ROOT / "deploy" / "env.example").read_text()
@@ -1512,8 +1576,7 @@ def test_compose_redis_requires_a_password_the_apps_carry():
 @pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
 def test_k8s_redis_requires_the_password_from_the_secret(directory):
     redis = main_container(objects(directory, "Deployment")["redis"])
-    args = redis["args"]
-    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert "requirepass $REDIS_PASSWORD\n" in redis["command"][2] and "redis-server - " in redis["command"][2]
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in redis["env"]}
     assert env["REDIS_PASSWORD"] == env["REDISCLI_AUTH"] and env["REDIS_PASSWORD"]["key"] == "REDIS_PASSWORD"
     assert env["REDIS_PASSWORD"]["name"] in objects(directory, "Secret"), env  # kustomize's hashed Secret name

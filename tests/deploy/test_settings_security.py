@@ -173,3 +173,27 @@ def test_debug_keeps_the_dev_defaults():
         "SECRET_TOKEN", "SECURE_SSL_REDIRECT", DJANGO_DEBUG="true", DJANGO_SECRET_KEY=None, SECRET_TOKEN=None
     )
     assert values == {"SECRET_TOKEN": "'dev-token'", "SECURE_SSL_REDIRECT": "False"}
+
+
+def _dev_overlay_values() -> dict[str, str]:
+    text = (ROOT / "k8s" / "overlays" / "dev" / "kustomization.yaml").read_text()
+    literals = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ") and "=" in line]
+    return dict(literal.split("=", 1) for literal in literals)
+
+
+def test_the_dev_overlays_committed_secrets_refuse_to_start_without_dev_overlay():
+    """Issue 27 LOW 10: the dev overlay's secrets are public; copied into production they must not start."""
+    dev = _dev_overlay_values()
+    assert dev["DEV_OVERLAY"] == "true", "the dev overlay sets the flag that lets its own secrets start"
+    for name in ("DJANGO_SECRET_KEY", "SECRET_TOKEN"):
+        result = run_in_production(["-c", SETTINGS_PROBE], **{name: dev[name]})
+        assert _refused(result, name), (name, result.stdout + result.stderr)
+        assert dev[name] not in result.stdout, "the message must not echo the secret"
+
+
+def test_the_dev_overlay_starts_with_its_own_secrets_and_flag():
+    dev = _dev_overlay_values()
+    values = settings_values(
+        "DEBUG", DJANGO_SECRET_KEY=dev["DJANGO_SECRET_KEY"], SECRET_TOKEN=dev["SECRET_TOKEN"], DEV_OVERLAY="true"
+    )
+    assert values == {"DEBUG": "False"}
