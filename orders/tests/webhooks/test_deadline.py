@@ -7,22 +7,11 @@ import time
 
 import pytest
 
-from orders import services
-from orders.tests.factories import order_create
 from orders.webhooks import delivery
 from orders.webhooks.models import WebhookDelivery, WebhookEvent
 from tests.webhook_receiver import Answer
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def completed_event(catalog, hooked_client) -> WebhookEvent:
-    order = order_create(client_id=hooked_client.id)
-    services.order_process(order_id=order.id)
-    services.order_enrich(order_id=order.id)
-    services.order_finalize(order_id=order.id)
-    return WebhookEvent.objects.get(order=order)
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from django.test import override_settings
 
 from clients import services as client_services
 from clients.models import WebhookEndpoint
-from orders import metrics, selectors, services
-from orders.tests.factories import order_create
+from orders import metrics, selectors
 from orders.webhooks import delivery
 from orders.webhooks.models import WebhookDelivery, WebhookEvent
 from orders.webhooks.selectors import webhook_backlog
@@ -19,15 +18,6 @@ from orders.webhooks.tasks import retry_delay
 from tests.webhook_receiver import Answer
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def completed_event(catalog, hooked_client) -> WebhookEvent:
-    order = order_create(client_id=hooked_client.id)
-    services.order_process(order_id=order.id)
-    services.order_enrich(order_id=order.id)
-    services.order_finalize(order_id=order.id)
-    return WebhookEvent.objects.get(order=order)
 
 
 def deliver(event: WebhookEvent, *, attempt: int = 1, retries_left: bool = True) -> WebhookEvent:
