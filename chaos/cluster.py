@@ -18,6 +18,7 @@ import subprocess
 import time
 import urllib.request
 from base64 import b64encode
+from collections.abc import Iterator
 from pathlib import Path
 
 from chaos.config import Config, log
@@ -208,28 +209,31 @@ def latency_report(client, events: list) -> dict:
     return report
 
 
+def log_entries(path: Path, *markers: str) -> Iterator[dict]:
+    """The JSON log lines of one process's log that contain any of `markers`, parsed, each with its time as
+    `at` (epoch seconds); lines that are not JSON (Celery's banner) are passed over."""
+    for line in path.read_text(errors="replace").splitlines():
+        if not any(marker in line for marker in markers):
+            continue
+        with contextlib.suppress(ValueError, KeyError):
+            entry = json.loads(line[line.index("{") :])
+            entry["at"] = _epoch(entry["timestamp"])
+            yield entry
+
+
 def failovers(workdir: Path, events: list) -> dict:
     """Per process: each move to another broker node (its log's broker_failover lines), seconds after the
     latest fault before it."""
-    starts = [
-        (e["wall"], f"{e['event']} {e['target']}")
-        for e in events
-        if e["event"] in ("node-kill", "node-isolate", "host-vanish")
-    ]
+    starts = [(e["wall"], f"{e['event']} {e['target']}") for e in events if e["event"] in FAULTS]
     out: dict = {}
     for path in sorted(workdir.glob("*.log")):
         moves = []
-        for line in path.read_text(errors="replace").splitlines():
-            if '"broker_failover"' not in line:
-                continue
-            with contextlib.suppress(ValueError, KeyError):
-                entry = json.loads(line[line.index("{") :])
-                at = _epoch(entry["timestamp"])
-                before = [s for s in starts if s[0] <= at]
-                fault = before[-1] if before else None
-                moves.append({"role": entry.get("role"), "to": entry.get("node"),
-                              "after_fault_s": round(at - fault[0], 1) if fault else None,
-                              "fault": fault[1] if fault else None})  # fmt: skip
+        for entry in log_entries(path, '"broker_failover"'):
+            before = [s for s in starts if s[0] <= entry["at"]]
+            fault = before[-1] if before else None
+            moves.append({"role": entry.get("role"), "to": entry.get("node"),
+                          "after_fault_s": round(entry["at"] - fault[0], 1) if fault else None,
+                          "fault": fault[1] if fault else None})  # fmt: skip
         if moves:
             out[path.stem] = moves
     return out
@@ -240,12 +244,11 @@ def redeliveries(workdir: Path, accepted_ids: list[str]) -> dict:
     messages delivered again and absorbed (history 'duplicate_skipped': the stage was already done)."""
     from orders.models import HistoryEvent, OrderHistory
 
-    republished = 0
-    for path in workdir.glob("relay*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            if '"outbox_publish_failed"' in line:
-                with contextlib.suppress(ValueError, KeyError):
-                    republished += len(json.loads(line[line.index("{") :])["outbox_ids"])
+    republished = sum(
+        len(entry.get("outbox_ids", []))
+        for path in workdir.glob("relay*.log")
+        for entry in log_entries(path, '"outbox_publish_failed"')
+    )
     skipped = OrderHistory.objects.filter(event=HistoryEvent.DUPLICATE_SKIPPED, order_id__in=accepted_ids).count()
     return {"outbox rows published again after an unconfirmed batch": republished,
             "stage messages delivered again, absorbed (duplicate_skipped)": skipped}  # fmt: skip
@@ -257,14 +260,9 @@ def spread_from_logs(workdir: Path, *, until: float | None = None) -> dict:
     spread: dict[str, int] = {}
     for path in sorted(workdir.glob("*.log")):
         node = None
-        for line in path.read_text(errors="replace").splitlines():
-            if '"broker_connected"' not in line and '"broker_failover"' not in line:
-                continue
-            with contextlib.suppress(ValueError, KeyError):
-                entry = json.loads(line[line.index("{") :])
-                if entry.get("role") == "probe" or (until is not None and _epoch(entry["timestamp"]) > until):
-                    continue
-                node = entry["node"]
+        for entry in log_entries(path, '"broker_connected"', '"broker_failover"'):
+            if entry.get("role") != "probe" and (until is None or entry["at"] <= until):
+                node = entry.get("node", node)
         if node:
             spread[node] = spread.get(node, 0) + 1
     return dict(sorted(spread.items()))
@@ -276,17 +274,13 @@ def worker_reconnects(workdir: Path) -> dict:
     out: dict = {}
     for path in sorted(workdir.glob("worker_*.log")):
         lost_at, gaps = None, []
-        for line in path.read_text(errors="replace").splitlines():
-            lost = "Connection to broker lost" in line
-            if not lost and not ('"Connected to amqp' in line or "Connected to amqp" in line):
-                continue
-            with contextlib.suppress(ValueError, KeyError):
-                at = _epoch(json.loads(line[line.index("{") :])["timestamp"])
-                if lost and lost_at is None:
-                    lost_at = at
-                elif not lost and lost_at is not None:
-                    gaps.append(round(at - lost_at, 1))
-                    lost_at = None
+        for entry in log_entries(path, "Connection to broker lost", "Connected to amqp"):
+            lost = "Connection to broker lost" in entry.get("event", "")
+            if lost and lost_at is None:
+                lost_at = entry["at"]
+            elif not lost and lost_at is not None:
+                gaps.append(round(entry["at"] - lost_at, 1))
+                lost_at = None
         if lost_at is not None:
             gaps.append(None)
         if gaps:
