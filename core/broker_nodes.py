@@ -29,9 +29,14 @@ def node_of(url: str) -> str:
     return f"{parts.hostname}:{parts.port or 5672}"
 
 
+def urls_of(url: str) -> list[str]:
+    """The URLs of a `;`-separated list."""
+    return [u.strip() for u in url.split(";") if u.strip()]
+
+
 def urls_shuffled(url: str, *, rng: random.Random | None = None) -> str:
     """The `;`-separated list in a random order (a single URL unchanged)."""
-    urls = [u.strip() for u in url.split(";") if u.strip()]
+    urls = urls_of(url)
     (rng or random.SystemRandom()).shuffle(urls)
     return ";".join(urls)
 
@@ -41,7 +46,7 @@ class BrokerNodes:
     to, and how many times it moved to another node."""
 
     def __init__(self, url: str):
-        self._urls = [u.strip() for u in url.split(";") if u.strip()]
+        self._urls = urls_of(url)
         self._lock = threading.Lock()
         self.node_by_role: dict[str, str] = {}
         self.failovers = 0
@@ -129,10 +134,11 @@ def broker_connect(*, role: str, **options: Any) -> Connection:
     return conn
 
 
-def broker_drop(conn: Connection) -> None:
-    """After an error: the node goes to the end of the list, the connection is let go without the close
-    handshake (a node cut off by a partition may not answer it for minutes)."""
-    broker_nodes().failed(node_of(conn.as_uri()))
+def broker_drop(conn: Connection, *, node_failed: bool = True) -> None:
+    """After an error: the node goes to the end of the list (unless the node itself is fine), and the connection
+    is let go without the close handshake (a node cut off by a partition may not answer it for minutes)."""
+    if node_failed:
+        broker_nodes().failed(node_of(conn.as_uri()))
     with contextlib.suppress(Exception):
         conn.collect(socket_timeout=0.5)
 

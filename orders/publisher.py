@@ -5,7 +5,6 @@ confirms awaited once, every wait bounded. The outbox services (orders/services/
 `messages_publish_confirmed` inside the transaction that marks the rows sent.
 """
 
-import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from celery.canvas import Signature, _chain, _prepare_chain_from_options  # type
 from django.conf import settings
 from kombu.exceptions import OperationalError  # what kombu turns a connection error into
 
-from core.broker_nodes import broker_nodes, node_of
+from core.broker_nodes import broker_drop, broker_nodes, node_of
 
 
 class PublishNotConfirmed(Exception):
@@ -110,10 +109,7 @@ class _ConfirmedPublisher:
         (blocked for minutes, seen). The next publish opens a connection with this node last, unless the
         node only nacked (a queue electing a new leader nacks for a moment: the node itself is fine)."""
         if self.conn is not None:
-            if node_failed:
-                broker_nodes().failed(node_of(self.conn.as_uri()))
-            with contextlib.suppress(Exception):
-                self.conn.collect(socket_timeout=0.5)
+            broker_drop(self.conn, node_failed=node_failed)
         self.conn = self.channel = self.producer = None
 
     def publish(self, messages: Sequence[Signature], *, timeout: float) -> None:
