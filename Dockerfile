@@ -82,4 +82,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # The Procfile `web` line; `sh -c` for the ${VAR:-default} expansion, `exec` so gunicorn's master
 # is PID 1 and receives SIGTERM directly (graceful shutdown: workers finish their requests within
 # graceful_timeout, 20 s). Workers: WEB_CONCURRENCY (orders_project/gunicorn_conf.py).
-CMD ["sh", "-c", "exec gunicorn orders_project.wsgi:application --config python:orders_project.gunicorn_conf --bind 0.0.0.0:${WEB_PORT:-8000}"]
+CMD ["sh", "-c", "exec gunicorn orders_project.wsgi:application --config python:orders_project.gunicorn_conf --bind ${WEB_HOST:-0.0.0.0}:${WEB_PORT:-8000}"]

@@ -217,3 +217,21 @@ def start_live(processes: Processes, port: int, *, env: dict | None = None) -> P
     proc = processes.start("live", argv, env={"WEB_CONCURRENCY": "1", **(env or {})})
     wait_healthy(proc, port)
     return proc
+
+
+def start_proxy(processes: Processes, port: int, *, web_port: int, live_port: int, env: dict | None = None) -> Proc:
+    """The Procfile's proxy (nginx, scripts/proxy.sh) on a given port in front of web and live on theirs; its
+    files in a directory of its own. Ready once /healthz answers through it (web must be up)."""
+    from bench import procs as bench_procs
+
+    argv = bench_procs.procfile_commands({})["proxy"]
+    proxy_env = {
+        "PROXY_PORT": str(port),
+        "PROXY_WEB_UPSTREAM": f"127.0.0.1:{web_port}",
+        "PROXY_LIVE_UPSTREAM": f"127.0.0.1:{live_port}",
+        "PROXY_DIR": str(ARTIFACTS / f"nginx-{port}"),
+        **(env or {}),
+    }
+    proc = processes.start("proxy", argv, env=proxy_env)
+    wait_healthy(proc, port)
+    return proc

@@ -3,6 +3,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
+bash scripts/apt.sh nginx=nginx-light
 bash scripts/venv.sh requirements.txt
 export PATH="$PWD/.venv/bin:$PATH"
 # This checkout's secrets (API token, Django key, Flower's user:password), generated on the first run and
@@ -17,14 +18,18 @@ while IFS='=' read -r name value; do [ -n "${!name:-}" ] || export "$name=$value
 export DJANGO_HTTPS=${DJANGO_HTTPS:-false}
 export LOG_FORMAT=${LOG_FORMAT:-console}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/orders}
-# No proxy in front: the page served by web (:8000) opens its socket on the live process's port.
+# nginx (the Procfile's `proxy`, scripts/proxy.sh) is the one address, PROXY_PORT: it buffers every request and
+# response in front of web's sync workers and routes /ws/ to live, both on loopback only behind it.
+export PROXY_PORT=${PROXY_PORT:-8000}
+export WEB_HOST=${WEB_HOST:-127.0.0.1} WEB_PORT=${WEB_PORT:-8002}
+export LIVE_HOST=${LIVE_HOST:-127.0.0.1} LIVE_PORT=${LIVE_PORT:-8001}
+export NUM_PROXIES=${NUM_PROXIES:-1}
 # The demo: the live page needs no login (read-only, no customer data; off by default elsewhere).
 export LIVE_FEED_ANONYMOUS=${LIVE_FEED_ANONYMOUS:-true}
 # The demo's fault items (HANG, DOWN, BOMBA, FLAKY, CRASH): seeded and acting here, never by default.
 export DEMO_FAULTS_ENABLED=${DEMO_FAULTS_ENABLED:-true}
 # Webhook endpoints on this machine (a receiver on http://127.0.0.1:...): allowed here, never by default.
 export WEBHOOK_ALLOW_PRIVATE_URLS=${WEBHOOK_ALLOW_PRIVATE_URLS:-true}
-export LIVE_WS_PORT=${LIVE_WS_PORT:-${LIVE_PORT:-8001}}
 export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/prometheus}
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 db=$(python -c "import os,urllib.parse as u; print(u.urlparse(os.environ['DATABASE_URL']).path.lstrip('/'))")
@@ -33,7 +38,7 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db
 python manage.py migrate --noinput
 python manage.py seed_catalog
 python manage.py declare_topology
-echo "API, admin, docs and the live page on http://localhost:${WEB_PORT:-8000}/  (token: \$SECRET_TOKEN=$SECRET_TOKEN)"
-echo "Live page's WebSocket on ws://localhost:${LIVE_PORT:-8001}/ws/orders  Flower on http://localhost:${FLOWER_PORT:-5555} ($FLOWER_BASIC_AUTH)"
+echo "API, admin, docs and the live page on http://localhost:$PROXY_PORT/  (token: \$SECRET_TOKEN=$SECRET_TOKEN)"
+echo "Flower on http://localhost:${FLOWER_PORT:-5555} ($FLOWER_BASIC_AUTH)"
 echo "(secrets in var/dev-secrets.env)"
 exec honcho start -f Procfile

@@ -9,6 +9,8 @@ bash scripts/venv.sh requirements-dev.txt
 LINT=${LINT:-1}
 if [ "$LINT" = 1 ]; then bash scripts/lint.sh; fi
 bash scripts/browser.sh
+# nginx for the Procfile's proxy (e2e/test_proxy.py)
+bash scripts/apt.sh nginx=nginx-light
 bash scripts/promtool.sh
 export PATH="$PWD/.venv/bin:$PATH"
 exec python -m pytest "$@"

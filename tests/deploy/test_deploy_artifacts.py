@@ -192,8 +192,13 @@ def duration_seconds(value: str) -> float:
 # --------------------------------------------------------------------------- Procfile
 
 
+# The Procfile's nginx in front of web and live (`make run`): compose runs nginx's own image (service `proxy`,
+# test_compose_proxy_*), k8s the Ingress controller.
+PROXY = "proxy"
+
+
 def test_procfile_has_every_process():
-    assert set(procfile()) == set(PROCESS_NAMES), (
+    assert set(procfile()) == set(PROCESS_NAMES) | {PROXY}, (
         "Procfile processes changed: update PROCESS_NAMES here, docker-compose.yml and k8s/ "
         f"(Procfile has {sorted(procfile())})"
     )
@@ -648,13 +653,28 @@ def test_compose_runs_no_worker_outside_the_procfile():
     assert runners == set(WORKERS), f"compose's Celery workers {sorted(runners)} != the Procfile's {sorted(WORKERS)}"
 
 
-def test_compose_page_opens_its_socket_on_the_published_live_port():
-    """No proxy in compose: web tells the page (LIVE_WS_PORT) the host port `live` is published on."""
+def test_compose_publishes_web_and_live_only_through_the_proxy():
+    """nginx (deploy/nginx/orders.conf.template, the file `make run`'s proxy renders too) is the one published
+    port of the API and the page; web and live are reachable only inside compose's network."""
     services = compose()["services"]
-    (live_port,) = services["live"]["ports"]
-    host_port, container_port = live_port.rsplit(":", 1)
-    assert services["web"]["environment"]["LIVE_WS_PORT"] == host_port
-    assert container_port == "8001" and "<$LIVE_PORT>" in option(normalize(compose_command("live")), "--port")
+    proxy = services[PROXY]
+    assert proxy["image"].startswith("nginx:") and ":latest" not in proxy["image"]
+    assert [v.split(":")[:2] for v in proxy["volumes"]] == [
+        ["./deploy/nginx/orders.conf.template", "/etc/nginx/templates/default.conf.template"]
+    ]
+    (published,) = proxy["ports"]
+    assert published.endswith(f":{proxy['environment']['PROXY_PORT']}")
+    assert proxy["environment"]["PROXY_WEB_UPSTREAM"] == "web:8000"
+    assert proxy["environment"]["PROXY_LIVE_UPSTREAM"] == "live:8001"
+    # every ${PROXY_*} of the template is set (nginx's image leaves an unset one in the file: nginx would fail)
+    template = (ROOT / "deploy/nginx/orders.conf.template").read_text()
+    assert set(re.findall(r"\$\{(PROXY_\w+)\}", template)) == set(proxy["environment"])
+    for name in ("web", "live"):
+        assert "ports" not in services[name], f"{name} is published: clients must come through the proxy"
+        assert proxy["depends_on"][name]["condition"] == "service_healthy"
+    # the page opens its socket on its own origin (the proxy routes /ws/ to live); web counts nginx's address
+    assert "LIVE_WS_PORT" not in services["web"].get("environment", {})
+    assert services["web"]["environment"]["NUM_PROXIES"] == "1"
     # uvicorn takes WEB_CONCURRENCY (.env, sized for web's gunicorn) as its --workers default
     assert services["live"]["environment"]["WEB_CONCURRENCY"] == "1"
 
