@@ -1,4 +1,4 @@
-.PHONY: run test chaos bench lint fmt typecheck cluster cluster-run cluster-down chaos-cluster
+.PHONY: run test chaos bench lint fmt typecheck cluster cluster-run cluster-down chaos-cluster db-ha db-ha-down
 run:  ## install and start the whole system
 	bash scripts/run.sh
 test:  ## install and run the tests
@@ -28,3 +28,7 @@ fmt:  ## apply ruff's safe fixes, format, then list what is left to fix by hand 
 	.venv/bin/ruff check $(PATHS)
 typecheck:  ## mypy over the packages listed in pyproject.toml
 	bash scripts/venv.sh requirements-dev.txt && .venv/bin/mypy
+db-ha:  ## local PostgreSQL HA: Patroni (etcd) primary + synchronous standby, HAProxy, PgBouncer; prints the URLs
+	bash scripts/db_ha_deps.sh && bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m devtools.db_ha up
+db-ha-down:  ## stop and remove only what `make db-ha` started
+	bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m devtools.db_ha down

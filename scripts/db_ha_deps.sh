@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Debian's packages devtools/db_ha.py runs (etcd, HAProxy, PgBouncer; PostgreSQL 15 is already on the machine),
+# installed only when missing. devtools/db_ha.py starts its own copies on its own ports; none of these packages'
+# system services may stay running (etcd's would take 2379, HAProxy's and PgBouncer's their default ports), so
+# the install runs under a policy-rc.d that forbids starting services, and anything started anyway is stopped.
+set -eu
+say() { printf '[db_ha_deps] %s\n' "$*"; }
+
+need=()
+command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)
+[ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
+
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  # Forbid service starts during the install (many images already ship such a policy-rc.d: keep it then).
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  trap '[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# No system-wide service of these packages stays running (with systemd, none is enabled either).
+for svc in etcd haproxy pgbouncer; do
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  elif [ -x "/etc/init.d/$svc" ]; then
+    "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+  fi
+done
+for port in 2379 2380; do
+  if ss -ltnH "sport = :$port" | grep -q .; then
+    say "warning: something listens on $port (a system etcd?): devtools/db_ha.py uses its own ports anyway"
+  fi
+done
+say "etcd $(etcd --version 2>/dev/null | head -n1 | awk '{print $3}'), $(haproxy -v 2>/dev/null | head -n1 | awk '{print $1, $3}'), $(pgbouncer --version 2>/dev/null | head -n1) ready"
