@@ -70,6 +70,31 @@ SETUP_COMMANDS = [
 # Custom resources that kubernetes-validate has no schema for. They are checked by hand
 # below (test_keda_scaled_object); any other unknown kind fails the build validation.
 CRDS_CHECKED_BY_HAND = {("keda.sh/v1alpha1", "ScaledObject")}
+# CloudNativePG's resources: validated against their CRD's schema, vendored and trimmed under schemas/
+# (schemas/README.md: source commit, what is kept), by test_cnpg_resources_match_their_schema, and by hand below.
+CRD_SCHEMAS = {
+    ("postgresql.cnpg.io/v1", "Cluster"): Path(__file__).parent / "schemas" / "cnpg-cluster.json",
+    ("postgresql.cnpg.io/v1", "Pooler"): Path(__file__).parent / "schemas" / "cnpg-pooler.json",
+}
+# The PostgreSQL cluster (k8s/base/postgres.yaml) and what CloudNativePG makes from it.
+PG_CLUSTER = "postgres"
+PG_POOLER = "postgres-pooler"
+PG_DATABASE = "orders"
+# The Secret CNPG creates for the database owner (<cluster>-app) and the keys the app pods read from it. Not in
+# the build (the operator makes it in the cluster): container_env() resolves references to it with these values.
+OPERATOR_SECRETS = {
+    f"{PG_CLUSTER}-app": {
+        "username": "orders",
+        "password": "generated-by-cloudnative-pg",
+        "host": f"{PG_CLUSTER}-rw",
+        "port": "5432",
+        "dbname": "orders",
+        "uri": "postgresql://orders:generated-by-cloudnative-pg@postgres-rw.orders:5432/orders",
+    }
+}
+# Processes that need a session on the primary (DATABASE_DIRECT_URL, CNPG's -rw Service): the relay's LISTEN, the
+# setup Job's migrations. Everything else goes through the pooler only.
+DIRECT_DB_PROCESSES = {"relay", "setup"}
 
 # Environment variables the application reads (names are the contract with the app code).
 APP_ENV = {
@@ -768,10 +793,28 @@ def container_env(directory: str, container: dict) -> dict[str, str | None]:
             env[item["name"]] = configmaps[key_ref["name"]][key_ref["key"]]
         elif "secretKeyRef" in ref:
             key_ref = ref["secretKeyRef"]
-            assert key_ref["key"] in secrets.get(key_ref["name"], {}), f"missing {key_ref}"
-            env[item["name"]] = secrets[key_ref["name"]][key_ref["key"]]
+            known = {**OPERATOR_SECRETS, **secrets}
+            assert key_ref["key"] in known.get(key_ref["name"], {}), f"missing {key_ref}"
+            env[item["name"]] = known[key_ref["name"]][key_ref["key"]]
         else:
             env[item["name"]] = item.get("value")
+    return env
+
+
+_VAR_REF = re.compile(r"\$\((\w+)\)")
+
+
+def expanded_env(directory: str, container: dict) -> dict[str, str | None]:
+    """container_env with the kubelet's $(VAR) expansion applied to `env` values: a reference resolves only to a
+    variable defined before it (envFrom, or an earlier `env` item); an unresolved one stays as written."""
+    env: dict[str, str | None] = {}
+    for source in container.get("envFrom", []):
+        env.update(container_env(directory, {"envFrom": [source]}))
+    for item in container.get("env", []):
+        value = container_env(directory, {"env": [item]})[item["name"]]
+        if "value" in item and value is not None:
+            value = _VAR_REF.sub(lambda m: env[m.group(1)] if env.get(m.group(1)) is not None else m.group(0), value)
+        env[item["name"]] = value
     return env
 
 
@@ -797,13 +840,14 @@ def test_kubernetes_validate_strict(directory):
 
     unknown = set(re.findall(r"Couldn't find schema for kind (\S+) with api version (\S+)", output))
     unknown = {(api, kind) for kind, api in unknown}
-    assert unknown <= CRDS_CHECKED_BY_HAND, f"kinds without a schema (typo or unchecked CRD): {unknown}"
+    checked_elsewhere = CRDS_CHECKED_BY_HAND | set(CRD_SCHEMAS)
+    assert unknown <= checked_elsewhere, f"kinds without a schema (typo or unchecked CRD): {unknown}"
     other_warnings = [line for line in output.splitlines() if "WARN" in line and "Couldn't find schema" not in line]
     assert not other_warnings, other_warnings
 
     passed = set(re.findall(r"passed for resource (\S+) against version", output))
     for obj in manifests(directory):
-        if (obj["apiVersion"], obj["kind"]) in CRDS_CHECKED_BY_HAND:
+        if (obj["apiVersion"], obj["kind"]) in checked_elsewhere:
             continue
         ident = f"{obj['kind'].lower()}/{obj['metadata']['name']}"
         assert ident in passed, f"{ident} was not validated:\n{output}"
@@ -939,8 +983,8 @@ def test_dev_overlay_replaces_placeholder_secrets():
             assert "REPLACE-ME" not in value, f"dev overlay still uses the base placeholder for {name}.{key}"
     values = next(v for v in secrets.values() if "REDIS_URL" in v)  # orders-secrets (hashed name)
     assert f":{values['REDIS_PASSWORD']}@" in values["REDIS_URL"], "REDIS_URL password != REDIS_PASSWORD"
-    db = values["DATABASE_URL"]
-    assert f":{values['POSTGRES_PASSWORD']}@" in db, "DATABASE_URL password != POSTGRES_PASSWORD"
+    # the database's credentials are CloudNativePG's (Secret postgres-app), never committed in an overlay
+    assert not {"DATABASE_URL", "DATABASE_DIRECT_URL", "POSTGRES_PASSWORD"} & set(values), sorted(values)
     for url in ("CELERY_BROKER_URL", "RABBITMQ_MANAGEMENT_URL", "RABBITMQ_SERVICE_URL"):
         for one in values[url].split(";"):
             assert f":{values['RABBITMQ_DEFAULT_PASS']}@" in one, f"{url} password != RABBITMQ_DEFAULT_PASS"
@@ -1199,14 +1243,14 @@ def test_k8s_every_pdb_selects_a_workload(directory):
 def test_k8s_statefulsets_and_setup_job(directory):
     statefulsets = objects(directory, "StatefulSet")
     services = objects(directory, "Service")
-    assert {"postgres", "rabbitmq"} <= set(statefulsets)
-    for name in ("postgres", "rabbitmq"):
-        sts = statefulsets[name]
-        assert sts["spec"]["volumeClaimTemplates"], f"{name}: volumeClaimTemplates"
-        headless = services[sts["spec"]["serviceName"]]
-        assert headless["spec"].get("clusterIP") == "None", f"{name}: governing Service must be headless"
-    images = {n: main_container(s)["image"] for n, s in statefulsets.items()}
-    assert images["postgres"].startswith("postgres:16") and images["rabbitmq"] == "rabbitmq:3.13-management"
+    # PostgreSQL is CloudNativePG's Cluster now (test_cnpg_*): no StatefulSet or Service of ours for it
+    assert set(statefulsets) == {"rabbitmq"}, sorted(statefulsets)
+    assert PG_CLUSTER not in services and PG_CLUSTER not in workloads(directory)
+    sts = statefulsets["rabbitmq"]
+    assert sts["spec"]["volumeClaimTemplates"], "rabbitmq: volumeClaimTemplates"
+    headless = services[sts["spec"]["serviceName"]]
+    assert headless["spec"].get("clusterIP") == "None", "rabbitmq: governing Service must be headless"
+    assert main_container(sts)["image"] == "rabbitmq:3.13-management"
     assert "redis" in {**objects(directory, "Deployment"), **statefulsets}
 
     jobs = objects(directory, "Job")
@@ -1483,6 +1527,199 @@ def test_network_policies_let_the_rabbitmq_nodes_reach_each_other_only(directory
     assert not admitted(directory, NS_OWN, node, "postgres", 5432), "the broker needs no database"
 
 
+# --------------------------------------------------------------------------- PostgreSQL (CloudNativePG)
+
+
+def cnpg_cluster(directory: str) -> dict:
+    return objects(directory, "Cluster")[PG_CLUSTER]
+
+
+def cnpg_pooler(directory: str) -> dict:
+    return objects(directory, "Pooler")[PG_POOLER]
+
+
+@functools.cache
+def crd_validator(key: tuple[str, str]):
+    import jsonschema  # requirements-dev.lock (check-jsonschema's dependency, pinned)
+
+    schema = json.loads(CRD_SCHEMAS[key].read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def crd_errors(obj: dict) -> list[str]:
+    validator = crd_validator((obj["apiVersion"], obj["kind"]))
+    return [
+        f"{obj['kind']}/{obj['metadata']['name']} .{'.'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_cnpg_resources_match_their_schema(directory):
+    """The Cluster and the Pooler against their CRD's schema (tests/deploy/schemas/, vendored and trimmed)."""
+    found = [o for o in manifests(directory) if (o["apiVersion"], o["kind"]) in CRD_SCHEMAS]
+    assert {(o["apiVersion"], o["kind"]) for o in found} == set(CRD_SCHEMAS), found
+    errors = [error for obj in found for error in crd_errors(obj)]
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    "kind, mutate",
+    [
+        ("Cluster", lambda s: s.__setitem__("instancess", 3)),  # misspelt field
+        ("Cluster", lambda s: s["postgresql"]["parameters"].__setitem__("max_connections", 150)),  # not a string
+        ("Cluster", lambda s: s["postgresql"]["synchronous"].__setitem__("method", "quorum")),
+        ("Cluster", lambda s: s["postgresql"]["synchronous"].__setitem__("number", 0)),
+        ("Cluster", lambda s: s["postgresql"]["synchronous"].pop("number")),
+        ("Cluster", lambda s: s["postgresql"]["synchronous"].__setitem__("dataDurability", "strict")),
+        ("Cluster", lambda s: s.__setitem__("primaryUpdateMethod", "failover")),
+        ("Cluster", lambda s: s.pop("instances")),
+        ("Cluster", lambda s: s["affinity"].__setitem__("enablePodAntiAfinity", True)),
+        ("Cluster", lambda s: s["storage"].__setitem__("sizee", "1Gi")),
+        ("Cluster", lambda s: s["resources"]["requests"].__setitem__("memory", "2 GB")),
+        ("Cluster", lambda s: s.__setitem__("imageCatalogRef", {"kind": "ImageCatalog", "name": "x", "major": 16})),
+        ("Pooler", lambda s: s["pgbouncer"].__setitem__("poolMode", "statement")),  # CNPG allows session/transaction
+        ("Pooler", lambda s: s["pgbouncer"]["parameters"].__setitem__("default_pool_size", 20)),
+        ("Pooler", lambda s: s.__setitem__("type", "primary")),
+        ("Pooler", lambda s: s.pop("cluster")),
+        ("Pooler", lambda s: s.__setitem__("pgbouncerr", {})),
+    ],
+)
+def test_cnpg_schemas_reject_what_the_api_server_would(kind, mutate):
+    """The vendored schemas are not vacuous: each mistake here fails them (the same ones the API server rejects)."""
+    import copy
+
+    obj = copy.deepcopy(next(o for o in manifests("k8s/base") if o["kind"] == kind))
+    assert not crd_errors(obj)
+    mutate(obj["spec"])
+    assert crd_errors(obj), f"the {kind} schema accepted a broken spec"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_cnpg_cluster_is_three_instances_with_a_synchronous_standby(directory):
+    spec = cnpg_cluster(directory)["spec"]
+    assert spec["instances"] == 3
+    # ANY 1 of the two standbys confirms each commit, and commits wait rather than go on without one: a 202 means
+    # the order is on two servers (docs/postgres-k8s.md)
+    assert spec["postgresql"]["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+    assert not {"minSyncReplicas", "maxSyncReplicas"} & set(spec), "one syntax: spec.postgresql.synchronous"
+    params = spec["postgresql"]["parameters"]
+    assert params.get("synchronous_commit", "on") in ("on", "remote_apply"), "a weaker level acks before the standby"
+    assert "synchronous_standby_names" not in params, "CloudNativePG sets it from `synchronous`"
+    # one instance per node (the dev overlay may only relax required to preferred, for one-node clusters)
+    affinity = spec["affinity"]
+    assert affinity["enablePodAntiAffinity"] is True and affinity["topologyKey"] == "kubernetes.io/hostname"
+    expected = "required" if directory == "k8s/base" else "preferred"
+    assert affinity["podAntiAffinityType"] == expected
+    # CloudNativePG makes the PodDisruptionBudgets (primary, standbys): never switched off, none of ours
+    assert spec.get("enablePDB", True) is True
+    for name, pdb in objects(directory, "PodDisruptionBudget").items():
+        assert not pdb["spec"]["selector"]["matchLabels"].keys() & {"cnpg.io/cluster"}, name
+    # the database and owner the app connects as; the password is the operator's (Secret <cluster>-app)
+    initdb = spec["bootstrap"]["initdb"]
+    assert initdb["database"] == PG_DATABASE and initdb.get("owner", initdb["database"]) == "orders"
+    assert "secret" not in initdb, "the operator generates the owner's password (Secret postgres-app)"
+    assert spec["imageName"].startswith("ghcr.io/cloudnative-pg/postgresql:16"), spec["imageName"]
+    requests, limits = spec["resources"]["requests"], spec["resources"]["limits"]
+    assert {"cpu", "memory"} <= set(requests) and requests["memory"] == limits["memory"], "guaranteed memory"
+    assert spec["storage"]["size"] and spec["walStorage"]["size"]
+    assert spec.get("primaryUpdateMethod") == "switchover"
+    # no PodMonitor: the build assumes no Prometheus operator (pods are scraped by annotation)
+    assert not [o for o in manifests(directory) if o["apiVersion"].startswith("monitoring.coreos.com/")]
+    assert spec["monitoring"].get("enablePodMonitor", False) is False
+    annotations = spec["inheritedMetadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/port"] == "9187"
+
+
+def test_cnpg_backups_are_flagged_until_configured():
+    """No object store here: the manifest says so where the backup section would be, and the runbook covers
+    backups and point-in-time recovery."""
+    spec = cnpg_cluster("k8s/base")["spec"]
+    if "backup" not in spec and not spec.get("plugins"):
+        text = (ROOT / "k8s/base/postgres.yaml").read_text()
+        assert "BACKUPS ARE NOT CONFIGURED" in text and "# backup:" in text
+    doc = (ROOT / "docs/postgres-k8s.md").read_text()
+    assert "point-in-time" in doc.lower() and "barmanObjectStore" in doc
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_cnpg_pooler_in_transaction_mode_fits_max_connections(directory):
+    pooler, cluster = cnpg_pooler(directory), cnpg_cluster(directory)
+    spec = pooler["spec"]
+    assert pooler["metadata"]["name"] != cluster["metadata"]["name"], "CNPG: a Pooler may not share its cluster's name"
+    assert spec["cluster"]["name"] == PG_CLUSTER and spec.get("type", "rw") == "rw"
+    assert spec["pgbouncer"]["poolMode"] == "transaction"
+    assert spec["instances"] == (2 if directory == "k8s/base" else 1)
+    params = spec["pgbouncer"]["parameters"]
+    pool, reserve = int(params["default_pool_size"]), int(params.get("reserve_pool_size", "0"))
+    assert int(params["max_client_conn"]) >= 500
+    # PostgreSQL's connections: every PgBouncer pod's pool and reserve (during a rollout twice over), the direct
+    # sessions, CNPG's own and the superuser reserve (3) all fit
+    max_connections = int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
+    assert 2 * spec["instances"] * (pool + reserve) + 20 <= max_connections, (pool, reserve, max_connections)
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_app_reaches_postgres_through_the_pooler_and_the_primary_directly(directory):
+    """DATABASE_URL -> the Pooler's Service (every container of every app pod); DATABASE_DIRECT_URL -> the
+    Cluster's -rw Service (the relay and the setup Job only); credentials from CloudNativePG's Secret, never a
+    committed Secret; prepared statements off through PgBouncer unless it tracks them."""
+    prepared = int(cnpg_pooler(directory)["spec"]["pgbouncer"]["parameters"].get("max_prepared_statements", "0"))
+    owner = OPERATOR_SECRETS[f"{PG_CLUSTER}-app"]
+    pods = {**workloads(directory), **objects(directory, "Job")}
+    apps = {name: obj for name, obj in pods.items() if is_app(obj)}
+    assert {"web", "relay", "setup", *WORKERS} <= set(apps)
+    for name, obj in apps.items():
+        spec = pod_spec(obj)
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            where = f"{name}/{container['name']}"
+            env = expanded_env(directory, container)
+            items = [item["name"] for item in container.get("env", [])]
+            assert "DATABASE_URL" in items, f"{where}: DATABASE_URL must be built in env (not from orders-secrets)"
+            for key in ("POSTGRES_APP_USER", "POSTGRES_APP_PASSWORD"):
+                ref = next(i for i in container["env"] if i["name"] == key)["valueFrom"]["secretKeyRef"]
+                assert ref["name"] == f"{PG_CLUSTER}-app" and not ref.get("optional"), (where, ref)
+                assert items.index(key) < items.index("DATABASE_URL"), f"{where}: $({key}) used before it is set"
+            url = urlsplit(env["DATABASE_URL"])
+            assert (url.hostname, url.port, url.path) == (PG_POOLER, 5432, f"/{PG_DATABASE}"), (where, url)
+            assert (url.username, url.password) == (owner["username"], owner["password"]), where
+            direct = env.get("DATABASE_DIRECT_URL")
+            if name in DIRECT_DB_PROCESSES and container in spec["containers"]:
+                assert direct, f"{where}: needs DATABASE_DIRECT_URL"
+                url = urlsplit(direct)
+                assert (url.hostname, url.port, url.path) == (f"{PG_CLUSTER}-rw", 5432, f"/{PG_DATABASE}"), where
+                assert (url.username, url.password) == (owner["username"], owner["password"]), where
+            else:
+                assert direct is None, f"{where}: only {sorted(DIRECT_DB_PROCESSES)} bypass the pooler"
+            if not prepared:
+                assert env.get("DB_PREPARE_THRESHOLD") == "off", f"{where}: prepared statements through PgBouncer"
+            assert not [v for v in env.values() if v and _VAR_REF.search(v)], f"{where}: unresolved $(VAR)"
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZE_DIRS)
+def test_network_policies_let_cloudnative_pg_run_the_cluster(directory):
+    instance, _ = _pod(directory, PG_CLUSTER)
+    join, _ = _pod(directory, f"{PG_CLUSTER}-join")
+    pooler, _ = _pod(directory, PG_POOLER)
+    operator = ({"kubernetes.io/metadata.name": "cnpg-system"}, {"app.kubernetes.io/name": "cloudnative-pg"})
+    for port in (5432, 8000):
+        # the instances among themselves (replication, status) and a new instance's clone Job
+        assert admitted(directory, NS_OWN, instance, PG_CLUSTER, port), port
+        assert admitted(directory, NS_OWN, join, PG_CLUSTER, port), port
+        # the operator
+        assert admitted(directory, *operator, PG_CLUSTER, port), port
+        assert not admitted(directory, operator[0], STRANGER, PG_CLUSTER, port), port
+        assert not admitted(directory, NS_OTHER, instance, PG_CLUSTER, port), port
+    # PgBouncer's server connections
+    assert admitted(directory, NS_OWN, pooler, PG_CLUSTER, 5432)
+    assert not admitted(directory, NS_OWN, pooler, PG_CLUSTER, 8000)
+    # the pooler takes the app's connections only
+    assert not admitted(directory, NS_OWN, STRANGER, PG_POOLER, 5432)
+    assert not admitted(directory, NS_KEDA, {"app": "keda-operator"}, PG_POOLER, 5432)
+    assert not admitted(directory, NS_OWN, rabbitmq_pod_labels(directory), PG_POOLER, 5432)
+
+
 # --------------------------------------------------------------------------- operator surfaces
 
 OPERATOR_SERVICES = ("flower", "rabbitmq", "postgres", "redis", "prometheus", "grafana")
@@ -1638,7 +1875,31 @@ def _selects(selector: dict, labels: dict) -> bool:
     return True
 
 
+def cnpg_pods(directory: str) -> dict[str, tuple[dict, list[dict]]]:
+    """The pods CloudNativePG makes from the build's Cluster and Pooler, as the operator labels them (and the
+    ports its containers listen on), for the NetworkPolicy checks: "postgres" (an instance, whatever its role),
+    "postgres-join" (the Job that clones a new instance), "postgres-pooler" (PgBouncer)."""
+    (cluster,) = objects(directory, "Cluster")
+    (pooler,) = objects(directory, "Pooler")
+    instance = {"cnpg.io/cluster": cluster, "cnpg.io/podRole": "instance", "cnpg.io/instanceRole": "primary"}
+    ports = [
+        {"name": "postgresql", "containerPort": 5432},
+        {"name": "status", "containerPort": 8000},
+        {"name": "metrics", "containerPort": 9187},
+    ]
+    return {
+        cluster: (instance, ports),
+        f"{cluster}-join": ({"cnpg.io/cluster": cluster, "cnpg.io/jobRole": "join"}, []),
+        pooler: (
+            {"cnpg.io/poolerName": pooler, "cnpg.io/podRole": "pooler"},
+            [{"name": "pgbouncer", "containerPort": 5432}, {"name": "metrics", "containerPort": 9127}],
+        ),
+    }
+
+
 def _pod(directory: str, name: str) -> tuple[dict, list[dict]]:
+    if name in cnpg_pods(directory):
+        return cnpg_pods(directory)[name]
     obj = {**workloads(directory), **objects(directory, "Job")}[name]
     return obj["spec"]["template"]["metadata"]["labels"], [
         p for c in pod_spec(obj)["containers"] for p in c.get("ports", [])
@@ -1693,7 +1954,7 @@ def test_network_policies_deny_by_default(directory):
     deny = [p for p in objects(directory, "NetworkPolicy").values() if p["spec"]["podSelector"] == {}]
     assert deny and deny[0]["spec"]["policyTypes"] == ["Ingress"] and not deny[0]["spec"].get("ingress")
     # a pod of this namespace that no rule names, and any pod elsewhere, reach nothing
-    for name in [*workloads(directory), "setup"]:
+    for name in [*workloads(directory), "setup", PG_CLUSTER, PG_POOLER]:
         for port in [p["containerPort"] for p in _pod(directory, name)[1]] or [8000]:
             assert not admitted(directory, NS_OWN, STRANGER, name, port), (name, port)
             assert not admitted(directory, NS_OTHER, STRANGER, name, port), (name, port)
@@ -1714,8 +1975,10 @@ def test_network_policies_data_services_only_from_the_app_pods(directory):
     pods = app_pods(directory)
     assert {"web", "live", "relay", "archiver", "flower", "setup", *WORKERS} <= set(pods)
     for name, labels in pods.items():
-        for target, port in (("postgres", 5432), ("rabbitmq", 5672), ("redis", 6379)):
+        for target, port in ((PG_POOLER, 5432), (PG_CLUSTER, 5432), ("rabbitmq", 5672), ("redis", 6379)):
             assert admitted(directory, NS_OWN, labels, target, port), f"{name} cannot reach {target}:{port}"
+        # the instance manager's port is the cluster's and the operator's only
+        assert not admitted(directory, NS_OWN, labels, PG_CLUSTER, 8000), f"{name} -> {PG_CLUSTER}:8000"
     assert admitted(directory, NS_OWN, pods["flower"], "rabbitmq", 15672), "Flower's broker tab"
     # KEDA reads the enrichment queue's length over AMQP, and nothing else
     assert admitted(directory, NS_KEDA, {"app": "keda-operator"}, "rabbitmq", 5672)
@@ -1733,6 +1996,10 @@ def test_network_policies_let_monitoring_scrape_the_metrics_ports(directory):
     assert admitted(directory, NS_MONITORING, prometheus, "rabbitmq", 15692)
     for target, port in (("postgres", 5432), ("redis", 6379), ("rabbitmq", 5672), ("flower", 5555)):
         assert not admitted(directory, NS_MONITORING, prometheus, target, port), (target, port)
+    # CloudNativePG's exporters: the instances' (9187) and PgBouncer's (9127), annotated for the same scrape job
+    assert admitted(directory, NS_MONITORING, prometheus, PG_CLUSTER, 9187)
+    assert admitted(directory, NS_MONITORING, prometheus, PG_POOLER, 9127)
+    assert not admitted(directory, NS_MONITORING, prometheus, PG_POOLER, 5432)
     # every pod Prometheus is told to scrape (annotations) is let in on that port
     for name, obj in workloads(directory).items():
         annotations = obj["spec"]["template"]["metadata"].get("annotations", {})
