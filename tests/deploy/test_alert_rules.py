@@ -29,8 +29,11 @@ ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 SCRAPE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "orders-dashboard.json"
 README = ROOT / "README.md"
-# Where runbooks live: README's "Alerts and runbook" table, and the RabbitMQ cluster's own page for its alerts.
-RUNBOOK_FILES = {"README.md", "docs/rabbitmq-cluster.md"}
+# Where runbooks live: README's "Alerts and runbook" table, and the RabbitMQ and PostgreSQL clusters' own pages
+# for their alerts.
+RUNBOOK_FILES = {"README.md", "docs/rabbitmq-cluster.md", "docs/postgres-k8s.md"}
+# Metric prefixes of exporters that are not ours: RabbitMQ's plugin, CloudNativePG's instance exporter.
+FOREIGN_METRIC_PREFIXES = ("rabbitmq_", "cnpg_")
 METRICS_MODULE = ROOT / "orders" / "metrics.py"
 # core's own metrics (core imports no app): which broker node each process is on, and its failovers
 METRICS_MODULES = (METRICS_MODULE, ROOT / "core" / "broker_nodes.py")
@@ -225,6 +228,10 @@ def scraped_pod_names() -> set[str]:
     names = set()
     for path in sorted(K8S_BASE.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
+            # our workloads only: CloudNativePG's Pooler has a pod template too, but its pods are the operator's
+            # (watched by the postgres-cluster alerts, not as a component of the pipeline)
+            if (doc or {}).get("kind") not in ("Deployment", "StatefulSet"):
+                continue
             template = ((doc or {}).get("spec") or {}).get("template") or {}
             metadata = template.get("metadata") or {}
             if (metadata.get("annotations") or {}).get("prometheus.io/scrape") == "true":
@@ -301,7 +308,7 @@ def test_runbook_anchors_exist_in_readme():
     assert not missing, f"runbook anchors with no heading or <a id> in their file: {missing}"
     # the pipeline's alerts keep their rows in README's table; only the cluster's alerts live elsewhere
     elsewhere = {name for name, rule in alerts().items() if not rule["annotations"]["runbook"].startswith("README.md#")}
-    assert elsewhere <= {name for name in alerts() if name.startswith("RabbitMQ")}, elsewhere
+    assert elsewhere <= {name for name in alerts() if name.startswith(("RabbitMQ", "Postgres"))}, elsewhere
 
 
 def test_alert_expressions_use_exported_metrics():
@@ -309,7 +316,7 @@ def test_alert_expressions_use_exported_metrics():
     for name, rule in alerts().items():
         names = promql_metric_names(rule["expr"])
         assert names, f"{name}: no metric found in its expression"
-        unknown = {n for n in names - allowed if not n.startswith("rabbitmq_") and n != "up"}
+        unknown = {n for n in names - allowed if not n.startswith(FOREIGN_METRIC_PREFIXES) and n != "up"}
         assert not unknown, f"{name} uses metrics orders/metrics.py does not export: {unknown}"
     for metric in FUTURE_METRICS:
         assert not any(metric in names for names in exported_metrics().values()), (
@@ -364,6 +371,32 @@ def test_rabbitmq_cluster_alerts_read_the_per_object_scrape():
     # compose runs one node: no such job there, so the cluster alerts stay quiet (a unit test checks it)
     compose = yaml.safe_load((PROMETHEUS_DIR / "prometheus-compose.yml").read_text())
     assert "rabbitmq-per-object" not in {j["job_name"] for j in compose["scrape_configs"]}
+
+
+POSTGRES_CLUSTER_ALERTS = {"PostgresNoPrimary", "PostgresSyncStandbyMissing", "PostgresReplicationLagHigh"}
+
+
+def test_postgres_cluster_alerts_read_cloudnative_pg_series_only():
+    """The postgres-cluster group reads the CloudNativePG instances' exporter (k8s/base/postgres.yaml annotates
+    its pods for the orders-pods scrape job, port 9187) and nothing else, with no job matcher (the job label is
+    whatever app.kubernetes.io/name the operator leaves on its pods)."""
+    group = next(g for g in rule_groups() if g["name"] == "postgres-cluster")
+    assert {rule["alert"] for rule in group["rules"]} == POSTGRES_CLUSTER_ALERTS
+    for rule in group["rules"]:
+        names = promql_metric_names(rule["expr"])
+        assert names and all(n.startswith("cnpg_") for n in names), (rule["alert"], names)
+        assert "job=" not in rule["expr"], rule["alert"]
+    cluster = next(
+        doc for doc in yaml.safe_load_all((K8S_BASE / "postgres.yaml").read_text()) if doc and doc["kind"] == "Cluster"
+    )
+    annotations = cluster["spec"]["inheritedMetadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9187",
+        "prometheus.io/path": "/metrics",
+    }
+    # the synchronous standby alert matters because commits wait without one
+    assert cluster["spec"]["postgresql"]["synchronous"]["dataDurability"] == "required"
 
 
 def test_node_down_alert_expects_the_statefulsets_replicas():
