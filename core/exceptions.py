@@ -1,5 +1,6 @@
 """One error family and one DRF handler: every error is JSON `{message, code, extra}`."""
 
+import sys
 from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied
@@ -89,3 +90,19 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     must be digits) answers like every other API error, `{message, code, extra}` as JSON, instead of
     Django's HTML page. Wire it with `handler404 = "core.exceptions.page_not_found"` in the root urls."""
     return JsonResponse({"message": "Not found.", "code": "not_found", "extra": {}}, status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    """`handler500` for the root URLconf: an exception outside DRF's views (the admin, the live page, a
+    middleware's session read). PostgreSQL unreachable or mid-failover (its connection broken, no primary yet)
+    is a `503` with `Retry-After`, as in the API; anything else a `500` without a trace."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        log.warning("database_unavailable", error=str(exc), path=request.path)
+        response = JsonResponse(
+            {"message": ServiceUnavailable.default_detail, "code": ServiceUnavailable.default_code, "extra": {}},
+            status=503,
+        )
+        response["Retry-After"] = "1"
+        return response
+    return JsonResponse({"message": "Server error.", "code": "server_error", "extra": {}}, status=500)

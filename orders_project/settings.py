@@ -155,8 +155,23 @@ DATABASES["default"]["OPTIONS"]["server_side_binding"] = env.bool("DB_SERVER_SID
 # psycopg prepares a statement on a connection after it ran this many times ("off": never, Django's default, for
 # a transaction-mode PgBouncer older than 1.21). The stages' and POST's statements are large CTEs: prepared,
 # PostgreSQL parses and plans each once per connection instead of once per order (~25 % of its CPU per order).
-_prepare = env.str("DB_PREPARE_THRESHOLD", default="5").strip().lower()
+# Behind a transaction-pooling PgBouncer (DB_TRANSACTION_POOLER), consecutive transactions of one process may run on
+# different server connections: no named prepared statements (PgBouncer before 1.21 cannot track them), no
+# server-side cursors (they live past their transaction), no LISTEN (the relay's goes to DATABASE_DIRECT_URL).
+DB_TRANSACTION_POOLER = env.bool("DB_TRANSACTION_POOLER", default=False)
+_prepare = env.str("DB_PREPARE_THRESHOLD", default="off" if DB_TRANSACTION_POOLER else "5").strip().lower()
 DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None if _prepare in ("", "off", "none") else int(_prepare)
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DB_TRANSACTION_POOLER
+# A session of its own on the current primary, not through the pooler: the relay's LISTEN. Unset, the default
+# database's address (fine without a pooler; behind a transaction pooler the relay then polls only).
+DATABASE_DIRECT_URL = env.str("DATABASE_DIRECT_URL", default="")
+_connect_timeout = DATABASES["default"]["OPTIONS"]["connect_timeout"]
+if DATABASE_DIRECT_URL:
+    _direct = env.db_url_config(DATABASE_DIRECT_URL)
+    DATABASES["direct"] = {**_direct, "OPTIONS": {**_direct.get("OPTIONS", {}), "connect_timeout": _connect_timeout}}
+else:  # the default's address, without its pool: one session
+    DATABASES["direct"] = {**DATABASES["default"], "OPTIONS": {"connect_timeout": _connect_timeout}}
+DATABASES["direct"].update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False, TEST={"MIRROR": "default"})
 
 # =============================================================================
 # Cache (GET /orders/{id}) and channel layer (live page) on Redis

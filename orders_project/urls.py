@@ -17,3 +17,4 @@ urlpatterns = [
     path("", include("orders.urls")),
 ]
 handler404 = "core.exceptions.page_not_found"
+handler500 = "core.exceptions.server_error"

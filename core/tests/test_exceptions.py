@@ -31,3 +31,24 @@ print(r.status_code, r["Content-Type"], r.get("Retry-After"), r.json()["code"])
         timeout=60,
     )
     assert result.stdout.strip().splitlines()[-1] == "503 application/json 1 service_unavailable"
+
+
+def test_a_database_outage_outside_the_api_is_503_not_500() -> None:
+    """The admin's login page reads the session in a middleware and the page is not a DRF view: handler500
+    (core.exceptions.server_error) turns the broken database into a 503 with Retry-After there too."""
+    code = """
+import django; django.setup()
+from django.test import Client
+client = Client(raise_request_exception=False)
+client.cookies["sessionid"] = "x" * 32  # a session to load: the database is read before the view runs
+r = client.get("/admin/", HTTP_HOST="localhost")
+print(r.status_code, r["Content-Type"], r.get("Retry-After"), r.json()["code"])
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "503 application/json 1 service_unavailable", result.stderr[-2000:]

@@ -14,8 +14,9 @@ log = get_logger(__name__)
 
 
 class OutboxWakeup:
-    """LISTEN on the outbox channel over a connection of its own: a commit that leaves an outbox row
-    for the relay (OUTBOX_PUBLISH_INLINE=False) wakes the relay at once instead of at its next poll."""
+    """LISTEN on the outbox channel over a connection of its own (the `direct` database: a session on the
+    primary, never through a transaction pooler): a commit that leaves an outbox row for the relay
+    (OUTBOX_PUBLISH_INLINE=False) wakes the relay at once instead of at its next poll."""
 
     def __init__(self, channel: str):
         self.channel = channel
@@ -23,7 +24,10 @@ class OutboxWakeup:
 
     def _connection(self):
         if self.wrapper is None:
-            self.wrapper = connections.create_connection("default")
+            # A wrapper of its own (no request or task end closes it), on the alias's current settings (under
+            # the tests, the mirror of the test database).
+            direct = connections["direct"]
+            self.wrapper = type(direct)(dict(direct.settings_dict), "direct")
             self.wrapper.ensure_connection()
             self.wrapper.connection.autocommit = True
             with self.wrapper.connection.cursor() as cursor:
@@ -69,6 +73,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY wake-up")
 
     def handle(self, *args, once, grace, batch_size, heartbeat_file, no_listen, **options):
+        if settings.DB_TRANSACTION_POOLER and not settings.DATABASE_DIRECT_URL and not no_listen:
+            # A LISTEN through a transaction pooler lands on a server connection other transactions then take.
+            log.warning("outbox_listen_off", reason="DB_TRANSACTION_POOLER without DATABASE_DIRECT_URL: polling only")
+            no_listen = True
         wakeup = None if (once or no_listen) else OutboxWakeup(OUTBOX_CHANNEL)
         interval = settings.RECONCILE_INTERVAL_SECONDS
         next_reconcile = time.monotonic() + interval

@@ -16,7 +16,8 @@ from orders.models import Order, OutboxMessage
 from orders.services import outbox_relay_batch
 from orders.tests.factories import create_orders_while_broker_is_down
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# the relay's LISTEN is on the `direct` alias (a session of its own, never through a transaction pooler)
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "direct"])
 ROOT = Path(__file__).resolve().parents[3]
 
 
