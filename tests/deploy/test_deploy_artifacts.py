@@ -1692,6 +1692,8 @@ def test_app_reaches_postgres_through_the_pooler_and_the_primary_directly(direct
                 assert (url.username, url.password) == (owner["username"], owner["password"]), where
             else:
                 assert direct is None, f"{where}: only {sorted(DIRECT_DB_PROCESSES)} bypass the pooler"
+            # transaction pooling: no server-side cursors, no named prepares (orders_project/settings.py)
+            assert env.get("DB_TRANSACTION_POOLER") == "true", f"{where}: DATABASE_URL is a transaction pooler"
             if not prepared:
                 assert env.get("DB_PREPARE_THRESHOLD") == "off", f"{where}: prepared statements through PgBouncer"
             assert not [v for v in env.values() if v and _VAR_REF.search(v)], f"{where}: unresolved $(VAR)"
