@@ -498,13 +498,20 @@ def wait_primary(timeout: float = 30.0) -> float:
     return time.monotonic() - t0
 
 
+def sync_standby() -> str | None:
+    """The member that is the synchronous standby both for PostgreSQL (pg_stat_replication.sync_state on the
+    primary) and for Patroni (its /sync key in etcd, shown as role sync_standby). Patroni promotes only the
+    member its key names: between setting synchronous_standby_names and writing that key (a loop or two) a
+    crashed primary has no failover candidate, and Patroni restarts it in place instead."""
+    recorded = {m["name"] for m in cluster().get("members", []) if m.get("role") == "sync_standby"}
+    streaming = {s["name"] for s in sync_standbys() if s["sync_state"] == "sync" and s["state"] == "streaming"}
+    return next(iter(recorded & streaming), None)
+
+
 def wait_healthy(timeout: float = 120.0) -> None:
-    """A primary, a synchronous standby streaming to it, and the pooled URL answering."""
+    """A primary, a synchronous standby streaming to it and recorded by Patroni, and the pooled URL answering."""
     wait_primary(timeout)
-    _wait(
-        lambda: any(s["sync_state"] == "sync" and s["state"] == "streaming" for s in sync_standbys()),
-        timeout, "a synchronous standby",
-    )  # fmt: skip
+    _wait(sync_standby, timeout, "a synchronous standby")
     _wait(lambda: sql(pooled_url("postgres"), "SELECT 1", timeout=2) == [(1,)], timeout, "PgBouncer answering")
 
 
@@ -633,12 +640,15 @@ def kill_primary() -> dict:
 
 
 def switchover(timeout: float = 60.0) -> dict:
-    lead = leader()
-    if not lead:
-        raise SystemExit("no leader: nothing to switch over from")
-    target = next(member_name(i) for i in MEMBERS if member_name(i) != lead["name"])
     t0 = time.monotonic()
-    patronictl("switchover", NAME, "--leader", lead["name"], "--candidate", target, "--force", timeout=timeout)
+    # In synchronous mode Patroni switches over only to the recorded synchronous standby.
+    wait_healthy(timeout)
+    lead, target = leader(), sync_standby()
+    if not lead or not target:
+        raise SystemExit("no leader or no synchronous standby: nothing to switch over to")
+    out = patronictl("switchover", NAME, "--leader", lead["name"], "--candidate", target, "--force", timeout=timeout)
+    if "failed" in out.stdout.lower():
+        raise SystemExit(out.stdout)
     _wait(lambda: (leader() or {}).get("name") == target, timeout, f"{target} leading")
     wait_healthy(timeout)
     return {"from": lead["name"], "to": target, "seconds": round(time.monotonic() - t0, 2)}
