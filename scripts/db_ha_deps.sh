@@ -27,11 +27,16 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# No system-wide service of these packages stays running (with systemd, none is enabled either).
-for svc in etcd haproxy pgbouncer; do
+# No system-wide service of these packages stays running (with systemd, none is enabled either). Without
+# systemd, only a service whose own pid file names a live process is stopped: the init scripts' `stop` with no
+# pid file matches every process of that executable (start-stop-daemon --exec) and would kill devtools/db_ha.py's
+# own etcd, HAProxy and PgBouncer too.
+for entry in etcd:/run/etcd.pid haproxy:/run/haproxy.pid pgbouncer:/run/postgresql/pgbouncer.pid; do
+  svc=${entry%%:*} pidfile=${entry#*:}
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     systemctl disable --now "$svc" >/dev/null 2>&1 || true
-  elif [ -x "/etc/init.d/$svc" ]; then
+  elif [ -s "$pidfile" ] && kill -0 "$(head -n1 "$pidfile")" 2>/dev/null && [ -x "/etc/init.d/$svc" ]; then
+    say "stopping the system $svc service"
     "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
   fi
 done
