@@ -64,7 +64,7 @@ PGBOUNCER_PORT = BASE + 10
 # Here: a dead postmaster is noticed within loop_wait (2 s) and failed over at once (primary_start_timeout 0);
 # only a primary whose Patroni died too waits for its leader key to expire: ttl, and Patroni 4 refuses a ttl
 # below 20 s (it logs "ttl=10 can't be smaller than 20, adjusting").
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 2, 5
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 1, 5
 
 
 def pg_port(i: int) -> int:
@@ -355,8 +355,12 @@ global
 defaults
     mode tcp
     log global
-    retries 2
+    retries 3
     timeout connect 2s
+    # A connection that arrives while no member is primary (mid-failover) waits this long, then is closed and
+    # PgBouncer retries (server_login_retry): queued connections are not handed to a server that comes up
+    # meanwhile, so a long queue timeout only delays them (2 s of the failover with 2 s here).
+    timeout queue 300ms
     # Long: PgBouncer keeps its server connections open (server_idle_timeout); sessions are cut on failover
     # by on-marked-down below, not by an idle timeout.
     timeout client 30m
@@ -373,12 +377,18 @@ listen primary
     bind {HOST}:{HAPROXY_PORT}
     option tcpka
     # Patroni's REST API answers 200 on /primary only on the member that holds the leader key and runs as
-    # primary; every other member answers 503. Checked every second, down after 2 failures, up after 1.
+    # primary; every other member answers 503. A server up is checked every second (every 0.5 s while it
+    # changes state), down after 2 failures; a server down every 0.5 s, up after 1 success.
     option httpchk GET /primary
     http-check expect status 200
     # Sessions to a member that stopped being primary are closed at once (no client keeps writing to a
     # demoted server, or waits on a dead one).
-    default-server inter 1s fastinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+    default-server inter 1s fastinter 500ms downinter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+    # The killed primary's Patroni answers 200 until its next loop (~1-2 s): a connection refused by the
+    # server itself marks it down at once, and the retry goes to the other member (redispatch) instead of
+    # waiting on the dead one (a client's connect_timeout, 2 s at least in libpq, each time).
+    default-server observe layer4 error-limit 1 on-error mark-down
+    option redispatch 1
 {servers}
 """
     )
@@ -426,8 +436,8 @@ server_reset_query =
 ; a server connection idle for server_check_delay seconds is checked with this before it is lent again
 server_check_query = select 1
 server_check_delay = 5
-; after a failed connect/login (no primary yet during a failover) retry after 1 s, not the default 15 s
-server_login_retry = 1
+; after a failed connect/login (no primary yet during a failover) retry after 0.5 s, not the default 15 s
+server_login_retry = 0.5
 server_connect_timeout = 3
 ; a client waiting longer than this for a server connection gets an error (no primary for 30 s)
 query_wait_timeout = 30
