@@ -243,6 +243,11 @@ def patroni_config(i: int) -> dict:
                 # place). With synchronous replication promoting the sync standby loses nothing, so there is
                 # nothing to gain from waiting.
                 "primary_start_timeout": 0,
+                # With etcd unreachable (one member here: it died once in testing) Patroni would demote the
+                # primary after retry_timeout and the database would go read-only. In failsafe mode the primary
+                # keeps running as long as it reaches every member's Patroni REST API (none can promote itself
+                # without etcd), so the loss of the DCS alone is no outage.
+                "failsafe_mode": True,
                 # Never promote a standby more than 1 MiB of WAL behind (in synchronous mode the sync standby
                 # is never behind on anything acknowledged; this guards the asynchronous case).
                 "maximum_lag_on_failover": 1048576,
