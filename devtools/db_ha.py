@@ -15,6 +15,7 @@ system PostgreSQL (127.0.0.1:5432 and its cluster `main` stay untouched).
     python -m devtools.db_ha wait-primary [--timeout 30]   until a leader accepts writes (prints the seconds)
     python -m devtools.db_ha switchover            Patroni's switchover to the other member, waits until done
     python -m devtools.db_ha restart-member N      Patroni restarts member N's PostgreSQL (N: 1, 2 or NAME-pg1)
+    python -m devtools.db_ha pause | resume        Patroni's maintenance mode (a killed primary stays gone)
 
 Patroni (PyPI's, pinned in requirements-dev.txt) does every initdb, pg_basebackup, promotion and pg_rewind:
 nothing here decides a failover. Its DCS is a single etcd member: enough on one machine, where etcd, both
@@ -444,8 +445,9 @@ server_check_delay = 5
 ; after a failed connect/login (no primary yet during a failover) retry after 0.5 s, not the default 15 s
 server_login_retry = 0.5
 server_connect_timeout = 3
-; a client waiting longer than this for a server connection gets an error (no primary for 30 s)
-query_wait_timeout = 30
+; a client waiting longer than this for a server connection gets an error: below gunicorn's 30 s timeout, so
+; while no primary exists the web answers 503 (the error is an OperationalError) instead of its worker being killed
+query_wait_timeout = 10
 ; psycopg and JDBC may send these startup parameters, which PgBouncer does not track: accept and drop them
 ignore_startup_parameters = extra_float_digits,options
 server_tls_sslmode = disable
@@ -669,6 +671,12 @@ def switchover(timeout: float = 60.0) -> dict:
     return {"from": lead["name"], "to": target, "seconds": round(time.monotonic() - t0, 2)}
 
 
+def pause(paused: bool = True) -> None:
+    """Patroni's maintenance mode (`patronictl pause`): it neither restarts, promotes nor demotes anything, so a
+    killed primary stays gone (no primary at all) until `resume`."""
+    patronictl("pause" if paused else "resume", NAME, "--wait", timeout=60)
+
+
 def restart_member(i: int, timeout: float = 60.0) -> None:
     patronictl("restart", NAME, member_name(i), "--force", timeout=timeout)
     wait_healthy(timeout)
@@ -678,7 +686,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "action",
-        choices=["up", "down", "status", "urls", "kill-primary", "wait-primary", "switchover", "restart-member"],
+        choices=[
+            "up",
+            "down",
+            "status",
+            "urls",
+            "kill-primary",
+            "wait-primary",
+            "switchover",
+            "restart-member",
+            "pause",
+            "resume",
+        ],
     )
     parser.add_argument("target", nargs="?", help="restart-member: 1, 2 or NAME-pgN")
     parser.add_argument("--timeout", type=float, default=30.0)
@@ -700,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{wait_primary(args.timeout):.2f}")
     elif action == "switchover":
         print(json.dumps(switchover(max(args.timeout, 60))))
+    elif action in ("pause", "resume"):
+        pause(action == "pause")
     else:
         restart_member(member_index(args.target or ""), max(args.timeout, 60))
     return 0
