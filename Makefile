@@ -11,8 +11,8 @@ cluster-run: cluster  ## the whole system (make run) against the local cluster's
 	CELERY_BROKER_URL="$$(.venv/bin/python -m devtools.cluster urls)" RABBITMQ_MANAGEMENT_URL=http://guest:guest@10.77.0.1:15672/api/ bash scripts/run.sh
 cluster-down:  ## stop and remove only what `make cluster` started
 	bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m devtools.cluster down
-chaos-cluster: cluster  ## the chaos run on the cluster: a node killed, one cut off, a host gone
-	.venv/bin/python -m chaos.run --cluster --orders $${ORDERS:-3000}
+chaos-cluster: cluster db-ha  ## the chaos run on the cluster and the database pair: a broker node killed, one cut off, a host gone, the primary killed and switched back
+	.venv/bin/python -m chaos.run --cluster --db-ha --orders $${ORDERS:-3000}
 bench:  ## run the benchmark suite
 	bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m bench.run
 

@@ -226,12 +226,13 @@ def stock_adds_up(seen: Seen) -> dict:
 
 
 def no_5xx_but_database_outage(seen: Seen) -> dict:
-    """A 503 within the PostgreSQL restart (2 s before it to 15 s after) is the API's answer to it."""
-    statuses, pg = seen.client.statuses, seen.outages.get("postgres")
+    """A 503 within a PostgreSQL restart or failover (2 s before it to 15 s after) is the API's answer to it."""
+    statuses = seen.client.statuses
+    windows = [w for w in [seen.outages.get("postgres"), *seen.outages.get("database_failovers", [])] if w]
     bad_5xx = [
         (round(t, 1), code)
         for t, code in statuses
-        if code >= 500 and not (code == 503 and pg and pg[0] - 2 <= t <= (pg[1] or t) + 15)
+        if code >= 500 and not (code == 503 and any(w[0] - 2 <= t <= (w[1] or t) + 15 for w in windows))
     ]
     return result(
         "no 5xx except 503 during the database outage",

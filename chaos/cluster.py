@@ -7,8 +7,11 @@ in its own order). The faults, under the steady load:
 - another node is cut off from every host and node for PARTITION_SECONDS (> net_ticktime), then healed;
 - host 2 vanishes: its links go down, its processes die behind them (nothing they could send gets out),
   and 20 s later it comes back and they start again.
+With --db-ha the database is the local Patroni pair behind PgBouncer (devtools/db_ha.py), and the run adds
+its faults: the primary is lost (its postmaster and its Patroni killed -9: the standby is promoted by Patroni),
+and later a switchover back once the old primary has rejoined as the synchronous standby.
 The report adds what a cluster run is about: POST -> completed latency of the orders accepted around each
-fault, and when each process moved to another node.
+fault, when each process moved to another broker node, and the database outage each process saw.
 """
 
 import contextlib
@@ -42,9 +45,18 @@ PLACEMENT = {
     "relay@2": 2,
 }
 KINDS = list(PLACEMENT)
-FAULTS = ("node-kill", "node-isolate", "host-vanish")  # the events a latency window starts at
+DB_SWITCHOVER_AFTER_SECONDS = 45.0  # the old primary rejoins (pg_rewind) and catches up well within this
+FAULTS = ("node-kill", "node-isolate", "host-vanish", "db-kill", "db-switchover")  # where latency windows start
 ENDS = {"node-start": NODE_DOWN_SECONDS, "node-heal": PARTITION_SECONDS, "host-back": HOST_DOWN_SECONDS}
-FAULT_SECONDS = {"node-kill": NODE_DOWN_SECONDS, "node-isolate": PARTITION_SECONDS, "host-vanish": HOST_DOWN_SECONDS}
+FAULT_SECONDS = {
+    "node-kill": NODE_DOWN_SECONDS,
+    "node-isolate": PARTITION_SECONDS,
+    "host-vanish": HOST_DOWN_SECONDS,
+    "db-kill": 20.0,
+    "db-switchover": 10.0,
+}
+# What a process logs when its database connection broke or no primary answered.
+DB_ERROR_MARKERS = ("OperationalError", "InterfaceError", "database_unavailable", "outbox_listen_failed")
 
 
 def base_kind(kind: str) -> str:
@@ -103,9 +115,11 @@ def plan(duration: float, rng: random.Random, vhost: str, faults: tuple[str, ...
         "kill": [("node-kill", leader, 0.0), ("node-start", leader, NODE_DOWN_SECONDS)],
         "isolate": [("node-isolate", other, 0.0), ("node-heal", other, PARTITION_SECONDS)],
         "vanish": [("host-vanish", 2, 0.0), ("host-back", 2, HOST_DOWN_SECONDS)],
+        "db": [("db-kill", 0, 0.0), ("db-switchover", 0, DB_SWITCHOVER_AFTER_SECONDS)],
     }
-    chosen = [f for f in ("kill", "isolate", "vanish") if f in faults]
-    starts = {1: [0.2], 2: [0.12, 0.5], 3: [0.12, 0.4, 0.75]}.get(len(chosen), [])
+    # The database's first: its switchover back comes DB_SWITCHOVER_AFTER_SECONDS later, still under the load.
+    chosen = [f for f in ("db", "kill", "isolate", "vanish") if f in faults]
+    starts = {1: [0.2], 2: [0.12, 0.5], 3: [0.12, 0.4, 0.75], 4: [0.08, 0.3, 0.5, 0.65]}.get(len(chosen), [])
     return [
         (start * duration + delay, action, target)
         for fault, start in zip(chosen, starts, strict=True)
@@ -148,6 +162,23 @@ def run_faults(cfg: Config, sup, rng: random.Random, duration: float, events_log
             for kind, h in PLACEMENT.items():
                 if h == target:
                     sup.start(kind)
+        elif action == "db-kill":
+            from devtools import db_ha
+
+            event.update(db_ha.kill_primary())
+            window = [event["wall"], None]
+            outages.setdefault("database_failovers", []).append(window)
+            event["writable_after_s"] = db_ha.wait_primary(timeout=120)  # Patroni promoted the standby
+            window[1] = time.time()
+        elif action == "db-switchover":
+            from devtools import db_ha
+
+            db_ha.wait_healthy(timeout=120)  # the old primary back as the synchronous standby
+            window = [time.time(), None]
+            outages.setdefault("database_failovers", []).append(window)
+            event["wall"] = window[0]
+            event.update(db_ha.switchover())
+            window[1] = time.time()
         log(f"cluster fault: {action} {target}")
         events_log.append(event)
 
@@ -236,6 +267,22 @@ def failovers(workdir: Path, events: list) -> dict:
                           "fault": fault[1] if fault else None})  # fmt: skip
         if moves:
             out[path.stem] = moves
+    return out
+
+
+def database_outages(workdir: Path, events: list) -> dict:
+    """Per process and database fault: seconds from the fault to the last database error the process logged
+    before the next database fault (and within a minute); 0: it logged none, its transactions never met it."""
+    starts = sorted((e["wall"], e["event"]) for e in events if e["event"] in ("db-kill", "db-switchover"))
+    out: dict = {}
+    for path in sorted(workdir.glob("*.log")):
+        errors = [entry["at"] for entry in log_entries(path, *DB_ERROR_MARKERS)]
+        seen = {}
+        for n, (at, name) in enumerate(starts):
+            until = min(at + 60, starts[n + 1][0] if n + 1 < len(starts) else at + 60)
+            within = [t for t in errors if at - 1 <= t < until]
+            seen[name] = round(max(within) - at, 1) if within else 0
+        out[path.stem] = seen
     return out
 
 

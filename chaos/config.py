@@ -35,17 +35,36 @@ class Config:
     cluster: bool = False  # on the local three-node cluster, processes on two hosts (chaos/cluster.py)
     cluster_faults: tuple[str, ...] = ("kill", "isolate", "vanish")
     clean: bool = False  # normal orders only: no fault SKUs, duplicates or cancels (a latency measurement)
+    db_ha: bool = False  # PostgreSQL on the local Patroni pair behind PgBouncer (devtools/db_ha.py, make db-ha)
     db_name: str = "orders_chaos"
     vhost: str = "orders_chaos"
     redis_url: str = "redis://127.0.0.1:6379/10"
 
     @property
     def database_url(self) -> str:
+        """The processes' DATABASE_URL: PostgreSQL, or with db_ha the pooler in front of the Patroni pair."""
         if self.cluster:
             from devtools import cluster
 
-            return cluster.database_url(self.db_name)
+            return cluster.database_url(self.db_name, "pooled" if self.db_ha else "postgres")
+        if self.db_ha:
+            from devtools import db_ha
+
+            return db_ha.pooled_url(self.db_name)
         return f"postgres://postgres@127.0.0.1:5432/{self.db_name}"
+
+    @property
+    def direct_database_url(self) -> str:
+        """A session on the current primary (the relay's LISTEN; creating the database, migrating)."""
+        if self.cluster and self.db_ha:
+            from devtools import cluster
+
+            return cluster.database_url(self.db_name, "direct")
+        if self.db_ha:
+            from devtools import db_ha
+
+            return db_ha.direct_url(self.db_name)
+        return self.database_url
 
     @property
     def web_address(self) -> str:
@@ -87,6 +106,8 @@ def system_env(cfg: Config) -> dict:
         PYTHONUNBUFFERED="1",
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if cfg.db_ha:
+        env.update(DATABASE_DIRECT_URL=cfg.direct_database_url, DB_TRANSACTION_POOLER="true")
     if cfg.cluster:
         from devtools import cluster
 

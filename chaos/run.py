@@ -44,7 +44,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(chaos/cluster.py) instead of the single node's faults",
     )
     parser.add_argument(
-        "--cluster-faults", default="kill,isolate,vanish", help="which of the cluster's faults, comma-separated"
+        "--cluster-faults",
+        default=None,
+        help="the cluster's faults, comma-separated: kill, isolate, vanish, db (default: all; db with --db-ha)",
+    )
+    parser.add_argument(
+        "--db-ha",
+        action="store_true",
+        help="PostgreSQL on the local Patroni pair behind PgBouncer (make db-ha), its primary lost and switched back",
     )
     parser.add_argument(
         "--clean",
@@ -81,7 +88,14 @@ def make_config(args: argparse.Namespace, seed: int, rng: random.Random) -> Conf
         workdir=workdir,
         quiesce_timeout=args.quiesce_timeout,
         cluster=args.cluster,
-        cluster_faults=tuple(f for f in args.cluster_faults.split(",") if f),
+        cluster_faults=tuple(
+            f
+            for f in (args.cluster_faults or ("kill,isolate,vanish,db" if args.db_ha else "kill,isolate,vanish")).split(
+                ","
+            )
+            if f
+        ),
+        db_ha=args.db_ha,
         clean=args.clean,
     )
 
@@ -134,6 +148,9 @@ def settle_and_check(
             "latency": cluster.latency_report(client, events),
             "failovers": cluster.failovers(cfg.workdir, events),
             "redeliveries": cluster.redeliveries(cfg.workdir, list(client.accepted_at)),
+            "database outage each process saw (s from the fault to its last database error)": (
+                cluster.database_outages(cfg.workdir, events) if cfg.db_ha else {}
+            ),
             "worker reconnects (seconds without a broker; None: never back)": cluster.worker_reconnects(cfg.workdir),
             "processes per node before the first fault": cluster.spread_from_logs(
                 cfg.workdir, until=min((e["wall"] for e in events if "wall" in e), default=None)
@@ -188,6 +205,11 @@ def main(argv=None) -> int:
         from chaos.cluster import check_tools
 
         check_tools()
+        if args.db_ha:
+            from devtools import db_ha
+
+            if not db_ha.status().get("leader"):
+                raise SystemExit("the database pair is not up: `make db-ha` (python -m devtools.db_ha up) first")
         # The broker's faults only: no process kills, no single-node restart, no purge, no PostgreSQL restart.
         args.kills, args.no_rabbitmq_restart, args.no_postgres_restart = 0, True, True
     rng = random.Random(seed)

@@ -51,8 +51,19 @@ def manage(cfg: Config, *args: str) -> str:
 
 def prepare(cfg: Config) -> None:
     log(f"fresh database {cfg.db_name}, vhost {cfg.vhost}, redis {cfg.redis_url}")
-    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", cfg.db_name], check=True)
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", cfg.db_name], check=True)
+    server = ["-h", "127.0.0.1", "-U", "postgres"]
+    if cfg.db_ha:  # the Patroni pair's current primary (through HAProxy), the pooler's hosts forwarded to it
+        from devtools import db_ha
+
+        server += ["-p", str(db_ha.HAPROXY_PORT)]
+        if cfg.cluster:
+            from devtools import cluster
+
+            for name, port in cluster.DB_HA_FORWARDS.items():
+                target = db_ha.PGBOUNCER_PORT if name == "pooled" else db_ha.HAPROXY_PORT
+                cluster.forward_start(name, port, f"127.0.0.1:{target}")
+    subprocess.run(["dropdb", *server, "--if-exists", "--force", cfg.db_name], check=True)
+    subprocess.run(["createdb", *server, cfg.db_name], check=True)
     if cfg.cluster:
         from chaos.cluster import prepare_vhost
 
@@ -68,7 +79,7 @@ def prepare(cfg: Config) -> None:
     import redis
 
     redis.Redis.from_url(cfg.redis_url).flushdb()
-    manage(cfg, "migrate", "--noinput", "-v", "0")
+    manage(cfg, "migrate", "--noinput", "-v", "0")  # DATABASE_URL: through the pooler, as a setup job would
     manage(cfg, "seed_catalog")
     manage(cfg, "declare_topology")
     manage(cfg, "provider", "--failure-rate", str(cfg.failure_rate))

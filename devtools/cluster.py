@@ -306,9 +306,15 @@ def management_urls(user: str = "guest", password: str = "guest") -> str:
     return ";".join(f"http://{user}:{password}@{node(i).address}:{MANAGEMENT_PORT}/api/" for i in range(1, NODES + 1))
 
 
-def database_url(db: str) -> str:
-    """PostgreSQL as a host sees it (through the root's forwarder)."""
-    return f"postgres://postgres@{ROOT_ADDRESS}:{FORWARDS['postgres'][0]}/{db}"
+# Forwarders the chaos run adds for the local PostgreSQL HA (devtools/db_ha.py): its pooler and its primary.
+DB_HA_FORWARDS = {"pooled": 6432, "direct": 5433}
+
+
+def database_url(db: str, forward: str = "postgres") -> str:
+    """PostgreSQL as a host sees it, through the root's forwarder: the system PostgreSQL (`postgres`), or the
+    local HA's pooler (`pooled`) or primary (`direct`) once `forward_start` has started theirs."""
+    port = FORWARDS["postgres"][0] if forward == "postgres" else DB_HA_FORWARDS[forward]
+    return f"postgres://postgres@{ROOT_ADDRESS}:{port}/{db}"
 
 
 def redis_url(db: int) -> str:
@@ -325,15 +331,35 @@ def host_command(h: int, argv: list[str], env: dict) -> list[str]:
 
 def _forwarders_start() -> None:
     for name, (port, target) in FORWARDS.items():
-        log = open(STATE / f"forward-{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            # TCP keepalive toward the hosts: a host that vanished mid-transaction has its database session
-            # closed (and its row locks freed) in ~11 s, as a server's tcp_keepalives_* settings would do.
-            ["socat", f"TCP-LISTEN:{port},bind={ROOT_ADDRESS},reuseaddr,fork,backlog=512,keepalive,keepidle=5,"
-             "keepintvl=2,keepcnt=3", f"TCP:{target},nodelay"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        (STATE / f"forward-{name}.pid").write_text(str(proc.pid))
+        forward_start(name, port, target)
+
+
+def forward_start(name: str, port: int, target: str) -> None:
+    """A forwarder on the root's link address, `port` -> `target` (a service on the machine's loopback), for
+    the hosts: started again if it runs (another target); `down` stops every one."""
+    forward_stop(name)
+    log = open(STATE / f"forward-{name}.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        # TCP keepalive toward the hosts: a host that vanished mid-transaction has its database session
+        # closed (and its row locks freed) in ~11 s, as a server's tcp_keepalives_* settings would do.
+        ["socat", f"TCP-LISTEN:{port},bind={ROOT_ADDRESS},reuseaddr,fork,backlog=512,keepalive,keepidle=5,"
+         "keepintvl=2,keepcnt=3", f"TCP:{target},nodelay"],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    (STATE / f"forward-{name}.pid").write_text(str(proc.pid))
+    # Listening before anyone is told the address.
+    deadline = time.monotonic() + 5
+    while sh("ss", "-Hltn", f"sport = :{port}", check=False).stdout.find(ROOT_ADDRESS) < 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"forwarder {name} did not listen on {ROOT_ADDRESS}:{port}")
+        time.sleep(0.05)
+
+
+def forward_stop(name: str) -> None:
+    pidfile = STATE / f"forward-{name}.pid"
+    with contextlib.suppress(Exception):
+        os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    pidfile.unlink(missing_ok=True)
 
 
 def up(hosts: int = 2) -> None:
@@ -379,9 +405,8 @@ def down() -> None:
     hosts = int(state.get("hosts", 0))
     for i in range(1, NODES + 1):
         node_kill(i)
-    for name in FORWARDS:
-        with contextlib.suppress(Exception):
-            os.kill(int((STATE / f"forward-{name}.pid").read_text()), signal.SIGTERM)
+    for pidfile in STATE.glob("forward-*.pid") if STATE.exists() else []:
+        forward_stop(pidfile.name.removeprefix("forward-").removesuffix(".pid"))
     # Anything still running in our namespaces (an epmd, a host's processes) goes with them.
     for box in [node(i) for i in range(1, NODES + 1)] + [host(h) for h in range(1, max(hosts, 8) + 1)]:
         pids = sh("ip", "netns", "pids", box.netns, check=False).stdout.split()
