@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 from kombu import Connection
 
-from orders_project import broker
+from orders import topology
 
 
 def _vhost_from_url(url: str) -> str:
@@ -42,7 +42,7 @@ def rabbitmq_vhost() -> str:
 def purge_queues() -> None:
     with Connection(settings.CELERY_BROKER_URL) as conn:
         channel = conn.channel()
-        names = [s.queue for s in broker.ALL_STAGES] + [broker.DEAD_LETTER_QUEUE_NAME]
+        names = [s.queue for s in topology.ALL_STAGES] + [topology.DEAD_LETTER_QUEUE_NAME]
         names += [f"celery_delayed_{level}" for level in range(28)]
         for name in names:
             try:

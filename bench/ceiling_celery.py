@@ -16,7 +16,7 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
-from orders_project import broker
+from orders import topology
 from orders_project import settings as product
 
 EXCHANGE = Exchange("bench", type="topic", durable=True)
@@ -25,7 +25,7 @@ DONE_KEY = os.environ.get("BENCH_CEILING_DONE_KEY", "bench:ceiling:done")
 
 
 def ceiling_queues() -> list[Queue]:
-    args = broker.work_queue_arguments(product.QUEUE_DELIVERY_LIMIT)
+    args = topology.work_queue_arguments(product.QUEUE_DELIVERY_LIMIT)
     return [Queue(name, EXCHANGE, routing_key=name, durable=True, queue_arguments=args) for name in QUEUES]
 
 

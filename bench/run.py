@@ -22,7 +22,7 @@ from bench.scenarios import api, ceiling_chain, decoupling, drain, e2e, enrichme
 from bench.scenarios.sustained import cpu_per_order, reference_step, step_ok
 from bench.sizes import SMOKE, Sizes, override
 from bench.workers import enrichment_split
-from orders_project.broker import STAGES
+from orders.topology import STAGES
 
 # importable from here as before the split (tests/bench)
 __all__ = [

@@ -19,9 +19,9 @@ def wait_quiescent(cfg: Config, accepted_ids: set[str]) -> dict:
     queue are empty, at most `quiesce_timeout` s; the last state seen."""
     from django.db import connection
 
+    from orders import topology
     from orders.dead_letters import dlq_depth
     from orders.models import Order, OutboxMessage
-    from orders_project import broker
     from orders_project.celery import app
 
     deadline = time.monotonic() + cfg.quiesce_timeout
@@ -33,7 +33,7 @@ def wait_quiescent(cfg: Config, accepted_ids: set[str]) -> dict:
             with app.connection_for_write() as conn:
                 channel = cast(Channel, conn.channel())  # stubs: StdChannel; run time: amqp Channel
                 # amqp-stubs: queue_declare returns None only with nowait=True (no overload for it)
-                depths = {q: channel.queue_declare(q, passive=True)[1] for q in [s.queue for s in broker.ALL_STAGES]}  # type: ignore[index]
+                depths = {q: channel.queue_declare(q, passive=True)[1] for q in [s.queue for s in topology.ALL_STAGES]}  # type: ignore[index]
             state = {"open_orders": open_orders, "unsent_outbox": unsent, "dlq": dlq_depth(), **depths}
             if not any(state.values()):
                 return state

@@ -12,14 +12,14 @@ from kombu import Connection, Producer
 from clients.models import DEFAULT_CLIENT_ID
 from conftest import queue_messages
 from devtools.procs import wait_until
+from orders import topology
 from orders.dead_letters import dead_letter_archive
 from orders.models import Order, OrderHistory, OrderItem, OrderStatus
 from orders.tests.factories import catalog_create
-from orders_project import broker
 
 pytestmark = pytest.mark.e2e
 
-PROCESS = broker.STAGE_BY_TASK["orders.process"]
+PROCESS = topology.STAGE_BY_TASK["orders.process"]
 
 
 class Canary:
@@ -44,7 +44,7 @@ def publish(body, *, serializer: str, headers: dict | None) -> None:
         Producer(conn.channel()).publish(
             body,
             serializer=serializer,
-            exchange=broker.ORDERS_EXCHANGE.name,
+            exchange=topology.ORDERS_EXCHANGE.name,
             routing_key=PROCESS.routing_key,
             headers=headers or {},
             delivery_mode=2,
@@ -71,7 +71,7 @@ def celery_headers(task_id: str, order_id: str) -> dict:
 
 def dlq_depth() -> int:
     with Connection(settings.CELERY_BROKER_URL) as conn:
-        return conn.channel().queue_declare(broker.DEAD_LETTER_QUEUE_NAME, passive=True).message_count
+        return conn.channel().queue_declare(topology.DEAD_LETTER_QUEUE_NAME, passive=True).message_count
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_pickled_task_message_is_not_executed_and_is_dead_lettered(processes, ca
     assert not OrderHistory.objects.filter(order=target, stage="process").exists()
     assert not canary_path.exists(), "the worker unpickled the message"
 
-    letters = queue_messages(broker.DEAD_LETTER_QUEUE_NAME)
+    letters = queue_messages(topology.DEAD_LETTER_QUEUE_NAME)
     assert len(letters) == 1
     letter = letters[0]
     assert letter.content_type == "application/x-python-serialize"

@@ -22,10 +22,9 @@ from django.utils import timezone
 from core.broker_nodes import broker_connect, broker_drop, broker_nodes
 from core.db import database_ping
 from core.logging import get_logger
-from orders import metrics
+from orders import metrics, topology
 from orders.models import IN_FLIGHT_STATUSES, Order, OutboxMessage
 from orders.webhooks.selectors import webhook_backlog
-from orders_project import broker
 
 log = get_logger(__name__)
 
@@ -81,7 +80,7 @@ class BrokerProbe:
             self.conn = broker_connect(role="probe", heartbeat=0)
             self.pid = os.getpid()
             self.channel = self.conn.channel()
-        _, count, _ = cast(Any, self.channel).queue_declare(broker.DEAD_LETTER_QUEUE_NAME, passive=True)
+        _, count, _ = cast(Any, self.channel).queue_declare(topology.DEAD_LETTER_QUEUE_NAME, passive=True)
         return count
 
     def __call__(self) -> Check:

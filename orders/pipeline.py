@@ -1,6 +1,6 @@
 """The pipeline, defined once: its stages in chain order, with the task, queue and routing key of each.
 
-The broker topology (orders_project/broker.py), Celery's routes, the chain every order is published as, the
+The broker topology (orders/topology.py), Celery's routes, the chain every order is published as, the
 history's `stage` values, the metrics' labels and the live page's columns all derive from `STAGES`. This
 module imports nothing from Django: the settings module reads it (through broker.py) at start-up.
 See README "Pipeline".

@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from core.broker_nodes import urls_shuffled
 from core.rates import parse_rate
-from orders_project import broker
+from orders import topology
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -532,11 +532,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_QUEUES = broker.work_queues(QUEUE_DELIVERY_LIMIT, no_declare=True)
-CELERY_TASK_ROUTES = broker.task_routes()
-CELERY_TASK_DEFAULT_EXCHANGE = broker.ORDERS_EXCHANGE.name
+CELERY_TASK_QUEUES = topology.work_queues(QUEUE_DELIVERY_LIMIT, no_declare=True)
+CELERY_TASK_ROUTES = topology.task_routes()
+CELERY_TASK_DEFAULT_EXCHANGE = topology.ORDERS_EXCHANGE.name
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
-CELERY_TASK_DEFAULT_QUEUE = broker.STAGES[0].queue
+CELERY_TASK_DEFAULT_QUEUE = topology.STAGES[0].queue
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 # The set-up (manage.py declare_topology) owns the topology; publishers never re-declare.
 CELERY_TASK_PUBLISH_RETRY = True

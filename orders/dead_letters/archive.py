@@ -12,12 +12,11 @@ from django.db import transaction
 
 from core.broker_nodes import broker_connection
 from core.logging import get_logger
-from orders import metrics
+from orders import metrics, topology
 from orders.dead_letters.parsing import MALFORMED, UNDECODABLE, clip, jsonable, parse_dead_letter
 from orders.models import DeadLetter, HistoryEvent, Order, OrderHistory
 from orders.pipeline import STAGE_BY_TASK, Step
 from orders.services import order_fail, order_history_append
-from orders_project import broker
 
 log = get_logger(__name__)
 
@@ -157,7 +156,7 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
     with broker_connection(role="archiver") as conn:
         channel = cast(Channel, conn.channel())  # kombu's StdChannel in the stubs: py-amqp's Channel here
         for _ in range(limit):
-            message = channel.basic_get(broker.DEAD_LETTER_QUEUE_NAME, no_ack=False)
+            message = channel.basic_get(topology.DEAD_LETTER_QUEUE_NAME, no_ack=False)
             if message is None:
                 break
             try:
@@ -177,6 +176,6 @@ def dlq_depth() -> int:
     with broker_connection(role="probe", connect_timeout=2) as conn:
         # amqp-stubs: queue_declare returns None only with nowait=True (they have no overload for it)
         _, count, _ = cast(Channel, conn.channel()).queue_declare(  # type: ignore[misc]
-            broker.DEAD_LETTER_QUEUE_NAME, passive=True
+            topology.DEAD_LETTER_QUEUE_NAME, passive=True
         )
         return count

@@ -44,7 +44,7 @@ from orders.pipeline import ENRICH, FINALIZE, PROCESS, REFUND, STAGE_BY_NAME, ST
 from orders.services.failure import order_fail
 from orders.services.history import order_history_append
 from orders.services.outbox import OUTBOX_CHANNEL
-from orders_project.broker import DEAD_LETTER_QUEUE_NAME
+from orders.topology import DEAD_LETTER_QUEUE_NAME
 
 log = get_logger(__name__)
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from orders.pipeline import ALL_STAGES
-from orders_project.broker import DEAD_LETTER_QUEUE_NAME
+from orders.topology import DEAD_LETTER_QUEUE_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

@@ -254,11 +254,11 @@ def procfile_workers() -> dict[str, list[str]]:
 
 def broker_topology() -> tuple[set[str], set[str]]:
     """The work queues `manage.py declare_topology` declares and the queues Celery routes tasks to, both
-    from orders_project.broker (no Django settings: broker.py reads only orders/pipeline.py)."""
-    from orders_project import broker
+    from orders.topology (no Django settings: topology.py reads only orders/pipeline.py)."""
+    from orders import topology
 
-    declared = {queue.name for queue in broker.work_queues(1)}
-    routed = {route["queue"] for route in broker.task_routes().values()}
+    declared = {queue.name for queue in topology.work_queues(1)}
+    routed = {route["queue"] for route in topology.task_routes().values()}
     return declared, routed
 
 

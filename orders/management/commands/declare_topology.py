@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from core.celery_cluster import delayed_delivery_declare
-from orders_project import broker
+from orders import topology
 
 # Queue arguments as RabbitMQ policy keys, for the advice printed when a live queue has other arguments.
 POLICY_KEYS = {
@@ -35,13 +35,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         queues = (
-            *broker.work_queues(settings.QUEUE_DELIVERY_LIMIT),
-            broker.dead_letter_queue(max_length=settings.DLQ_MAX_LENGTH, max_bytes=settings.DLQ_MAX_BYTES),
+            *topology.work_queues(settings.QUEUE_DELIVERY_LIMIT),
+            topology.dead_letter_queue(max_length=settings.DLQ_MAX_LENGTH, max_bytes=settings.DLQ_MAX_BYTES),
         )
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=10)
             channel = conn.channel()
-            for exchange in (broker.ORDERS_EXCHANGE, broker.DEAD_LETTER_EXCHANGE):
+            for exchange in (topology.ORDERS_EXCHANGE, topology.DEAD_LETTER_EXCHANGE):
                 exchange(channel).declare()
             for queue in queues:
                 try:

@@ -94,13 +94,13 @@ def dlq_publish(body: bytes, content_type: str, headers) -> None:
     from django.conf import settings
     from kombu import Connection
 
-    from orders_project import broker
+    from orders import topology
 
     with Connection(settings.CELERY_BROKER_URL) as conn:
         producer = conn.Producer(conn.channel())
         producer.publish(
             body,
-            exchange=broker.DEAD_LETTER_EXCHANGE.name,
+            exchange=topology.DEAD_LETTER_EXCHANGE.name,
             routing_key="process",
             content_type=content_type,
             content_encoding="binary",

@@ -1,4 +1,4 @@
-"""The topology's DLQ bound (orders_project/broker.py) and declare_topology
+"""The topology's DLQ bound (orders/topology.py) and declare_topology
 (orders/management/commands/declare_topology.py) on a live queue, in this test run's own vhost of the
 real RabbitMQ."""
 
@@ -15,7 +15,7 @@ from django.core.management import call_command
 from kombu import Connection, Exchange, Queue
 
 from devtools.procs import wait_until
-from orders_project import broker
+from orders import topology
 
 
 def queue_lengths(vhost: str) -> dict[str, int]:
@@ -44,13 +44,13 @@ def bounded_dead_lettering(rabbitmq_vhost):
     with Connection(settings.CELERY_BROKER_URL) as conn:
         channel = conn.channel()
         dlx(channel).declare()
-        broker.dead_letter_queue(max_length=2, name="test.bounded.dlq", exchange=dlx)(channel).declare()
+        topology.dead_letter_queue(max_length=2, name="test.bounded.dlq", exchange=dlx)(channel).declare()
         source = Queue(
             "test.bounded.work",
             Exchange(""),
             routing_key="test.bounded.work",
             durable=True,
-            queue_arguments=broker.work_queue_arguments(3, dead_letter_exchange=dlx.name),
+            queue_arguments=topology.work_queue_arguments(3, dead_letter_exchange=dlx.name),
         )
         source(channel).declare()
         yield conn, channel
@@ -85,7 +85,7 @@ def test_a_full_dlq_refuses_dead_letters_and_their_source_queue_keeps_them(bound
 
 
 def test_dlq_arguments_bound_it_with_reject_publish():
-    args = broker.dead_letter_queue(max_length=10, max_bytes=1000).queue_arguments
+    args = topology.dead_letter_queue(max_length=10, max_bytes=1000).queue_arguments
     assert args == {
         "x-queue-type": "quorum",
         "x-max-length": 10,
@@ -93,7 +93,7 @@ def test_dlq_arguments_bound_it_with_reject_publish():
         "x-overflow": "reject-publish",
     }
     # every work queue dead-letters at-least-once, which RabbitMQ allows only with reject-publish on it
-    work = broker.work_queue_arguments(3)
+    work = topology.work_queue_arguments(3)
     assert (work["x-dead-letter-strategy"], work["x-overflow"]) == ("at-least-once", "reject-publish")
 
 
@@ -101,21 +101,23 @@ def test_declare_topology_keeps_a_live_dlq_with_other_arguments_and_prints_the_p
     # given: a DLQ declared before it had a bound (an existing deployment)
     with Connection(settings.CELERY_BROKER_URL) as conn:
         channel = conn.channel()
-        cast(Channel, channel).queue_delete(broker.DEAD_LETTER_QUEUE_NAME)  # stubs: StdChannel; run time: amqp Channel
-        broker.dead_letter_queue()(channel).declare()
+        cast(Channel, channel).queue_delete(
+            topology.DEAD_LETTER_QUEUE_NAME
+        )  # stubs: StdChannel; run time: amqp Channel
+        topology.dead_letter_queue()(channel).declare()
         try:
             # when
             out, err = io.StringIO(), io.StringIO()
             call_command("declare_topology", stdout=out, stderr=err)
             # then: set-up goes on (every process can start), says how to apply the bound, keeps the binding
             assert "topology declared" in out.getvalue()
-            assert f"queue {broker.DEAD_LETTER_QUEUE_NAME} exists with other arguments" in err.getvalue()
+            assert f"queue {topology.DEAD_LETTER_QUEUE_NAME} exists with other arguments" in err.getvalue()
             assert (
                 f'"max-length": {settings.DLQ_MAX_LENGTH}' in err.getvalue()
                 and '"overflow": "reject-publish"' in err.getvalue()
             )
-            conn.Producer(channel).publish({}, exchange=broker.DEAD_LETTER_EXCHANGE.name, routing_key="process")
-            assert get_one(channel, broker.DEAD_LETTER_QUEUE_NAME) is not None
+            conn.Producer(channel).publish({}, exchange=topology.DEAD_LETTER_EXCHANGE.name, routing_key="process")
+            assert get_one(channel, topology.DEAD_LETTER_QUEUE_NAME) is not None
         finally:
-            cast(Channel, channel).queue_delete(broker.DEAD_LETTER_QUEUE_NAME)
+            cast(Channel, channel).queue_delete(topology.DEAD_LETTER_QUEUE_NAME)
             call_command("declare_topology", stdout=io.StringIO())
