@@ -75,7 +75,7 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
 
 
 class IsClientOrStaff(permissions.BasePermission):
-    """A client key, or staff holding `staff_permission` when a subclass names one (README "Security")."""
+    """A client key, or staff holding `staff_permission` when a subclass names one (docs/security.md "Security")."""
 
     message = "Authentication credentials were not provided: send 'Authorization: Bearer <key>'."
     staff_permission: str | None = None

@@ -56,7 +56,7 @@ class CrossSiteSafeBasicScheme(BasicScheme):
 
 
 class HasStaffPermissions(BasePermission):
-    """The view's `required_permissions`, every one (README "Security": staff rights by permission). A view
+    """The view's `required_permissions`, every one (docs/security.md "Security": staff rights by permission). A view
     that names none is refused: being staff alone grants nothing here."""
 
     message = "Staff permission required."

@@ -33,7 +33,7 @@ def outage_fixed() -> bool:
     return bool(controls_get().get("fixed", False))
 
 
-# How the provider answers refund calls (README "Simulating failures"): normally, or failing the way an
+# How the provider answers refund calls (docs/pipeline.md "Simulating failures"): normally, or failing the way an
 # enrichment call can, so the refund stage's retries, dead-lettering and redrive can be shown and tested.
 REFUND_MODES = ("ok", "flaky", "down", "hang", "reject")
 

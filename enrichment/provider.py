@@ -2,7 +2,7 @@
 
 Refunds (`refund`) fail as `manage.py provider --refund MODE` says (flaky, down, hang, reject).
 
-Demo triggers (README "Simulating failures"), only with DEMO_FAULTS_ENABLED (otherwise ordinary items):
+Demo triggers (docs/pipeline.md "Simulating failures"), only with DEMO_FAULTS_ENABLED (otherwise ordinary items):
 BOMBA is a poison item (permanent error), FLAKY fails transiently on the first 2 attempts, DOWN always
 fails transiently, HANG stalls past the call's deadline, CRASH kills the worker process (with
 DEMO_CRASH_ENABLED too). ENRICHMENT_FAILURE_RATE adds random transient failures.

@@ -99,7 +99,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             return "—"
         return pretty_json({"number": credit_note.number, "total": credit_note.total, "lines": credit_note.lines})
 
-    # Staff rights by permission (README "Security"): an action shows and runs only with its permission.
+    # Staff rights by permission (docs/security.md "Security"): an action shows and runs only with its permission.
     def has_cancel_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.cancel_order")
 

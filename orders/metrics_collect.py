@@ -1,7 +1,7 @@
 """Backing-service health and the gauges read at scrape time: PostgreSQL, RabbitMQ (with the DLQ's
 depth), Redis, the outbox backlog and the webhooks' backlog. /metrics and the staff diagnostics endpoint read
 them; /readyz
-does not (it checks only what the web cannot serve without: README "Probes and readiness").
+does not (it checks only what the web cannot serve without: deploy/README.md "Probes and readiness").
 
 Nothing here opens a connection per call: the broker check keeps one AMQP connection per process and
 reuses it, Redis is pinged over django-redis's pool, and their answers and the database gauges' queries are

@@ -86,7 +86,7 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        # Staff rights beyond Django's view/add/change/delete (README "Security"): checked by the admin's
+        # Staff rights beyond Django's view/add/change/delete (docs/security.md "Security"): checked by the admin's
         # actions, GET/cancel on /orders and /ops/diagnostics; a staff user without them gets a 403.
         permissions = [
             ("cancel_order", "Can cancel an order (a completed one is refunded)"),

@@ -3,7 +3,7 @@
 The broker topology (orders/topology.py), Celery's routes, the chain every order is published as, the
 history's `stage` values, the metrics' labels and the live page's columns all derive from `STAGES`. This
 module imports nothing from Django: the settings module reads it (through broker.py) at start-up.
-See README "Pipeline".
+See docs/pipeline.md "Pipeline".
 """
 
 from dataclasses import dataclass

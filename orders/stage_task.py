@@ -1,7 +1,7 @@
 """The base task of every pipeline stage: the retry policy, what a failure does (the order ends failed and
 the message is dead-lettered), what happens after a stage (a terminal order stops its chain), and the
 log/metrics context. The acks (late, rejected on failure so RabbitMQ dead-letters) are Celery settings
-(settings.py "Celery"). See README "Failure handling".
+(settings.py "Celery"). See docs/pipeline.md "Failure handling".
 """
 
 import time

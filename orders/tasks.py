@@ -1,5 +1,6 @@
 # One task per stage of orders/pipeline.py; the pipeline and its failure handling are explained in
-# README "Pipeline" and "Failure handling". The base task (orders/stage_task.py) retries, fails and ends chains.
+# docs/pipeline.md "Pipeline" and "Failure handling". The base task (orders/stage_task.py) retries, fails and
+# ends chains.
 from typing import Any
 
 from celery import shared_task

@@ -2,7 +2,7 @@
 
 Celery's settings (queues, routes) and `manage.py declare_topology` both read from here,
 so what the set-up declares and what workers expect can never drift apart.
-See README "Broker topology" for the dead-letter design.
+See docs/pipeline.md "Failure handling" for the dead-letter design.
 """
 
 from kombu import Exchange, Queue

@@ -404,7 +404,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # =============================================================================
 ENRICHMENT_LATENCY_MS = env.int("ENRICHMENT_LATENCY_MS", default=200)
 ENRICHMENT_FAILURE_RATE = env.float("ENRICHMENT_FAILURE_RATE", default=0.0)
-# The demo's fault items (HANG, DOWN, BOMBA, FLAKY, CRASH; README "Simulating failures"): seeded by
+# The demo's fault items (HANG, DOWN, BOMBA, FLAKY, CRASH; docs/pipeline.md "Simulating failures"): seeded by
 # seed_catalog and acted on by the simulated provider only when on (`make run`, the tests, the chaos run).
 # Off (every deployment's default) they are not seeded and any such product is an ordinary item.
 DEMO_FAULTS_ENABLED = env.bool("DEMO_FAULTS_ENABLED", default=False)
@@ -458,7 +458,7 @@ DIAGNOSTICS_CACHE_SECONDS = env.float("DIAGNOSTICS_CACHE_SECONDS", default=5.0)
 METRICS_ALLOWED_HOSTS = env.list("METRICS_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 # The DLQ's bound: past either, RabbitMQ refuses new dead letters (overflow reject-publish) and, with
 # at-least-once dead-lettering, keeps them in their source queue until the archiver makes room: none is
-# dropped (README "Failure handling"). 0 = no bound of that kind.
+# dropped (docs/pipeline.md "Failure handling"). 0 = no bound of that kind.
 DLQ_MAX_LENGTH = env.int("DLQ_MAX_LENGTH", default=100_000)
 DLQ_MAX_BYTES = env.int("DLQ_MAX_BYTES", default=512 * 1024 * 1024)
 # The archiver stops touching its heartbeat after this many dead letters in a row it could not store (its
@@ -555,7 +555,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A failed task is rejected without requeue, so RabbitMQ dead-letters it (Celery acks failures by default).
 CELERY_TASK_ACKS_ON_FAILURE = False
-# A hard time limit requeues; the queue's delivery limit bounds it (see README "Failure handling").
+# A hard time limit requeues; the queue's delivery limit bounds it (see docs/pipeline.md "Failure handling").
 CELERY_TASK_ACKS_ON_TIMEOUT = False
 # Celery's Django fix-up closes the database connection before and after every task unless this is set
 # (bench/: a PostgreSQL connect was 12-17 % of each task); core/worker_signals.py still drops a connection

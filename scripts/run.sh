@@ -31,6 +31,10 @@ export DEMO_FAULTS_ENABLED=${DEMO_FAULTS_ENABLED:-true}
 # Webhook endpoints on this machine (a receiver on http://127.0.0.1:...): allowed here, never by default.
 export WEBHOOK_ALLOW_PRIVATE_URLS=${WEBHOOK_ALLOW_PRIVATE_URLS:-true}
 export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/prometheus}
+# The same environment for commands in another shell (README "Try it"): `set -a; . var/run.env; set +a`.
+(umask 077 && for name in SECRET_TOKEN DJANGO_SECRET_KEY FLOWER_BASIC_AUTH DJANGO_HTTPS LOG_FORMAT DATABASE_URL \
+  PROXY_PORT WEB_HOST WEB_PORT LIVE_HOST LIVE_PORT NUM_PROXIES LIVE_FEED_ANONYMOUS DEMO_FAULTS_ENABLED \
+  WEBHOOK_ALLOW_PRIVATE_URLS; do printf '%s=%q\n' "$name" "${!name}"; done > var/run.env)
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 db=$(python -c "import os,urllib.parse as u; print(u.urlparse(os.environ['DATABASE_URL']).path.lstrip('/'))")
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \

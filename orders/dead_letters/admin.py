@@ -95,7 +95,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def headers_pretty(self, dead_letter):
         return pretty_json(dead_letter.headers)
 
-    # Staff rights by permission (README "Security"): an action shows and runs only with its permission.
+    # Staff rights by permission (docs/security.md "Security"): an action shows and runs only with its permission.
     def has_redrive_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.redrive_deadletter")
 

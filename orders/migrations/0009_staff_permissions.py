@@ -1,4 +1,4 @@
-"""Staff rights by permission (README "Security"): the custom permissions the admin's actions, /orders and
+"""Staff rights by permission (docs/security.md "Security"): the custom permissions the admin's actions, /orders and
 /ops check. Options only: no table changes (Django creates the Permission rows after migrate)."""
 
 from django.db import migrations

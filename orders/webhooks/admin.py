@@ -99,7 +99,7 @@ class EndpointStateFilter(admin.SimpleListFilter):
 @admin.register(WebhookEndpointStatus)
 class WebhookEndpointStatusAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Which endpoints fail and which were disabled (their clients' events wait, pending); re-enabling one
-    sends its waiting events (README "Webhooks"). Needs clients.change_webhookendpointstatus."""
+    sends its waiting events (docs/pipeline.md "Webhooks"). Needs clients.change_webhookendpointstatus."""
 
     list_display = [
         "client",

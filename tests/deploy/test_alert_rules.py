@@ -28,10 +28,10 @@ ALERTS = PROMETHEUS_DIR / "alerts.yml"
 ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 SCRAPE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "orders-dashboard.json"
-README = ROOT / "README.md"
-# Where runbooks live: README's "Alerts and runbook" table, and the RabbitMQ and PostgreSQL clusters' own pages
-# for their alerts.
-RUNBOOK_FILES = {"README.md", "docs/rabbitmq-cluster.md", "docs/postgres-k8s.md"}
+OPERATIONS = ROOT / "docs" / "operations.md"
+# Where runbooks live: docs/operations.md's "Alerts and runbook" table, and the RabbitMQ and PostgreSQL clusters'
+# own pages for their alerts.
+RUNBOOK_FILES = {"docs/operations.md", "docs/rabbitmq-cluster.md", "docs/postgres-k8s.md"}
 # Metric prefixes of exporters that are not ours: RabbitMQ's plugin, CloudNativePG's instance exporter.
 FOREIGN_METRIC_PREFIXES = ("rabbitmq_", "cnpg_")
 METRICS_MODULE = ROOT / "orders" / "metrics.py"
@@ -297,7 +297,7 @@ def test_alert_labels_and_annotations(name):
     assert rule.get("for"), f"{name}: no `for:`, it would flap"
 
 
-def test_runbook_anchors_exist_in_readme():
+def test_runbook_anchors_exist_in_their_files():
     anchors = {path: markdown_anchors((ROOT / path).read_text()) for path in RUNBOOK_FILES}
     missing = sorted(
         rule["annotations"]["runbook"]
@@ -306,8 +306,10 @@ def test_runbook_anchors_exist_in_readme():
         not in anchors.get(rule["annotations"]["runbook"].partition("#")[0], set())
     )
     assert not missing, f"runbook anchors with no heading or <a id> in their file: {missing}"
-    # the pipeline's alerts keep their rows in README's table; only the cluster's alerts live elsewhere
-    elsewhere = {name for name, rule in alerts().items() if not rule["annotations"]["runbook"].startswith("README.md#")}
+    # the pipeline's alerts keep their rows in the operations table; only the clusters' alerts live elsewhere
+    elsewhere = {
+        name for name, rule in alerts().items() if not rule["annotations"]["runbook"].startswith("docs/operations.md#")
+    }
     assert elsewhere <= {name for name in alerts() if name.startswith(("RabbitMQ", "Postgres"))}, elsewhere
 
 

@@ -1,5 +1,5 @@
 """Security releases are taken: the pinned, locked and installed Django is at least the newest security
-release of its LTS line we know of (README "Security"; raise the floor with the next one)."""
+release of its LTS line we know of (docs/security.md "Security"; raise the floor with the next one)."""
 
 import re
 from pathlib import Path

@@ -7,7 +7,7 @@ from orders.services import orders_reconcile
 
 class Command(BaseCommand):
     help = (
-        "Find in-flight orders with no progress for STUCK_ORDER_SECONDS and re-publish their stage (README "
+        "Find in-flight orders with no progress for STUCK_ORDER_SECONDS and re-publish their stage (docs/pipeline.md "
         '"Failure handling"). The relay does this every RECONCILE_INTERVAL_SECONDS; this command is for cron, '
         "a Kubernetes CronJob, or by hand. Safe beside other reconcilers (one pass at a time). It also archives "
         "the dead letter of a failed order whose message never reached the archive."

@@ -6,7 +6,7 @@ from django.db.models import F
 
 from orders.models import Product
 
-# Demo catalog (README "Simulating failures").
+# Demo catalog (docs/pipeline.md "Simulating failures").
 CATALOG = [
     ("ABC", "ABC widget", "12.50"),
     ("XYZ", "XYZ gadget", "7.99"),

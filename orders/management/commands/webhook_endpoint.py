@@ -1,4 +1,4 @@
-"""Webhook endpoints' health: which fail or were disabled, and re-enabling one (README "Webhooks")."""
+"""Webhook endpoints' health: which fail or were disabled, and re-enabling one (docs/pipeline.md "Webhooks")."""
 
 from django.core.management.base import BaseCommand, CommandError
 
