@@ -682,6 +682,18 @@ def restart_member(i: int, timeout: float = 60.0) -> None:
     wait_healthy(timeout)
 
 
+def run_instance(instance: dict, *args: str, timeout: float = 240) -> str:
+    """`python -m devtools.db_ha ARGS` for another instance (`instance`: its DB_HA_* variables; the module reads
+    them at import, so another instance runs in a process of its own): its output; a failure raises."""
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.db_ha", *args], cwd=ROOT, env={**os.environ, **instance},
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"db_ha {' '.join(args)}: {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(

@@ -6,9 +6,7 @@
   again once one does; across a kill -9 of the primary under a steady POST load every order that got a 202 is
   in the database afterwards, and no request got a 500."""
 
-import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,6 +17,7 @@ import pytest
 import requests
 from django.db import connection
 
+from devtools.db_ha import run_instance
 from devtools.procs import wait_until
 from e2e.conftest import Processes, free_port, start_web, wait_terminal
 from orders.models import HistoryEvent, Invoice, Order, OrderHistory, Product
@@ -72,12 +71,7 @@ NO_PRIMARY_ANSWER_WITHIN = 15.0  # seconds: PgBouncer's query_wait_timeout and s
 
 
 def db_ha(*args: str, timeout: float = 240) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.db_ha", *args], cwd=ROOT, env={**os.environ, **HA},
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert result.returncode == 0, f"db_ha {' '.join(args)}: {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return run_instance(HA, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

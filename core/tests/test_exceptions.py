@@ -10,6 +10,20 @@ from conftest import subprocess_env
 pytestmark = pytest.mark.django_db
 
 
+def last_line_with_the_database_down(code: str) -> str:
+    """The last line `code` prints in a Django process whose database does not answer (nothing listens)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines, result.stderr[-2000:]
+    return lines[-1]
+
+
 def test_api_database_outage_is_503_not_500() -> None:
     code = """
 import django; django.setup()
@@ -23,14 +37,7 @@ r = Client().post(
 )
 print(r.status_code, r["Content-Type"], r.get("Retry-After"), r.json()["code"])
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.stdout.strip().splitlines()[-1] == "503 application/json 1 service_unavailable"
+    assert last_line_with_the_database_down(code) == "503 application/json 1 service_unavailable"
 
 
 def test_a_database_outage_outside_the_api_is_503_not_500() -> None:
@@ -44,11 +51,4 @@ client.cookies["sessionid"] = "x" * 32  # a session to load: the database is rea
 r = client.get("/admin/", HTTP_HOST="localhost")
 print(r.status_code, r["Content-Type"], r.get("Retry-After"), r.json()["code"])
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.stdout.strip().splitlines()[-1] == "503 application/json 1 service_unavailable", result.stderr[-2000:]
+    assert last_line_with_the_database_down(code) == "503 application/json 1 service_unavailable"

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devtools.db_ha import sql
+from devtools.db_ha import run_instance, sql
 from devtools.procs import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -41,12 +40,7 @@ def member_url(i: int) -> str:
 
 
 def db_ha(*args: str, timeout: float = 240) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.db_ha", *args], cwd=ROOT, env={**os.environ, **ENV},
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert result.returncode == 0, f"db_ha {' '.join(args)}: {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return run_instance(ENV, *args, timeout=timeout)
 
 
 def status() -> dict:
