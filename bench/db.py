@@ -23,7 +23,9 @@ class Database:
     def connect(self):
         import psycopg
 
-        conn = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname=self.name, connect_timeout=5)
+        from bench.env import database_url  # BENCH_DATABASE_URL's server, else 127.0.0.1:5432
+
+        conn = psycopg.connect(database_url(self.name), connect_timeout=5)
         conn.autocommit = True
         return conn
 

@@ -19,6 +19,18 @@ CELERY = str(Path(sys.executable).parent / "celery")
 # Production settings refuse short or placeholder secrets (orders_project/settings.py, "Security").
 TOKEN = "bench-token-Hc4sW9pLq2Xv7Nz3Rt6Ym1Kd8"  # noqa: S105  the local bench stack's own token, not a secret
 SETUP_WAIT = 180.0  # seconds PostgreSQL or RabbitMQ may be down at set-up (someone's chaos run restarts them)
+# The PostgreSQL server of a run: the driver's own connection (bench/db.py), CREATE DATABASE, and the processes'
+# DATABASE_URL unless `--env DATABASE_URL=...` overrides it (e.g. a pooler in front of this server). Its path, if
+# any, is ignored: the database is always the run's name. BENCH_DATABASE_URL sets another server.
+DEFAULT_DATABASE_SERVER = "postgres://postgres@127.0.0.1:5432"
+
+
+def database_url(name: str, server: str | None = None) -> str:
+    """The URL of database `name` on `server` (default: BENCH_DATABASE_URL, else the machine's 127.0.0.1:5432)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(server or os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_SERVER)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
 def bench_env(args) -> dict:
@@ -29,7 +41,7 @@ def bench_env(args) -> dict:
         DJANGO_SECRET_KEY="bench-secret-key-Jf5rT8wQ1zN4xC7vB2mL6kP9hG3dS0aYq",  # noqa: S106  local bench stack only
         DJANGO_HTTPS="false",  # plain HTTP on 127.0.0.1: no SSL redirect
         SECRET_TOKEN=TOKEN,
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.name}",
+        DATABASE_URL=database_url(args.name),
         CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:5672/{args.name}",
         REDIS_URL=f"redis://127.0.0.1:6379/{args.redis_db}",
         CACHE_KEY_PREFIX=args.name,
@@ -89,7 +101,7 @@ def ensure_database(name: str, deadline: float, log) -> None:
 
     while True:
         try:
-            admin = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+            admin = psycopg.connect(database_url("postgres"), connect_timeout=5)
             break
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
