@@ -12,10 +12,11 @@ command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=".venv/.installed-$(cat requirements*.lock | sha256sum | cut -c1-16)-$(basename "$lock")"
 if [ ! -f "$stamp" ]; then
-  # Quiet: `make run`'s output is the system's, not the installer's (errors still show).
+  # Errors only (-qq): `make run`'s output is the system's, not the installer's (this machine's pip config names
+  # local index folders that do not exist, a warning per package).
   export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PIP_NO_WARN_SCRIPT_LOCATION=1
-  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -qq --upgrade pip
   # Hash-checking mode also refuses any dependency the lock does not list.
-  .venv/bin/pip install -q --require-hashes -r "$lock"
+  .venv/bin/pip install -qq --require-hashes -r "$lock"
   touch "$stamp"
 fi
