@@ -82,9 +82,10 @@ class _ConfirmedPublisher:
                 "write_timeout": socket_timeout,
             },
         )
-        # One attempt (kombu tries the list's first node and, if it fails, the next): the caller (relay loop,
-        # or the relay after the fast path) retries.
-        self.conn.connect()
+        # One attempt (the list's first node and, if it fails, the next): the caller (relay loop, or the relay
+        # after the fast path) retries. Not kombu's connect(): it sleeps 2 s between the two tries, which every
+        # POST with the inline publish paid on a refused broker, and the relay on each move to another node.
+        self.conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0)
         nodes.connected(node_of(self.conn.as_uri()), role="publisher")
         self.channel = self.conn.channel()
         self.channel.confirm_select()
