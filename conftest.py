@@ -129,6 +129,16 @@ def subprocess_env(**overrides) -> dict:
     return env
 
 
+def django_subprocess(code: str, **env) -> "subprocess.CompletedProcess[str]":
+    """`code` run by a new Python with the test database's environment (subprocess_env) and `env` on top."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code], env=subprocess_env(**env), capture_output=True, text=True, timeout=60
+    )
+
+
 def queue_messages(queue: str) -> list:
     """Take every message from a queue (acked), as kombu messages."""
     taken: list = []

@@ -1,24 +1,15 @@
 """The API's error handler (core/exceptions.py): a database outage is a 503 to retry, never a 500."""
 
-import subprocess
-import sys
-
 import pytest
 
-from conftest import subprocess_env
+from conftest import django_subprocess
 
 pytestmark = pytest.mark.django_db
 
 
 def last_line_with_the_database_down(code: str) -> str:
     """The last line `code` prints in a Django process whose database does not answer (nothing listens)."""
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/nope"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = django_subprocess(code, DATABASE_URL="postgres://postgres@127.0.0.1:1/nope")
     lines = result.stdout.strip().splitlines()
     assert lines, result.stderr[-2000:]
     return lines[-1]

@@ -4,7 +4,6 @@ and a kept connection the broker closed replaced at once."""
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -63,7 +62,7 @@ def test_fast_path_publishes_after_the_broker_closed_its_pooled_connection(
 def test_a_refused_broker_fails_the_publish_at_once_not_after_a_retry_sleep():
     """Nothing listens on the broker's port: the publisher tries its node (and the next, if the list has one) and
     gives up at once. kombu's connect() slept 2 s between the tries: every POST with the inline publish paid it."""
-    from conftest import subprocess_env
+    from conftest import django_subprocess
 
     code = """
 import time, django; django.setup()
@@ -75,13 +74,7 @@ try:
 except Exception as exc:
     print(type(exc).__name__, round(time.monotonic() - started, 3))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=subprocess_env(CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = django_subprocess(code, CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:1//")
     name, seconds = result.stdout.strip().splitlines()[-1].split()
     assert name in ("OperationalError", "ConnectionRefusedError"), result.stdout + result.stderr[-2000:]
     assert float(seconds) < 1.0, seconds
