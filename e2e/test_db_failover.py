@@ -44,6 +44,8 @@ def test_a_stage_whose_connection_breaks_mid_transaction_is_retried_and_done_onc
 
         # when: the stage's connection breaks while it waits (its server process terminated, as a failover does)
         def waiting_stage():
+            # The holder is inside its transaction, where pg_stat_activity is read once and kept: read it afresh.
+            holder.execute("SELECT pg_stat_clear_snapshot()")
             row = holder.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 " AND pid <> pg_backend_pid()"
