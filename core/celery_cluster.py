@@ -106,6 +106,9 @@ class ControlOnAnyNode(Control):
         self._start_tolerant(c)
 
 
+# The event dispatcher's connection: the broker's transport options but publisher confirms.
+EVENT_TRANSPORT_OPTIONS = {"confirm_publish": False}
+
 REPLACED_STEPS = {
     "celery.worker.consumer.delayed_delivery:DelayedDelivery": "core.celery_cluster:DelayedDeliveryOnce",
     "celery.worker.consumer.control:Control": "core.celery_cluster:ControlOnAnyNode",
@@ -125,8 +128,15 @@ class Consumer(CeleryConsumer):
         return conn
 
     def connection_for_write(self, url: Any = None, heartbeat: Any = None) -> Any:
-        # The event dispatcher's (worker heartbeats): on the consumer's node, not on the list's first.
-        return super().connection_for_write(url=url or broker_nodes().url(), heartbeat=heartbeat)
+        """The event dispatcher's only (worker heartbeats; task events while Flower or WORKER_TASK_EVENTS turns
+        them on): on the consumer's node, not on the list's first, and without publisher confirms. With the
+        broker's `confirm_publish`, each event waited a broker round trip in the worker's main loop, three
+        per task, which dispatches every task (bench/README.md, issue 29). An event lost with a connection
+        costs a monitor one state change of a task, never an order's state."""
+        conn = self.app.connection_for_write(
+            url=url or broker_nodes().url(), heartbeat=heartbeat, transport_options=EVENT_TRANSPORT_OPTIONS
+        )
+        return self.ensure_connected(conn)
 
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         if self.connection is not None:
