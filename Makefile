@@ -13,8 +13,8 @@ cluster-down:  ## stop and remove only what `make cluster` started
 	bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m devtools.cluster down
 chaos-cluster: cluster db-ha  ## the chaos run on the cluster and the database pair: a broker node killed, one cut off, a host gone, the primary killed and switched back
 	.venv/bin/python -m chaos.run --cluster --db-ha --orders $${ORDERS:-3000}
-bench:  ## run the benchmark suite
-	bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m bench.run
+bench:  ## run the benchmark suite (as deployed: Flower, the live page in a browser, the proxy)
+	bash scripts/services.sh && bash scripts/browser.sh && bash scripts/apt.sh nginx=nginx-light && bash scripts/venv.sh requirements-dev.txt && .venv/bin/python -m bench.run
 
 # Lint, format and type checks (pyproject.toml). PATHS narrows lint and fmt, e.g. `make fmt PATHS=clients`.
 PATHS ?= .

@@ -46,8 +46,12 @@ def bench_env(args) -> dict:
         REDIS_URL=f"redis://127.0.0.1:6379/{args.redis_db}",
         CACHE_KEY_PREFIX=args.name,
         CHANNELS_PREFIX=f"asgi-{args.name}",
+        # The default log level, as deployed (a line per accepted order and per stage); `--env LOG_LEVEL=WARNING`
+        # for an A/B without them.
         LOG_FORMAT="json",
-        LOG_LEVEL="WARNING",
+        LOG_LEVEL="INFO",
+        # The live page as `make run` serves it (the demo's anonymous reader): the browser needs no login.
+        LIVE_FEED_ANONYMOUS="True",
         ENRICHMENT_LATENCY_MS="0",
         ENRICHMENT_FAILURE_RATE="0",
         # The throttle still runs on every request (its Redis round trip is measured); its default limit

@@ -22,6 +22,8 @@ NAMES = {
     "sustained_p50_at_50": "Sustained: POST → completed p50 at 50/s",
     "sustained_p99_at_50": "Sustained: POST → completed p99 at 50/s",
     "sustained_cpu_per_order_at_50": "Sustained: CPU per completed order at 50/s, all processes",
+    "deployed_max_rate": "As deployed: highest rate with p99 ≤ 250 ms",
+    "deployed_cpu_per_order": "As deployed: CPU per completed order",
     "cost_worker_cpu_per_1000": "Worker CPU per 1,000 orders",
     "scale_out_1": "Scale-out, 1 enrichment process",
     "scale_out_2": "Scale-out, 2 enrichment processes",
@@ -121,6 +123,7 @@ def markdown(r: dict) -> str:
         for kind in kinds:
             lines.append(f"| {kind} | " + " | ".join(_fmt(s["cpu_ms_per_order"].get(kind)) for s in measured) + " |")
         lines.append("| **total** | " + " | ".join(_fmt(s["cpu_ms_per_order_total"]) for s in measured) + " |")
+    lines += deployed_ab_lines(r)
     cost = r.get("cost", {})
     if cost.get("pipeline_per_1000_orders"):
         zipf = cost.get("pipeline_zipf_per_1000_orders", {})
@@ -163,6 +166,33 @@ def markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def deployed_ab_lines(r: dict) -> list[str]:
+    """The as-deployed pairs: each rate both ways, latencies and CPU per order by the kinds that differ."""
+    phase = r.get("phases", {}).get("deployed_ab")
+    if not phase:
+        return []
+    lines = [
+        "",
+        f"As deployed (Flower, a browser on the live page; left out by both: {phase['left_out_by_both'] or 'nothing'})"
+        f" against without Flower and the browser, {phase['seconds']:g} s per step, back to back:",
+        "",
+        "| offered/s | variant | completed/sent | p50 | p99 | POST p99 | CPU ms/order | flower | live | web "
+        "| rabbitmq | browser (client) | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for pair in phase["pairs"]:
+        for variant in pair["order"]:
+            st, per = pair[variant], pair[variant]["cpu_ms_per_order"]
+            rabbit = sum(v for k, v in per.items() if k.startswith("rabbitmq"))
+            lines.append(
+                f"| {pair['rate']:g} | {variant} | {st['completed']}/{st['sent']} | {_fmt(st['p50_ms'])} "
+                f"| {_fmt(st['p99_ms'])} | {_fmt(st['post_p99_ms'])} | {_fmt(st['cpu_ms_per_order_total'])} "
+                f"| {_fmt(per.get('flower'))} | {_fmt(per.get('live'))} | {_fmt(per.get('web'))} | {_fmt(rabbit)} "
+                f"| {_fmt(per.get('browser (client)'))} | {'yes' if st['ok'] else 'no'} |"
+            )
+    return lines
 
 
 TARGET_RATIO = {"api_accept_rate_c16": 0.5, "pipeline_throughput": 0.6, "pipeline_throughput_zipf": 0.6}

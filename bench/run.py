@@ -17,8 +17,9 @@ from pathlib import Path
 from bench import procs, record
 from bench import workers as bench_workers
 from bench.context import Bench
+from bench.deployed import EXTRAS, Deployed
 from bench.env import ROOT, bench_env, prepare
-from bench.scenarios import api, ceiling_chain, decoupling, drain, e2e, enrichment, sustained
+from bench.scenarios import api, ceiling_chain, decoupling, deployed_ab, drain, e2e, enrichment, sustained
 from bench.scenarios.sustained import cpu_per_order, reference_step, step_ok
 from bench.sizes import SMOKE, Sizes, override
 from bench.workers import enrichment_split
@@ -38,7 +39,7 @@ __all__ = [
     "step_ok",
 ]
 
-ONLY = ("api", "ceiling", "pipeline", "zipf", "e2e", "sustained")
+ONLY = ("api", "ceiling", "pipeline", "zipf", "e2e", "sustained", "deployed")
 STAGE_QUEUES = tuple(stage.queue for stage in STAGES)  # process, enrichment, finalize
 
 
@@ -91,12 +92,19 @@ def full_run(ctx: Bench, port: int) -> None:
     api.run(ctx, port)  # 1. API accept rate and p99, pipeline idle, vs the bare insert; the publish A/B
     decoupling.run(ctx, port)  # 2. POST p99 idle, then with the backlog waiting in the queues
     ceiling_chain.run(ctx)  # 3. bare chain ceiling: drain and steady-rate latency
+    # From here the system as deployed (bench/deployed.py): Flower, the live server with a browser on its
+    # page, the proxy the load goes through; --leave-out takes some out (recorded).
+    deployed = Deployed(ctx, port)
+    load_port = deployed.start()
     # 4. pipeline drains at latency 0: the hot catalog, then 1,000 SKUs picked Zipf-style; then the end-to-end
-    #    latency at e2e_rate (default publish and the A/B) and the sustained steps on the same workers
-    drain.run(ctx, "pipeline_drain", port, s.drain_orders)
-    _, workers = drain.run(ctx, "pipeline_drain_zipf", port, s.drain_orders, catalog="zipf", keep=True)
+    #    latency at e2e_rate (default publish and the A/B, straight to their web servers) and the sustained
+    #    steps on the same workers
+    drain.run(ctx, "pipeline_drain", load_port, s.drain_orders)
+    _, workers = drain.run(ctx, "pipeline_drain_zipf", load_port, s.drain_orders, catalog="zipf", keep=True)
     e2e.run_default_and_ab(ctx, port)
-    sustained.run_with_archiver(ctx, port)  # 5. the whole Procfile, one rate step after another
+    # 5. the whole Procfile, one rate step after another; 5b. as deployed against without Flower and the page
+    sustained.run_with_archiver(ctx, load_port, then=lambda: deployed_ab.run(ctx, deployed, load_port))
+    deployed.stop()
     # 6. I/O-bound enrichment at 1000 ms with the Procfile's pool and concurrency
     #    (the rest of the pipeline keeps running)
     workers = enrichment.without_enrichment_consumers(ctx, workers)
@@ -116,16 +124,25 @@ def only_zipf(ctx: Bench, port: int) -> None:
     drain.run(ctx, "pipeline_drain_zipf", port, ctx.sizes.drain_orders, catalog="zipf")
 
 
-def on_workers(part):
-    """`part` with every Procfile worker running (latency 0), from empty tables and queues."""
+def on_workers(part, *, as_deployed: bool = False):
+    """`part` with every Procfile worker running (latency 0), from empty tables and queues; `as_deployed`:
+    with bench/deployed.py's processes too, the load through the proxy (unless --leave-out)."""
 
     def measure(ctx: Bench, port: int) -> None:
         ctx.reset()
+        deployed = Deployed(ctx, port) if as_deployed else None
+        load_port = deployed.start() if deployed else port
         workers = ctx.workers.start_pipeline()
-        part(ctx, port)
+        part(ctx, load_port, deployed)
         ctx.workers.stop(workers)
+        if deployed:
+            deployed.stop()
 
     return measure
+
+
+def sustained_and_deployed_ab(ctx: Bench, port: int, deployed: Deployed) -> None:
+    sustained.run_with_archiver(ctx, port, then=lambda: deployed_ab.run(ctx, deployed, port))
 
 
 # --only PART (but ceiling, which needs no web server)
@@ -133,8 +150,14 @@ PARTS = {
     "api": api.run,
     "pipeline": only_pipeline,
     "zipf": only_zipf,
-    "e2e": on_workers(lambda ctx, port: e2e.run(ctx, "pipeline_e2e", port)),
-    "sustained": on_workers(sustained.run_with_archiver),
+    "e2e": on_workers(lambda ctx, port, _: e2e.run(ctx, "pipeline_e2e", port)),
+    "sustained": on_workers(lambda ctx, port, _: sustained.run_with_archiver(ctx, port), as_deployed=True),
+    "deployed": on_workers(
+        lambda ctx, port, deployed: sustained.run_with_archiver(
+            ctx, port, then=lambda: deployed_ab.run(ctx, deployed, port)
+        ),
+        as_deployed=True,
+    ),
 }
 
 
@@ -160,6 +183,7 @@ def figures(r: dict, s: Sizes) -> dict:
     out.update(decoupling.figures(r))
     out.update(e2e.figures(r, s))
     out.update(sustained.figures(r, s))
+    out.update(deployed_ab.figures(r, s))
     # cost: worker CPU per 1000 completed orders vs the bare chain's workers per 1000 chains
     cost = drain.cost(r)
     if cost:
@@ -208,7 +232,15 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, Sizes]:
         help="one part only, its results as JSON on stdout, no report files (quick A/B comparisons): "
         "api (the API phase), ceiling (the bare chain), pipeline (the bare chain and the hot-catalog drain), "
         "zipf (the bare chain and the 1,000-SKU Zipf drain), e2e (end to end at e2e_rate), "
-        "sustained (the sustained rate steps)",
+        "sustained (the sustained rate steps), deployed (the sustained steps, then as deployed against without "
+        "Flower and the live page)",
+    )
+    parser.add_argument(
+        "--leave-out",
+        default="",
+        type=lambda text: tuple(x for x in text.split(",") if x),
+        help=f"comma-separated processes the drain and sustained phases run without ({', '.join(EXTRAS)}; "
+        "live: the live server and the browser on its page); default none: the system as deployed (recorded)",
     )
     parser.add_argument(
         "--env", action="append", default=[], help="KEY=VALUE for every process (e.g. WEB_CONCURRENCY=2)"
@@ -227,6 +259,9 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, Sizes]:
         procs.PROCFILE = Path(args.procfile).resolve()
         if not procs.PROCFILE.is_file():
             parser.error(f"no such Procfile: {args.procfile}")
+    unknown = set(args.leave_out) - set(EXTRAS)
+    if unknown:
+        parser.error(f"--leave-out: unknown {', '.join(sorted(unknown))} (one of {', '.join(EXTRAS)})")
     args.name = args.name or ("orders_bench_smoke" if args.smoke else "orders_bench")
     args.scale_concurrency = args.scale_concurrency or (4 if args.smoke else 16)
     sizes = SMOKE() if args.smoke else Sizes()

@@ -24,6 +24,10 @@ class Sizes:
     sustained_p99_target_ms: float = 250.0  # "highest rate whose POST->completed p99 <= this"
     sustained_skip_p99_ms: float = 5000.0  # a step with p99 above this skips the higher rates (0: never skip)
     sustained_catalog: str = "hot"  # hot | zipf
+    # as deployed against without Flower and the live page's browser (bench/scenarios/deployed_ab.py): these
+    # rates and the highest the sustained phase kept, each step this long, both ways
+    deployed_ab_rates: tuple = (25.0, 35.0, 45.0, 55.0)
+    deployed_ab_seconds: float = 30.0
     zipf_s: float = 1.1  # Zipf exponent of the 1,000-SKU catalog drain
     phase_timeout: float = 300.0  # no wait in the bench lasts longer than this
     stall_seconds: float = 30.0  # a drain with no progress this long, and nothing left in its queues, is over
@@ -43,6 +47,8 @@ SMOKE = lambda: Sizes(  # noqa: E731
     sustained_seconds=3.0,
     sustained_warmup_seconds=0.0,
     sustained_rates=(10.0, 20.0),
+    deployed_ab_rates=(10.0,),
+    deployed_ab_seconds=3.0,
     phase_timeout=60.0,
     stall_seconds=15.0,
 )

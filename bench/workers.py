@@ -81,7 +81,11 @@ class Workers:
             argv = procs.set_option(
                 argv, ("-n", "--hostname"), node.replace("@", f"-{tag}@") if "@" in node else f"{node}-{tag}"
             )
-            argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+            if app:
+                # The bare chain's workers: no gossip, mingle or heartbeat events. The product's run as the
+                # Procfile has them (their heartbeats are Flower's worker list; without the Events step no
+                # task event can be turned on, which hid Flower's cost from the bench before issue 29).
+                argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
             kind = f"{kind_prefix}{spec.name}"
             proc = procs.start(f"{kind}-{tag}", kind, argv, env, self.logs)
             self.sampler.track(kind, proc.pid)

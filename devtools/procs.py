@@ -69,6 +69,15 @@ class Proc:
         stop_all([self], grace=timeout)
 
 
+def procfile_line(name: str, procfile: Path | None = None) -> str:
+    """The Procfile's command for `name` as written (a shell line: run it with `bash -c`)."""
+    for line in (procfile or ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} in {procfile or ROOT / 'Procfile'}")
+
+
 def spawn(
     name: str, argv: list[str], *, env: dict, log: Path, kind: str = "", cwd: Path = ROOT, registry: Path | None = None
 ) -> Proc:

@@ -9,29 +9,18 @@ browser this test fails."""
 
 import contextlib
 import socket
-from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
 
+from devtools.chromium import CHROMIUM, CHROMIUM_ARGS
 from devtools.procs import Proc, wait_until
 from e2e.conftest import ARTIFACTS, start_live, start_web, wait_terminal
 from orders.tests.factories import catalog_create
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-# No network beyond the page itself: no sync, no component or field-trial downloads, no QUIC probes.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DEMO = {"LIVE_FEED_ANONYMOUS": "True"}
 UI_TIMEOUT_MS = 20_000
 

@@ -1,4 +1,5 @@
-"""Phase 5, sustained: the whole system as the Procfile defines it (web, every worker, relay, archiver),
+"""Phase 5, sustained: the whole system as the Procfile defines it and as deployed (web, every worker, relay,
+archiver, and bench/deployed.py's Flower, live server with a browser on its page, and proxy, unless --leave-out),
 provider latency 0, offered a fixed rate per step (open loop, `sustained_seconds` each, `sustained_rates`);
 per step the POST -> completed latencies and the CPU per completed order of every process kind, the
 machine's PostgreSQL/RabbitMQ/Redis included. Phase "sustained"; figures sustained_max_rate (highest rate
@@ -10,13 +11,17 @@ from bench.figures import figure, publish_variants
 from bench.measure import open_loop
 
 SHARED = " (shared)"  # suffix of the machine's servers' kinds (procs.infra_pids)
+CLIENT = " (client)"  # suffix of the load side's kinds (bench/deployed.py)
 
 
-def run_with_archiver(ctx, port: int) -> dict:
-    """The phase with the Procfile's archiver running too (the web, relay and workers already are)."""
+def run_with_archiver(ctx, port: int, then=None) -> dict:
+    """The phase with the Procfile's archiver running too (the web, relay and workers already are); `then`,
+    if given, runs next with the archiver still there."""
     archiver = ctx.servers.start_loop("archiver")
     ctx.servers.keep(archiver)
     phase = run(ctx, port)
+    if then:
+        then()
     ctx.servers.stop([archiver])
     return phase
 
@@ -58,20 +63,21 @@ def run(ctx, port: int) -> dict:
     return phase
 
 
-def measure_step(ctx, port: int, rate: float) -> dict:
-    """One step: `rate` orders/s for `sustained_seconds`, every process kind sampled."""
+def measure_step(ctx, port: int, rate: float, *, seconds: float | None = None, label: str = "sustained") -> dict:
+    """One step: `rate` orders/s for `seconds` (default sustained_seconds), every process kind sampled."""
     s = ctx.sizes
+    seconds = seconds or s.sustained_seconds
     ctx.reset()
     ctx.sampler.begin()
     started = time.monotonic()
-    summary = open_loop(ctx, f"sustained-{rate:g}", port, rate, s.sustained_seconds, catalog=s.sustained_catalog)
+    summary = open_loop(ctx, f"{label}-{rate:g}", port, rate, seconds, catalog=s.sustained_catalog)
     cost = ctx.sampler.end()
     post = summary["post"]
     completed = summary["measured"]
     step = {
         "rate": rate,
-        "seconds": s.sustained_seconds,
-        "offered": round(rate * s.sustained_seconds),
+        "seconds": seconds,
+        "offered": round(rate * seconds),
         "sent": post["sent"],
         "accepted": post["accepted"],
         "completed": completed,
@@ -94,7 +100,7 @@ def measure_step(ctx, port: int, rate: float) -> dict:
     }
     step["ok"] = step_ok(step, s.sustained_p99_target_ms)
     ctx.log(
-        f"sustained {rate:g}/s: {completed}/{step['sent']} completed, "
+        f"{label} {rate:g}/s: {completed}/{step['sent']} completed, "
         f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, "
         f"POST p99 {step['post_p99_ms']} ms, {step['errors']} errors, CPU {step['cpu_ms_per_order_total']} ms/order"
     )
@@ -102,14 +108,16 @@ def measure_step(ctx, port: int, rate: float) -> dict:
 
 
 def cpu_per_order(cost: dict, completed: int) -> dict:
-    """CPU milliseconds per completed order, per process kind, in all, and without the shared servers."""
+    """CPU milliseconds per completed order, per process kind, in all, and without the shared servers. The
+    clients' kinds (the browser on the live page) are listed but are no part of the system's totals."""
     if not completed:
         return {"cpu_ms_per_order": {}, "cpu_ms_per_order_total": None, "cpu_ms_per_order_own": None}
     per = {kind: round(v["cpu_s"] / completed * 1000, 3) for kind, v in cost.items()}
+    system = {k: v for k, v in per.items() if not k.endswith(CLIENT)}
     return {
         "cpu_ms_per_order": per,
-        "cpu_ms_per_order_total": round(sum(per.values()), 3),
-        "cpu_ms_per_order_own": round(sum(v for k, v in per.items() if not k.endswith(SHARED)), 3),
+        "cpu_ms_per_order_total": round(sum(system.values()), 3),
+        "cpu_ms_per_order_own": round(sum(v for k, v in system.items() if not k.endswith(SHARED)), 3),
     }
 
 

@@ -40,6 +40,8 @@ FIGURES = {
     "sustained_p50_at_50",
     "sustained_p99_at_50",
     "sustained_cpu_per_order_at_50",
+    "deployed_max_rate",
+    "deployed_cpu_per_order",
     "cost_worker_cpu_per_1000",
     "scale_out_1",
     "scale_out_2",
@@ -188,3 +190,26 @@ def test_smoke_run_writes_markdown_table_and_png(smoke_run):
         assert label in table, label
     png = (smoke_run / "latest.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_smoke_run_measures_the_system_as_deployed_and_without_flower_and_the_page(smoke_run):
+    results = json.loads((smoke_run / "latest.json").read_text())
+    assert results["left_out"] == []
+    for step in results["phases"]["sustained"]["steps"]:
+        per_kind = step["cpu_ms_per_order"]
+        for kind in ("flower", "live", "proxy", "browser (client)"):
+            assert numeric(per_kind[kind]), (step["rate"], kind)
+        # the browser is the load's side: listed, not part of the system's CPU per order
+        system = sum(v for k, v in per_kind.items() if k != "browser (client)")
+        assert abs(system - step["cpu_ms_per_order_total"]) < 0.01 * len(per_kind)
+    phase = results["phases"]["deployed_ab"]
+    best = results["phases"]["sustained"]["max_rate_p99_ok"]
+    rates = {*results["settings"]["sizes"]["deployed_ab_rates"], *([best] if best else [])}
+    assert [p["rate"] for p in phase["pairs"]] == sorted(rates)
+    for pair in phase["pairs"]:
+        assert sorted(pair["order"]) == ["bare", "deployed", "task_events"]
+        assert "flower" in pair["deployed"]["cpu_ms_per_order"] and "flower" not in pair["bare"]["cpu_ms_per_order"]
+        assert "browser (client)" not in pair["bare"]["cpu_ms_per_order"]
+        assert "flower" in pair["task_events"]["cpu_ms_per_order"]
+        for variant in ("deployed", "bare", "task_events"):
+            assert pair[variant]["completed"] > 0, (pair["rate"], variant)
