@@ -19,14 +19,14 @@ class Sizes:
     enrichment_latency_ms: int = 1000
     sustained_seconds: float = 60.0  # each step of the sustained phase offers its rate this long (open loop)
     sustained_warmup_seconds: float = 5.0  # unmeasured, at the first step's rate, before the first step
-    sustained_rates: tuple = (25.0, 50.0, 75.0, 100.0, 150.0)  # orders/s, one step each
+    sustained_rates: tuple = (25.0, 35.0, 45.0, 55.0, 75.0, 100.0)  # orders/s, one step each
     sustained_reference_rate: float = 50.0  # the step whose p50 and CPU per order are figures (nearest step)
     sustained_p99_target_ms: float = 250.0  # "highest rate whose POST->completed p99 <= this"
     sustained_skip_p99_ms: float = 5000.0  # a step with p99 above this skips the higher rates (0: never skip)
     sustained_catalog: str = "hot"  # hot | zipf
     # as deployed against without Flower and the live page's browser (bench/scenarios/deployed_ab.py): these
     # rates and the highest the sustained phase kept, each step this long, both ways
-    deployed_ab_rates: tuple = (25.0, 35.0, 45.0, 55.0)
+    deployed_ab_rates: tuple = (25.0, 35.0, 45.0)
     deployed_ab_seconds: float = 30.0
     zipf_s: float = 1.1  # Zipf exponent of the 1,000-SKU catalog drain
     phase_timeout: float = 300.0  # no wait in the bench lasts longer than this
