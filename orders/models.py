@@ -2,6 +2,9 @@ import uuid
 
 from django.db import models
 
+# The webhooks' models live with their package (orders/webhooks/); imported here so the app loads them.
+from orders.webhooks.models import WebhookDelivery, WebhookEvent, WebhookEventStatus, WebhookEventType  # noqa: F401
+
 
 class OrderStatus(models.TextChoices):
     PENDING = "pending"  # accepted, not yet picked up by the process stage
@@ -283,7 +286,3 @@ class DeadLetter(models.Model):
     @property
     def failure_group(self) -> str:
         return f"{self.task_name}:{self.exception or self.reason}"
-
-
-# The webhooks' models live with their package (orders/webhooks/); imported here so the app loads them.
-from orders.webhooks.models import WebhookDelivery, WebhookEvent, WebhookEventStatus, WebhookEventType  # noqa: E402,F401

@@ -1,4 +1,5 @@
-"""Writes, one module per concern (HackSoft's services): callers import the names from here.
+"""Writes, one module per concern (HackSoft's services): callers import the names from here. The hot path's
+raw SQL is in orders/statements.py.
 
 - create.py   accepting an order (POST /orders): one durable statement, publish after commit
 - outbox.py   publishing the outbox rows (fast path and relay); AMQP side in orders/publisher.py
@@ -8,7 +9,7 @@
 - reconcile.py  finding in-flight orders whose message was lost, re-publishing their stage
 - failure.py  failing an order, recording a retry, re-opening an order for a redrive
 - stock.py    reserving and releasing stock
-- history.py  the order's history (the only writer) and its live events
+- history.py  the order's history (with statements.history_insert, its only writers) and its live events
 - locks.py    named row locks
 """
 
@@ -17,7 +18,7 @@ from orders.services.create import IdempotencyConflict, ItemIn, OrderCreateResul
 from orders.services.failure import OrderReopenRefused, order_fail, order_mark_failed, order_reopen, order_retry_record
 from orders.services.history import order_duplicate_skip, order_history_append
 from orders.services.locks import order_lock
-from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish, outbox_relay_batch
+from orders.services.outbox import outbox_publish, outbox_relay_batch
 from orders.services.reconcile import ReconcileResult, orders_reconcile
 from orders.services.refund import order_refund
 from orders.services.stages import (
@@ -30,6 +31,7 @@ from orders.services.stages import (
     order_process,
 )
 from orders.services.stock import StockShort, quantities, stock_release, stock_reserve, stock_return
+from orders.statements import OUTBOX_CHANNEL
 
 __all__ = [
     "OUTBOX_CHANNEL",

@@ -18,11 +18,11 @@ from django.utils import timezone
 
 from core.exceptions import ConflictError
 from core.logging import get_logger
-from orders import metrics
+from orders import metrics, statements
 from orders.models import FORWARD_STATUSES, HistoryEvent, Order, OrderStatus, OutboxMessage
 from orders.pipeline import OutboxKind, Step
 from orders.services.history import order_history_append
-from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish
+from orders.services.outbox import outbox_publish
 from orders.services.stock import quantities, stock_release
 from orders.webhooks.events import webhook_event_record
 
@@ -84,4 +84,4 @@ def _refund_request(order: Order) -> None:
         transaction.on_commit(functools.partial(outbox_publish, message_id=message.id, fast_path=True, order=order))
     else:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [OUTBOX_CHANNEL])  # delivered at commit: wakes the relay
+            cursor.execute(statements.NOTIFY, statements.params())  # delivered at commit: wakes the relay

@@ -13,18 +13,10 @@ from django.utils import timezone
 from core.db import statement_transaction
 from core.exceptions import ApplicationError, ConflictError
 from core.logging import get_logger
-from orders import metrics
-from orders.models import (
-    IN_FLIGHT_STATUSES,
-    IdempotencyKey,
-    Order,
-    OrderHistory,
-    OrderItem,
-    OrderStatus,
-    OutboxMessage,
-)
+from orders import metrics, statements
+from orders.models import IN_FLIGHT_STATUSES, IdempotencyKey, Order, OrderStatus
 from orders.pipeline import Step
-from orders.services.outbox import OUTBOX_CHANNEL, outbox_publish
+from orders.services.outbox import outbox_publish
 
 log = get_logger(__name__)
 
@@ -69,38 +61,6 @@ def _order_for_key(*, client_id: int, key: str, request_hash: str) -> Order | No
     return stored.order
 
 
-# One statement, so one round trip and one durable commit (autocommit): the order, its items, its
-# idempotency key (if any), the outbox row and the `accepted` history entry, then NOTIFY, which
-# PostgreSQL delivers at commit to the relay's LISTEN. A reused key violates the (client, key) constraint and
-# the whole statement rolls back (handled by the caller); a racing twin waits for the first's commit.
-_ORDER_CREATE_SQL = f"""
-WITH o AS (
-    INSERT INTO {Order._meta.db_table} (
-        id, client_id, customer_id, source, status, total_amount, failure_reason, failure_kind, created_at, updated_at
-    )
-    VALUES (%(id)s, %(client_id)s, %(customer_id)s, %(source)s, 'pending', NULL, '', '', %(now)s, %(now)s)
-    RETURNING id
-), i AS (
-    INSERT INTO {OrderItem._meta.db_table} (order_id, sku, qty, unit_price)
-    SELECT o.id, t.sku, t.qty, NULL
-    FROM o, unnest(%(skus)s::varchar[], %(qtys)s::int[]) WITH ORDINALITY AS t(sku, qty, n)
-    ORDER BY t.n
-), k AS (
-    INSERT INTO {IdempotencyKey._meta.db_table} (order_id, client_id, key, request_hash, created_at)
-    SELECT o.id, %(client_id)s, %(key)s, %(request_hash)s, %(now)s FROM o WHERE %(key)s::varchar IS NOT NULL
-), m AS (
-    INSERT INTO {OutboxMessage._meta.db_table} (
-        id, order_id, kind, payload, created_at, published_at, publish_attempts, last_error
-    )
-    SELECT %(outbox_id)s, o.id, 'order.created', '{{}}', %(now)s, NULL, 0, '' FROM o
-), h AS (
-    INSERT INTO {OrderHistory._meta.db_table} (order_id, stage, event, detail, created_at)
-    SELECT o.id, %(step)s, 'accepted', %(detail)s, %(now)s FROM o
-)
-SELECT pg_notify(%(channel)s, '') FROM o WHERE %(notify)s
-"""  # noqa: S608  (table names from _meta; every value is a parameter)
-
-
 def order_create(
     *,
     client_id: int,
@@ -111,10 +71,10 @@ def order_create(
     request_hash: str = "",
 ) -> OrderCreateResult:
     """Accept an order: the order, its items, its idempotency key, an outbox row and the history entry
-    commit together in one statement, and the commit wakes the relay (NOTIFY), which publishes the chain
-    in batches. With OUTBOX_PUBLISH_INLINE this process publishes it after the commit too (the relay is
-    then the safety net). If the process dies after the commit, the relay publishes the row: nothing
-    accepted is lost.
+    commit together in one statement (statements.ORDER_CREATE), and the commit wakes the relay (NOTIFY),
+    which publishes the chain in batches. With OUTBOX_PUBLISH_INLINE this process publishes it after the
+    commit too (the relay is then the safety net). If the process dies after the commit, the relay publishes
+    the row: nothing accepted is lost.
 
     A client with ORDERS_IN_FLIGHT_MAX orders in flight gets TooManyOrdersInFlight (429) instead, unless the
     request replays an accepted one (its idempotency key): one client cannot fill every client's queues.
@@ -151,24 +111,23 @@ def order_create(
         # inside a caller's transaction (tests) a savepoint keeps a key conflict from breaking it.
         with statement_transaction(), connection.cursor() as cursor:
             cursor.execute(
-                _ORDER_CREATE_SQL,
-                {
-                    "id": order.id,
-                    "client_id": client_id,
-                    "customer_id": customer_id,
-                    "source": source,
-                    "now": order.created_at,
-                    "skus": [i.sku for i in items],
-                    "qtys": [i.qty for i in items],
-                    "key": idempotency_key,
-                    "request_hash": request_hash,
-                    "outbox_id": outbox_id,
-                    "detail": json.dumps(detail),
-                    "channel": OUTBOX_CHANNEL,
-                    "step": Step.API.value,
+                statements.ORDER_CREATE,
+                statements.params(
+                    id=order.id,
+                    client_id=client_id,
+                    customer_id=customer_id,
+                    source=source,
+                    now=order.created_at,
+                    skus=[i.sku for i in items],
+                    qtys=[i.qty for i in items],
+                    key=idempotency_key,
+                    request_hash=request_hash,
+                    outbox_id=outbox_id,
+                    detail=json.dumps(detail),
+                    step=Step.API.value,
                     # Inline, the relay leaves young rows to this process: waking it would find nothing.
-                    "notify": not settings.OUTBOX_PUBLISH_INLINE,
-                },
+                    notify=not settings.OUTBOX_PUBLISH_INLINE,
+                ),
             )
             # No live event from here: the publisher announces `accepted` with `published` (no Redis
             # work on the request).

@@ -1,5 +1,6 @@
-"""The order's history: the only writer of OrderHistory. Every entry is announced to the live page after
-commit (orders/events.py)."""
+"""The order's history through the ORM: with the hot path's statements (orders/statements.py,
+history_insert), the only writer of OrderHistory. Every entry is announced to the live page after commit
+(orders/events.py)."""
 
 from datetime import datetime
 from typing import Any

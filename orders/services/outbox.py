@@ -4,7 +4,7 @@ A row is marked sent in the same transaction that waited for the broker's confir
 marked sent without its message, and a crash between the two republishes (the stages absorb duplicates).
 The fast path (`outbox_publish`, after the accepting commit) and the relay (`outbox_relay_batch`, the
 `relay_outbox` command) take rows with SKIP LOCKED, so any number of them never publish one row twice.
-The AMQP side is orders/publisher.py.
+The AMQP side is orders/publisher.py; the relay's SQL is orders/statements.py (RELAY_TAKE, RELAY_MARK).
 """
 
 import contextlib
@@ -19,15 +19,13 @@ from django.utils import timezone
 
 from core.db import jsonb_value
 from core.logging import get_logger
-from orders import events
-from orders.models import HistoryEvent, Order, OrderHistory, OutboxMessage
+from orders import events, statements
+from orders.models import HistoryEvent, Order, OutboxMessage
 from orders.pipeline import OutboxKind, Step, outbox_message
 from orders.publisher import messages_publish_confirmed
 from orders.services.history import accepted_change, live_event, order_history_append
 
 log = get_logger(__name__)
-# PostgreSQL NOTIFY channel: a commit that leaves an outbox row for the relay wakes it at once.
-OUTBOX_CHANNEL = "orders_outbox"
 
 
 def outbox_publish(*, message_id: Any, fast_path: bool = False, order: Order | None = None) -> bool:
@@ -85,24 +83,6 @@ def _outbox_record_failure(message_ids: list, exc: Exception) -> None:
         )
 
 
-# The relay's batch in two statements: take the rows (and what the live page needs of their orders), then,
-# once the broker confirmed, mark them sent and write their history entries together.
-_T = {"outbox": OutboxMessage._meta.db_table, "order": Order._meta.db_table, "history": OrderHistory._meta.db_table}
-_RELAY_TAKE_SQL = """
-SELECT m.id, m.kind, m.order_id, m.payload, o.status, o.source, o.failure_reason, o.created_at
-FROM {outbox} m JOIN {order} o ON o.id = m.order_id
-WHERE m.published_at IS NULL AND m.created_at <= %s
-ORDER BY m.created_at LIMIT %s FOR UPDATE OF m SKIP LOCKED""".format(**_T)
-_RELAY_MARK_SQL = """
-WITH sent AS (
-    UPDATE {outbox} SET published_at = %(now)s, publish_attempts = publish_attempts + 1
-    WHERE id = ANY(%(ids)s::uuid[])
-)
-INSERT INTO {history} (order_id, stage, event, detail, created_at)
-SELECT h.order_id, %(stage)s, %(event)s, h.detail, %(now)s
-FROM unnest(%(order_ids)s::uuid[], %(details)s::jsonb[]) AS h(order_id, detail)""".format(**_T)  # noqa: S608
-
-
 def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout: float | None = None) -> int:
     """Publish rows committed more than `grace_seconds` ago and still unsent, as one batch: rows locked
     (SKIP LOCKED, so relays and the fast path never take the same row), messages published with pipelined
@@ -112,31 +92,36 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
     try:
         # transaction ensures rows are marked sent only if the broker confirmed every publish of the batch.
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_RELAY_TAKE_SQL, [cutoff, batch_size])
-            rows = cursor.fetchall()
+            cursor.execute(statements.RELAY_TAKE, statements.params(cutoff=cutoff, limit=batch_size))
+            rows = statements.fetch_all(cursor)
             if not rows:
                 return 0
-            ids = [row[0] for row in rows]
+            ids = [row.id for row in rows]
             messages_publish_confirmed(
-                [outbox_message(kind, str(order_id), jsonb_value(payload)) for _, kind, order_id, payload, *_ in rows],
+                [outbox_message(row.kind, str(row.order_id), jsonb_value(row.payload)) for row in rows],
                 timeout=confirm_timeout or settings.OUTBOX_CONFIRM_TIMEOUT,
             )
             orders = [
-                Order(id=order_id, status=status, source=source, failure_reason=reason, created_at=created_at)
-                for _, _, order_id, _, status, source, reason, created_at in rows
+                Order(
+                    id=row.order_id,
+                    status=row.status,
+                    source=row.source,
+                    failure_reason=row.failure_reason,
+                    created_at=row.created_at,
+                )
+                for row in rows
             ]
-            details = [_published_detail(kind, via="relay") for _, kind, *_ in rows]
+            details = [_published_detail(row.kind, via="relay") for row in rows]
             now = timezone.now()
             cursor.execute(
-                _RELAY_MARK_SQL,
-                {
-                    "now": now,
-                    "ids": ids,
-                    "stage": Step.OUTBOX,
-                    "event": HistoryEvent.PUBLISHED,
-                    "order_ids": [order.id for order in orders],
-                    "details": [json.dumps(detail) for detail in details],
-                },
+                statements.RELAY_MARK,
+                statements.params(
+                    now=now,
+                    ids=ids,
+                    stage=Step.OUTBOX.value,
+                    order_ids=[order.id for order in orders],
+                    details=[json.dumps(detail) for detail in details],
+                ),
             )
             # The live page hears of each order here, `accepted` and `published` in one message for the batch.
             events.orders_changed_on_commit(
@@ -144,7 +129,7 @@ def outbox_relay_batch(*, grace_seconds: float, batch_size: int, confirm_timeout
                     *(
                         accepted_change(order)
                         for order, row in zip(orders, rows, strict=True)
-                        if row[1] == OutboxKind.ORDER_CREATED
+                        if row.kind == OutboxKind.ORDER_CREATED
                     ),
                     *(
                         (

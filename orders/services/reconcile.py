@@ -38,12 +38,11 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from core.logging import get_logger
-from orders import metrics
+from orders import metrics, statements
 from orders.models import DeadLetter, HistoryEvent, Order, OrderEnrichment, OrderHistory, OrderStatus, OutboxMessage
 from orders.pipeline import ENRICH, FINALIZE, PROCESS, REFUND, STAGE_BY_NAME, STAGES, Stage, resume_kind
 from orders.services.failure import order_fail
 from orders.services.history import order_history_append
-from orders.services.outbox import OUTBOX_CHANNEL
 from orders.topology import DEAD_LETTER_QUEUE_NAME
 
 log = get_logger(__name__)
@@ -267,7 +266,7 @@ def _republish(order: Order, *, stage: Stage, attempt: int) -> None:
     OutboxMessage.objects.create(order=order, kind=resume_kind(stage))
     order_history_append(order=order, stage=stage.name, event=HistoryEvent.RECONCILED, detail={"attempt": attempt})
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", [OUTBOX_CHANNEL])  # delivered at commit: wakes the relay
+        cursor.execute(statements.NOTIFY, statements.params())  # delivered at commit: wakes the relay
     name = stage.name
     transaction.on_commit(lambda: metrics.ORDERS_RECONCILED.labels(stage=name).inc())
 

@@ -2,7 +2,8 @@
 
 Each stage locks the order, checks its state, returns early when its work is done (a duplicate), and
 otherwise does a small amount of work in one short transaction of few round trips (BEGIN, one read under
-the order's row lock, one write statement, COMMIT; the enrich stage's store is a single statement):
+the order's row lock, one write statement, COMMIT; the enrich stage's store is a single statement; the
+statements are in orders/statements.py):
 redelivery never doubles an effect. Product rows are locked only by the write statement, last before
 the commit (orders/services/stock.py). Each returns the order; the base task (orders/stage_task.py)
 decides what follows.
@@ -20,86 +21,20 @@ from django.utils import timezone
 from core.db import jsonb_value, statement_transaction
 from core.exceptions import TransientError
 from enrichment import provider
-from orders import metrics
-from orders.models import HistoryEvent, Invoice, Order, OrderEnrichment, OrderHistory, OrderItem, OrderStatus, Product
+from orders import metrics, statements
+from orders.models import HistoryEvent, Order, OrderItem, OrderStatus
 from orders.pipeline import ENRICH, FINALIZE, PROCESS
 from orders.services.failure import order_fail, order_mark_failed
 from orders.services.history import order_announce, order_duplicate_skip
 from orders.services.locks import order_lock
-from orders.services.stock import STOCK_LOCKED_SQL, StockShort, quantities, sku_totals, stock_params, stock_short_reason
-from orders.webhooks.events import WEBHOOK_EVENT_CTES, webhook_event_params
+from orders.services.stock import StockShort, quantities, sku_totals, stock_params, stock_short_reason
+from orders.webhooks.events import webhook_event_params
 
 CENT = Decimal("0.01")
 
 
 class EnrichmentMissing(TransientError):
     """finalize ran before enrichment was stored (out-of-order delivery): retried."""
-
-
-# The stages' SQL: each stage is one short transaction of few round trips (BEGIN, one read under the
-# order's row lock, one write statement, COMMIT); the enrich stage's store is a single statement.
-# Product rows are locked in sku order by every writer (no deadlock between orders) and only by the
-# write statement, which is the last before the commit: the hot rows stay locked for one round trip.
-_T = {
-    "order": Order._meta.db_table,
-    "item": OrderItem._meta.db_table,
-    "product": Product._meta.db_table,
-    "history": OrderHistory._meta.db_table,
-    "enrichment": OrderEnrichment._meta.db_table,
-    "invoice": Invoice._meta.db_table,
-}
-_PROCESS_READ_SQL = """
-SELECT o.status, o.source, o.failure_reason, i.id, i.sku, i.qty, p.price
-FROM {order} o LEFT JOIN {item} i ON i.order_id = o.id LEFT JOIN {product} p ON p.sku = i.sku
-WHERE o.id = %s ORDER BY i.id FOR UPDATE OF o""".format(**_T)
-_PROCESS_WRITE_SQL = """
-WITH u AS (
-    UPDATE {order} SET status = 'processing', total_amount = %(total)s, updated_at = %(now)s WHERE id = %(id)s
-), it AS (
-    UPDATE {item} AS i SET unit_price = v.price
-    FROM unnest(%(item_ids)s::bigint[], %(prices)s::numeric[]) AS v(id, price) WHERE i.id = v.id
-), h AS (
-    INSERT INTO {history} (order_id, stage, event, detail, created_at)
-    VALUES (%(id)s, %(stage)s, 'completed', %(detail)s::jsonb, %(now)s)
-), {stock},
-    ok AS (SELECT count(*) FILTER (WHERE enough) = %(n)s AS ok FROM locked),
-    r AS (
-        UPDATE {product} p SET reserved = p.reserved + locked.qty
-        FROM locked, ok WHERE ok.ok AND p.id = locked.id RETURNING p.id
-    )
-SELECT (SELECT ok FROM ok), (SELECT count(*) FROM r)""".format(stock=STOCK_LOCKED_SQL, **_T)  # noqa: S608  (tables from _meta)
-_ENRICH_READ_SQL = """
-SELECT o.status, o.customer_id, EXISTS (SELECT 1 FROM {enrichment} e WHERE e.order_id = o.id),
-    i.sku, i.qty, i.unit_price
-FROM {order} o LEFT JOIN {item} i ON i.order_id = o.id WHERE o.id = %s ORDER BY i.id""".format(**_T)  # noqa: S608  (tables from _meta)
-_ENRICH_STORE_SQL = """
-WITH o AS (
-    SELECT id, status, source, failure_reason FROM {order} WHERE id = %(id)s FOR UPDATE
-), e AS (
-    INSERT INTO {enrichment} (order_id, data, created_at)
-    SELECT id, %(data)s::jsonb, %(now)s FROM o WHERE status = 'processing'
-    ON CONFLICT (order_id) DO NOTHING RETURNING order_id
-), h AS (
-    INSERT INTO {history} (order_id, stage, event, detail, created_at)
-    SELECT order_id, %(stage)s, 'completed', %(detail)s::jsonb, %(now)s FROM e
-)
-SELECT o.status, o.source, o.failure_reason, (SELECT count(*) FROM e) FROM o""".format(**_T)  # noqa: S608  (tables from _meta)
-_FINALIZE_READ_SQL = """
-SELECT o.status, o.source, o.failure_reason, e.data, i.sku, i.qty, i.unit_price, o.created_at
-FROM {order} o LEFT JOIN {enrichment} e ON e.order_id = o.id LEFT JOIN {item} i ON i.order_id = o.id
-WHERE o.id = %s ORDER BY i.id FOR UPDATE OF o""".format(**_T)
-_FINALIZE_WRITE_SQL = """
-WITH inv AS (
-    INSERT INTO {invoice} (order_id, number, subtotal, discount, total, lines, created_at)
-    VALUES (%(id)s, %(number)s, %(subtotal)s, %(discount)s, %(total)s, %(lines)s::jsonb, %(now)s)
-), u AS (
-    UPDATE {order} SET status = 'completed', total_amount = %(total)s, updated_at = %(now)s WHERE id = %(id)s
-), h AS (
-    INSERT INTO {history} (order_id, stage, event, detail, created_at)
-    VALUES (%(id)s, %(stage)s, 'completed', %(detail)s::jsonb, %(now)s)
-), {webhook}, {stock}
-UPDATE {product} p SET stock = p.stock - locked.qty, reserved = p.reserved - locked.qty
-FROM locked WHERE p.id = locked.id""".format(stock=STOCK_LOCKED_SQL, webhook=WEBHOOK_EVENT_CTES.strip(), **_T)  # noqa: S608
 
 
 def _order_row(order_id: Any, status: str, source: str, failure_reason: str) -> Order:
@@ -109,19 +44,20 @@ def _order_row(order_id: Any, status: str, source: str, failure_reason: str) -> 
     return order
 
 
-def _order_rows(cursor: Any, sql: str, order_id: Any) -> list[tuple]:
-    """A stage's one read of an order (a row per item); no row: no such order."""
-    cursor.execute(sql, [order_id])
-    rows = cursor.fetchall()
+def _order_rows(cursor: Any, sql: str, order_id: Any) -> list:
+    """A stage's one read of an order (a named row per item); no row: no such order."""
+    cursor.execute(sql, statements.params(id=order_id))
+    rows = statements.fetch_all(cursor)
     if not rows:
         raise Order.DoesNotExist(f"order {order_id} does not exist")
     return rows
 
 
-def _stage_read(cursor: Any, sql: str, order_id: Any) -> tuple[Order, list[tuple]]:
-    """The order (its first row's first columns: status, source, failure reason) and every row."""
+def _stage_read(cursor: Any, sql: str, order_id: Any) -> tuple[Order, list]:
+    """The order (its status, source and failure reason, from the first row) and every row."""
     rows = _order_rows(cursor, sql, order_id)
-    return _order_row(order_id, *rows[0][:3]), rows
+    first = rows[0]
+    return _order_row(order_id, first.status, first.source, first.failure_reason), rows
 
 
 def order_process(*, order_id: Any) -> Order:
@@ -129,34 +65,33 @@ def order_process(*, order_id: Any) -> Order:
     try:
         # transaction ensures reservation and the status change happen together or not at all.
         with transaction.atomic(), connection.cursor() as cursor:
-            order, rows = _stage_read(cursor, _PROCESS_READ_SQL, order_id)
+            order, rows = _stage_read(cursor, statements.PROCESS_READ, order_id)
             if order.status != OrderStatus.PENDING:
                 return order_duplicate_skip(order=order, stage=PROCESS.name)
-            items = [(item_id, sku, qty, price) for _, _, _, item_id, sku, qty, price in rows if item_id is not None]
-            unknown = sorted({sku for _, sku, _, price in items if price is None})
+            items = [row for row in rows if row.item_id is not None]
+            unknown = sorted({item.sku for item in items if item.price is None})
             if unknown:
                 reason = "; ".join(f"unknown sku {sku}" for sku in unknown)
                 return order_mark_failed(order, stage=PROCESS.name, reason=reason, kind="business")
-            wanted = sku_totals((sku, qty) for _, sku, qty, _ in items)
+            wanted = sku_totals((item.sku, item.qty) for item in items)
             now = timezone.now()
             detail = {"reserved": dict(wanted)}
-            order.total_amount = sum((price * qty for _, _, qty, price in items), Decimal("0")).quantize(CENT)
+            order.total_amount = sum((item.price * item.qty for item in items), Decimal("0")).quantize(CENT)
             cursor.execute(
-                _PROCESS_WRITE_SQL,
-                {
-                    "id": order.id,
-                    "total": order.total_amount,
-                    "now": now,
-                    "detail": json.dumps(detail),
-                    "stage": PROCESS.name,
-                    "item_ids": [i[0] for i in items],
-                    "prices": [i[3] for i in items],
+                statements.PROCESS_WRITE,
+                statements.params(
+                    id=order.id,
+                    total=order.total_amount,
+                    now=now,
+                    detail=json.dumps(detail),
+                    stage=PROCESS.name,
+                    item_ids=[item.item_id for item in items],
+                    prices=[item.price for item in items],
+                    n=len(wanted),
                     **stock_params(wanted),
-                    "n": len(wanted),
-                },
+                ),
             )
-            enough, _ = cursor.fetchone()
-            if not enough:
+            if not statements.fetch_one(cursor).enough:
                 raise StockShort()  # rolls all of the above back; the reason is worked out below
             order.status = OrderStatus.PROCESSING
             order_announce(order, stage=PROCESS.name, event=HistoryEvent.COMPLETED, detail=detail, at=now)
@@ -178,10 +113,12 @@ class EnrichmentDue:
 def order_enrichment_read(*, order_id: Any) -> EnrichmentDue:
     """One read, no lock: the order's state, whether it is enriched already, and its items."""
     with connection.cursor() as cursor:
-        rows = _order_rows(cursor, _ENRICH_READ_SQL, order_id)
-    status, customer_id, enriched = rows[0][:3]
-    items = [(sku, qty, price) for *_, sku, qty, price in rows if sku is not None]
-    return EnrichmentDue(due=status == OrderStatus.PROCESSING and not enriched, customer_id=customer_id, items=items)
+        rows = _order_rows(cursor, statements.ENRICH_READ, order_id)
+    first = rows[0]
+    items = [(row.sku, row.qty, row.unit_price) for row in rows if row.sku is not None]
+    return EnrichmentDue(
+        due=first.status == OrderStatus.PROCESSING and not first.enriched, customer_id=first.customer_id, items=items
+    )
 
 
 def order_enrichment_store(*, order_id: Any, data: dict) -> Order:
@@ -192,14 +129,16 @@ def order_enrichment_store(*, order_id: Any, data: dict) -> Order:
     detail = {"customer_score": data.get("customer_score")}
     with statement_transaction(), connection.cursor() as cursor:
         cursor.execute(
-            _ENRICH_STORE_SQL,
-            {"id": order_id, "data": json.dumps(data), "detail": json.dumps(detail), "now": now, "stage": ENRICH.name},
+            statements.ENRICH_STORE,
+            statements.params(
+                id=order_id, data=json.dumps(data), detail=json.dumps(detail), now=now, stage=ENRICH.name
+            ),
         )
-        row = cursor.fetchone()
+        row = statements.fetch_one(cursor)
         if row is None:
             raise Order.DoesNotExist(f"order {order_id} does not exist")
-        order = _order_row(order_id, *row[:3])
-        if not row[3]:
+        order = _order_row(order_id, row.status, row.source, row.failure_reason)
+        if not row.stored:
             return order_duplicate_skip(order=order, stage=ENRICH.name)
         order_announce(order, stage=ENRICH.name, event=HistoryEvent.COMPLETED, detail=detail, at=now)
         return order
@@ -229,14 +168,14 @@ def order_finalize(*, order_id: Any) -> Order:
     """Write the invoice, move the reserved stock, mark completed: once, whatever the redeliveries."""
     # transaction ensures invoice, stock movement and status commit together.
     with transaction.atomic(), connection.cursor() as cursor:
-        order, rows = _stage_read(cursor, _FINALIZE_READ_SQL, order_id)
+        order, rows = _stage_read(cursor, statements.FINALIZE_READ, order_id)
         if order.status != OrderStatus.PROCESSING:
             return order_duplicate_skip(order=order, stage=FINALIZE.name)
-        data = jsonb_value(rows[0][3])
+        data = jsonb_value(rows[0].enrichment)
         if data is None:
             raise EnrichmentMissing(f"order {order.id} has no enrichment yet")
-        items = [(sku, qty, price) for *_, sku, qty, price, _ in rows if sku is not None]
-        created_at = rows[0][7]
+        items = [(row.sku, row.qty, row.unit_price) for row in rows if row.sku is not None]
+        created_at = rows[0].created_at
         subtotal = sum((price * qty for _, qty, price in items), Decimal("0")).quantize(CENT)
         discount_pct = Decimal(str(data.get("discount_pct", 0)))
         discount = (subtotal * discount_pct / 100).quantize(CENT)
@@ -245,21 +184,21 @@ def order_finalize(*, order_id: Any) -> Order:
         number = f"INV-{now:%Y%m%d}-{order.id.hex[:12].upper()}"
         detail = {"invoice": number, "total": str(total)}
         cursor.execute(
-            _FINALIZE_WRITE_SQL,
-            {
-                "id": order.id,
-                "number": number,
-                "subtotal": subtotal,
-                "discount": discount,
-                "total": total,
-                "lines": json.dumps([{"sku": sku, "qty": qty, "unit_price": str(price)} for sku, qty, price in items]),
-                "now": now,
-                "detail": json.dumps(detail),
-                "stage": FINALIZE.name,
+            statements.FINALIZE_WRITE,
+            statements.params(
+                id=order.id,
+                number=number,
+                subtotal=subtotal,
+                discount=discount,
+                total=total,
+                lines=json.dumps([{"sku": sku, "qty": qty, "unit_price": str(price)} for sku, qty, price in items]),
+                now=now,
+                detail=json.dumps(detail),
+                stage=FINALIZE.name,
                 **stock_params(sku_totals((sku, qty) for sku, qty, _ in items)),
                 # the client's webhook event, if it has an endpoint (a join: no statement of its own)
                 **webhook_event_params(status=OrderStatus.COMPLETED),
-            },
+            ),
         )
         order.status = OrderStatus.COMPLETED
         order.total_amount = total

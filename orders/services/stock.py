@@ -1,4 +1,5 @@
-"""Stock: reserve, release, and the shared piece of the stages' SQL that locks product rows.
+"""Stock: reserve, release, and the parameters of the stages' SQL that locks product rows
+(orders/statements.py, STOCK_LOCKED).
 
 Every order touches the same few hot product rows, so they are locked only by the statement that
 writes them, the last before the commit (no SELECT ... FOR UPDATE before), and always in sku order
@@ -32,16 +33,6 @@ def stock_params(wanted: Counter) -> dict:
     """The stock statements' arrays, in sku order (the order every writer locks product rows in)."""
     skus = sorted(wanted)
     return {"skus": skus, "qtys": [wanted[sku] for sku in skus]}
-
-
-# A CTE fragment for the stages' statements: the wanted products, locked in sku order, each with
-# whether enough is available. Parameters: stock_params().
-STOCK_LOCKED_SQL = f"""
-    want AS (SELECT * FROM unnest(%(skus)s::varchar[], %(qtys)s::int[]) AS w(sku, qty)),
-    locked AS (
-        SELECT p.id, w.qty, p.stock >= p.reserved + w.qty AS enough
-        FROM {Product._meta.db_table} p JOIN want w ON w.sku = p.sku ORDER BY p.sku FOR UPDATE OF p
-    )""".strip()  # noqa: S608  (the table name from _meta; values are parameters)
 
 
 def stock_reserve(wanted: Counter) -> None:

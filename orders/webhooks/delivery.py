@@ -33,11 +33,8 @@ from clients.models import WebhookEndpoint
 from clients.selectors import webhook_endpoint_get, webhook_signing_secrets
 from core.logging import get_logger
 from core.netsafety import UnsafeUrl, resolve_allowed, url_target
-from orders import metrics
-from orders.models import OutboxMessage
-from orders.pipeline import OutboxKind
+from orders import metrics, statements
 from orders.selectors import client_reader, order_detail
-from orders.services.outbox import OUTBOX_CHANNEL
 from orders.webhooks.models import WebhookDelivery, WebhookEvent, WebhookEventStatus
 from orders.webhooks.signing import webhook_body, webhook_headers
 
@@ -382,17 +379,6 @@ def _wait_for_endpoint(event: WebhookEvent, endpoint: WebhookEndpoint) -> None:
     log.warning("webhook_waiting_for_endpoint", order_id=str(event.order_id), webhook_id=event.webhook_id)
 
 
-_REPUBLISH_SQL = f"""
-WITH m AS (
-    INSERT INTO {OutboxMessage._meta.db_table} (id, order_id, kind, payload, created_at, publish_attempts, last_error)
-    SELECT gen_random_uuid(), order_id, %(kind)s, jsonb_build_object('event_id', id::text), %(now)s, 0, ''
-    FROM {WebhookEvent._meta.db_table} WHERE client_id = %(client_id)s AND status = 'pending'
-    RETURNING 1
-)
-SELECT count(*), pg_notify(%(channel)s, '') FROM m
-"""  # noqa: S608  (tables from _meta)
-
-
 @transaction.atomic
 def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> int:
     """Re-enable a disabled (or failing) endpoint: its failures are forgotten and every pending event of its
@@ -404,15 +390,9 @@ def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> int:
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            _REPUBLISH_SQL,
-            {
-                "kind": OutboxKind.WEBHOOK,
-                "now": timezone.now(),
-                "client_id": endpoint.client_id,
-                "channel": OUTBOX_CHANNEL,
-            },
+            statements.WEBHOOK_REPUBLISH, statements.params(now=timezone.now(), client_id=endpoint.client_id)
         )
-        published = int(cursor.fetchone()[0])
+        published = int(statements.fetch_one(cursor).published)
     log.info("webhook_endpoint_enabled", client_id=endpoint.client_id, url=endpoint.url, republished=published)
     return published
 
