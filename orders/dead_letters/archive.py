@@ -4,7 +4,7 @@ crash loop ended by the delivery limit) ends that order failed, through the orde
 
 import base64
 import hashlib
-import os
+from collections.abc import Callable
 from typing import Any, cast
 
 from amqp.channel import Channel
@@ -148,10 +148,11 @@ def _archive_one(message: Any) -> None:
             raise ArchiveFailed(f"{type(store_exc).__name__}: {store_exc}") from store_exc
 
 
-def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> int:
+def dlq_archive_batch(*, limit: int = 100, after_store: Callable[[], None] | None = None) -> int:
     """Store, then ack, up to `limit` dead letters. Returns how many were taken. A message that cannot be
     read as a task message is stored raw (malformed) and acked like any other; one that cannot be stored
-    at all goes back to the DLQ and the batch fails (ArchiveFailed), so the loop's liveness shows it."""
+    at all goes back to the DLQ and the batch fails (ArchiveFailed), so the loop's liveness shows it.
+    `after_store` runs between the store and the ack (the command's fault injection)."""
     taken = 0
     with broker_connection(role="archiver") as conn:
         channel = cast(Channel, conn.channel())  # kombu's StdChannel in the stubs: py-amqp's Channel here
@@ -165,8 +166,8 @@ def dlq_archive_batch(*, limit: int = 100, crash_after_store: bool = False) -> i
                 # amqp-stubs: delivery_tag is Optional, but basic_get's messages always carry one
                 channel.basic_reject(message.delivery_tag, requeue=True)  # type: ignore[arg-type]
                 raise
-            if crash_after_store:  # fault injection for the at-least-once test and the chaos run
-                os._exit(99)
+            if after_store is not None:
+                after_store()
             channel.basic_ack(message.delivery_tag)  # type: ignore[arg-type]  # as for basic_reject above
             taken += 1
     return taken

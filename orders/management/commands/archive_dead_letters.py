@@ -1,3 +1,5 @@
+import os
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -14,9 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--heartbeat-file", default=settings.HEARTBEAT_FILE)
 
     def handle(self, *args, once, batch_size, heartbeat_file, **options):
-        crash = settings.DEAD_LETTER_FAULT_AFTER_STORE
+        # The fault for the at-least-once test and the chaos run: die between a dead letter's store and its ack.
+        crash = (lambda: os._exit(99)) if settings.DEAD_LETTER_FAULT_AFTER_STORE else None
         GracefulLoop("archiver", heartbeat_file=heartbeat_file, failure_limit=settings.ARCHIVER_FAILURE_LIMIT).run(
-            lambda: dlq_archive_batch(limit=batch_size, crash_after_store=crash),
+            lambda: dlq_archive_batch(limit=batch_size, after_store=crash),
             idle_seconds=settings.OUTBOX_POLL_SECONDS,
             once=once,
         )
