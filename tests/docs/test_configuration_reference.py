@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "configuration.md"
 # Read elsewhere than settings.py, by the process that needs them (documented in the same table).
 READ_ELSEWHERE = {
-    path: ROOT / path for path in ("orders_project/gunicorn_conf.py", "Procfile", "scripts/run.sh", "scripts/proxy.sh")
+    path: ROOT / path
+    for path in ("orders_project/gunicorn_conf.py", "Procfile", "scripts/run.sh", "scripts/proxy.sh", "flowerconfig.py")
 }
 
 
