@@ -6,26 +6,9 @@
 set -eu
 say() { printf '[db_ha_deps] %s\n' "$*"; }
 
-need=()
-command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || need+=(etcd-server)
-command -v etcdctl >/dev/null || need+=(etcd-client)
-[ -x /usr/sbin/haproxy ] || need+=(haproxy)
-[ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
-[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
-
-if [ ${#need[@]} -gt 0 ]; then
-  say "installing ${need[*]}"
-  # Forbid service starts during the install (many images already ship such a policy-rc.d: keep it then).
-  made_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    made_policy=1
-  fi
-  trap '[ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d' EXIT
-  apt-get update -qq || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+# scripts/apt.sh installs what is missing under a policy-rc.d that forbids service starts.
+bash "$(dirname "$0")/apt.sh" etcd=etcd-server etcdctl=etcd-client haproxy=haproxy pgbouncer=pgbouncer \
+  /usr/lib/postgresql/15/bin/postgres=postgresql-15
 
 # No system-wide service of these packages stays running (with systemd, none is enabled either). Without
 # systemd, only a service whose own pid file names a live process is stopped: the init scripts' `stop` with no
