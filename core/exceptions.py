@@ -81,7 +81,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         default_code = cast(exceptions.APIException, exc).default_code
         response.data = {"message": str(detail), "code": getattr(detail, "code", default_code), "extra": {}}
     if isinstance(exc, ServiceUnavailable):
-        response["Retry-After"] = "1"
+        response["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+RETRY_AFTER_SECONDS = "1"  # a 503's Retry-After: a failover or a restart is seconds
+
+
+def error_json(message: str, code: str, status: int) -> JsonResponse:
+    """An error outside DRF's views in the API's shape, `{message, code, extra}`; a 503 says when to retry."""
+    response = JsonResponse({"message": message, "code": code, "extra": {}}, status=status)
+    if status == 503:
+        response["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 
 
@@ -89,7 +100,7 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     """`handler404` for the root URLconf: a URL that no route matches (e.g. `/ops/dead-letters/-1`, the id
     must be digits) answers like every other API error, `{message, code, extra}` as JSON, instead of
     Django's HTML page. Wire it with `handler404 = "core.exceptions.page_not_found"` in the root urls."""
-    return JsonResponse({"message": "Not found.", "code": "not_found", "extra": {}}, status=404)
+    return error_json("Not found.", "not_found", 404)
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
@@ -99,10 +110,5 @@ def server_error(request: HttpRequest) -> JsonResponse:
     exc = sys.exc_info()[1]
     if isinstance(exc, (OperationalError, InterfaceError)):
         log.warning("database_unavailable", error=str(exc), path=request.path)
-        response = JsonResponse(
-            {"message": ServiceUnavailable.default_detail, "code": ServiceUnavailable.default_code, "extra": {}},
-            status=503,
-        )
-        response["Retry-After"] = "1"
-        return response
-    return JsonResponse({"message": "Server error.", "code": "server_error", "extra": {}}, status=500)
+        return error_json(str(ServiceUnavailable.default_detail), str(ServiceUnavailable.default_code), 503)
+    return error_json("Server error.", "server_error", 500)
