@@ -57,3 +57,13 @@ def test_the_parser_finds_a_read_and_a_row(tmp_path):
     settings = tmp_path / "settings.py"
     settings.write_text('import os\nA = env.int("SOME_LIMIT", default=3)\nB = os.environ.get("OTHER_ONE")\n')
     assert variables_read(settings) == {"SOME_LIMIT", "OTHER_ONE"}
+
+
+def test_every_variable_deploy_env_example_sets_is_documented_or_compose_s_own():
+    """deploy/env.example is compose's environment: each name it sets is an app setting of the reference, or one
+    docker-compose.yml itself interpolates (the database's, the broker's, the published ports)."""
+    compose = (ROOT / "docker-compose.yml").read_text()
+    example = (ROOT / "deploy" / "env.example").read_text().splitlines()
+    names = {line.split("=", 1)[0].strip() for line in example if "=" in line and not line.lstrip().startswith("#")}
+    unknown = {name for name in names - documented() if not re.search(rf"\$\{{{name}\b", compose)}
+    assert not unknown, f"deploy/env.example sets what neither the reference nor docker-compose.yml knows: {unknown}"
