@@ -162,25 +162,28 @@ def run_faults(cfg: Config, sup, rng: random.Random, duration: float, events_log
             for kind, h in PLACEMENT.items():
                 if h == target:
                     sup.start(kind)
-        elif action == "db-kill":
-            from devtools import db_ha
-
-            event.update(db_ha.kill_primary())
-            window = [event["wall"], None]
-            outages.setdefault("database_failovers", []).append(window)
-            event["writable_after_s"] = db_ha.wait_primary(timeout=120)  # Patroni promoted the standby
-            window[1] = time.time()
-        elif action == "db-switchover":
-            from devtools import db_ha
-
-            db_ha.wait_healthy(timeout=120)  # the old primary back as the synchronous standby
-            window = [time.time(), None]
-            outages.setdefault("database_failovers", []).append(window)
-            event["wall"] = window[0]
-            event.update(db_ha.switchover())
-            window[1] = time.time()
+        elif action in ("db-kill", "db-switchover"):
+            database_fault(action, event, outages)
         log(f"cluster fault: {action} {target}")
         events_log.append(event)
+
+
+def database_fault(action: str, event: dict, outages: dict) -> None:
+    """The primary killed -9 (Patroni promotes the standby) or switched over back, with the window in which
+    503s are expected recorded in `outages["database_failovers"]`, from the fault until a primary takes writes."""
+    from devtools import db_ha
+
+    if action == "db-switchover":
+        db_ha.wait_healthy(timeout=120)  # the old primary back as the synchronous standby
+        event["wall"] = time.time()
+    window = [event["wall"], None]
+    outages.setdefault("database_failovers", []).append(window)
+    if action == "db-kill":
+        event.update(db_ha.kill_primary())
+        event["writable_after_s"] = db_ha.wait_primary(timeout=120)  # Patroni promoted the standby
+    else:
+        event.update(db_ha.switchover())
+    window[1] = time.time()
 
 
 def ensure_cluster_whole() -> None:
