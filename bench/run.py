@@ -236,6 +236,13 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, Sizes]:
         "Flower and the live page)",
     )
     parser.add_argument(
+        "--browser-cpu",
+        type=float,
+        default=0.1,
+        help="CPU cap of the browser on the live page, in cores (a cgroup's quota; 0: none, only nice 19): it is "
+        "the operator's, elsewhere in a deployment; here it shares the two cores (recorded as browser_cpu_cap)",
+    )
+    parser.add_argument(
         "--leave-out",
         default="",
         type=lambda text: tuple(x for x in text.split(",") if x),
