@@ -15,7 +15,7 @@ from django.db.models import Prefetch, QuerySet
 from core.logging import get_logger
 from orders import events
 from orders.disclosure import public_actor, public_failure_reason, public_history_entry
-from orders.models import Order, OrderHistory, Product
+from orders.models import HistoryEvent, Order, OrderHistory, Product
 
 log = get_logger(__name__)
 
@@ -161,3 +161,14 @@ def _order_detail_cached(*, order_id: Any) -> dict | None:
         with contextlib.suppress(Exception):  # Redis down: the next read goes to PostgreSQL again
             cache.set(events.order_cache_key(order_id, version), data)
     return data
+
+
+def order_task_failure(*, order: Order, task_id: str) -> dict | None:
+    """What a failing task recorded in the order's history (its `failed` entry: exception, message, attempts),
+    for the archiver: a dead letter carries the task id, not the exception."""
+    failure = (
+        OrderHistory.objects.filter(order=order, event=HistoryEvent.FAILED, detail__task_id=task_id)
+        .order_by("-created_at")
+        .first()
+    )
+    return failure.detail if failure is not None else None

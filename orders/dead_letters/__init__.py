@@ -2,6 +2,7 @@
 
 - parsing.py    a dead letter as RabbitMQ hands it over (Celery task message or not)
 - archive.py    the archiver's work: DLQ → PostgreSQL, then ack; ends a non-terminal order failed
+- records.py    dead letters without a RabbitMQ death (the reconciler's: lost or stuck), in the format redrive reads
 - redrive.py    redrive (after the order services re-open the order) and discard
 - selectors.py  lists and failure groups
 - apis.py       the staff REST API under /ops/dead-letters

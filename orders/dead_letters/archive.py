@@ -14,9 +14,11 @@ from core.broker_nodes import broker_connection
 from core.logging import get_logger
 from orders import metrics, topology
 from orders.dead_letters.parsing import MALFORMED, UNDECODABLE, clip, jsonable, parse_dead_letter
-from orders.models import DeadLetter, HistoryEvent, Order, OrderHistory
+from orders.models import DeadLetter, HistoryEvent, Order
 from orders.pipeline import STAGE_BY_TASK, Step
-from orders.services import order_fail, order_history_append
+from orders.selectors import order_task_failure
+from orders.services.failure import order_fail
+from orders.services.history import order_history_append
 
 log = get_logger(__name__)
 
@@ -26,20 +28,14 @@ def dead_letter_archive(*, body: bytes, headers: dict, properties: dict, content
     stage = STAGE_BY_TASK.get(parsed.task_name)
     order = Order.objects.filter(id=parsed.order_id).first() if parsed.order_id else None
     # The exception is not in the dead letter: the failing task recorded it in the order's history.
-    failure = None
-    if order is not None and parsed.task_id:
-        failure = (
-            OrderHistory.objects.filter(order=order, event=HistoryEvent.FAILED, detail__task_id=parsed.task_id)
-            .order_by("-created_at")
-            .first()
-        )
+    failure = order_task_failure(order=order, task_id=parsed.task_id) if order is not None and parsed.task_id else None
     if parsed.malformed:
         exception = UNDECODABLE if content_type != "application/json" else MALFORMED
         stored_as = "text" if parsed.body_text == body.decode("utf-8", "replace") else "base64"
         error, attempts = f"{parsed.malformed}; body stored as {stored_as}", 1
     elif failure is not None:
-        exception, error = failure.detail.get("exception", ""), failure.detail.get("message", "")
-        attempts = failure.detail.get("attempts", parsed.retries + 1)
+        exception, error = failure.get("exception", ""), failure.get("message", "")
+        attempts = failure.get("attempts", parsed.retries + 1)
     elif parsed.reason == "delivery_limit":
         exception, error = "WorkerLost", f"dead-lettered after {parsed.deliveries} deliveries (worker lost each time)"
         attempts = parsed.deliveries

@@ -25,7 +25,6 @@ orders in flight. It runs in the relay's loop every RECONCILE_INTERVAL_SECONDS a
 reconcile_orders` (cron, a Kubernetes CronJob, by hand).
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,6 +38,7 @@ from django.utils import timezone
 
 from core.logging import get_logger
 from orders import metrics, statements
+from orders.dead_letters.records import dead_letter_record
 from orders.models import DeadLetter, HistoryEvent, Order, OrderEnrichment, OrderHistory, OrderStatus, OutboxMessage
 from orders.pipeline import ENRICH, FINALIZE, PROCESS, REFUND, STAGE_BY_NAME, STAGES, Stage, resume_kind
 from orders.services.failure import order_fail
@@ -212,26 +212,16 @@ def _lost_dead_letters_archive(*, now: datetime, stuck: timedelta, lookback: tim
 def _lost_dead_letter_archive(failure: OrderHistory, *, stage: Stage, task_id: str) -> None:
     order = failure.order
     reason = "its dead letter never reached the archive (lost with its queue or its worker); rebuilt from history"
-    letter = DeadLetter.objects.create(
-        message_key=task_id,
+    dead_letter_record(
         order=order,
-        task_name=stage.task,
-        stage=stage.name,
-        queue=stage.queue,
+        stage=stage,
+        message_key=task_id,
         reason="lost",
-        exception=str(failure.detail.get("exception", ""))[:200],
+        exception=str(failure.detail.get("exception", "")),
         error_message=f"{failure.detail.get('message', '')}\n({reason})",
         attempts=int(failure.detail.get("attempts") or 1),
-        first_death_at=failure.created_at,
-        last_death_at=failure.created_at,
-        body=json.dumps(_celery_body(stage, str(order.id))),
-        content_type="application/json",
-    )
-    order_history_append(
-        order=order,
-        stage=stage.name,
-        event=HistoryEvent.DEAD_LETTERED,
-        detail={"dead_letter_id": letter.id, "reason": "lost", "deliveries": 0, "task_id": task_id},
+        at=failure.created_at,
+        history_detail={"task_id": task_id},
     )
     log.warning("dead_letter_recovered", order_id=str(order.id), stage=stage.name, task_id=task_id)
     name = stage.name
@@ -276,31 +266,16 @@ def _give_up(order: Order, *, stage: Stage, attempts: int) -> None:
     DLQ tools show it and a redrive re-publishes the stage with the rest of its chain."""
     reason = STUCK_REASON.format(attempts=attempts, stage=stage.name)
     order_fail(order_id=order.id, stage=stage.name, reason=reason, kind="stuck", detail={"reconciliations": attempts})
-    DeadLetter.objects.create(
-        message_key=f"reconcile:{order.id}:{timezone.now().timestamp()}",
+    now = timezone.now()
+    dead_letter_record(
         order=order,
-        task_name=stage.task,
-        stage=stage.name,
-        queue=stage.queue,
+        stage=stage,
+        message_key=f"reconcile:{order.id}:{now.timestamp()}",
         reason="stuck",
         exception="NoProgress",
         error_message=reason,
         attempts=attempts,
-        first_death_at=timezone.now(),
-        last_death_at=timezone.now(),
-        body=json.dumps(_celery_body(stage, str(order.id))),
-        content_type="application/json",
-    )
-    order_history_append(
-        order=order, stage=stage.name, event=HistoryEvent.DEAD_LETTERED, detail={"reason": "stuck", "deliveries": 0}
+        at=now,
     )
     name = stage.name
     transaction.on_commit(lambda: metrics.ORDERS_RECONCILE_GAVE_UP.labels(stage=name).inc())
-
-
-def _celery_body(stage: Stage, order_id: str) -> list[Any]:
-    """[args, kwargs, embed] as Celery's protocol 2 carries a stage's task: the rest of a forward chain
-    rides in `embed.chain`, next task last (the order Celery pops it in)."""
-    rest = list(STAGES[STAGES.index(stage) + 1 :]) if stage in STAGES else []
-    chain = [dict(current_app.signature(s.task)) for s in reversed(rest)]
-    return [[order_id], {}, {"callbacks": None, "errbacks": None, "chain": chain or None, "chord": None}]
