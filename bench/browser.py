@@ -37,7 +37,15 @@ def main(base_url: str) -> int:
 
     with sync_playwright() as playwright:
         args = [*CHROMIUM_ARGS, *UNTHROTTLED]
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
+        # SIGTERM is this script's to handle (it reports, then closes the browser), not Playwright's.
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=args,
+            handle_sigterm=False,
+            handle_sigint=False,
+            handle_sighup=False,
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900}, base_url=base_url)
             page.on("request", on_request)
