@@ -4,6 +4,7 @@ Debian's chromium, headless, driven by Playwright (as e2e/test_live_page.py), op
 socket to be live, prints `browser-ready`, and stays until SIGTERM; then prints what the page did (events
 received, detail and list fetches, page errors) as one JSON line."""
 
+import contextlib
 import json
 import signal
 import sys
@@ -56,10 +57,11 @@ def main(base_url: str) -> int:
             print(BROWSER_READY, flush=True)
             while not done.is_set():
                 page.wait_for_timeout(500)  # Playwright's loop runs the page's events meanwhile
-            counts["rows"] = page.locator("#orders > *").count()
+            # What the page did, before the browser closes (at shutdown the driver may already be going).
+            print(json.dumps({**counts, "rows": page.locator("#orders > *").count()}), flush=True)
         finally:
-            browser.close()
-    print(json.dumps(counts), flush=True)
+            with contextlib.suppress(Exception):
+                browser.close()
     return 0
 
 

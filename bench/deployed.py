@@ -140,7 +140,8 @@ class Deployed:
         except subprocess.TimeoutExpired:
             procs.stop([self.browser])
         self.ctx.sampler.forget(self.browser.kind, [self.browser.pid])
-        self.ctx.log(f"browser: {self.browser.output().strip().splitlines()[-1:]}")
+        said = [line for line in self.browser.output().splitlines() if line.startswith("{")]
+        self.ctx.log(f"browser: {said[-1] if said else 'no report'}")
         self.browser = None
 
 
