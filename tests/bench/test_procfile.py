@@ -148,4 +148,4 @@ def test_sustained_step_helpers():
     assert not step_ok({**good, "completed": 9}, 250) and not step_ok({**good, "errors": 1}, 250)
     phase = {"steps": [{"rate": 25.0}, {"rate": 75.0}, {"rate": 100.0, "skipped": "x"}]}
     assert reference_step(phase, 50)["rate"] == 25.0 and reference_step(phase, 90)["rate"] == 75.0
-    assert Sizes().sustained_rates == (25.0, 50.0, 75.0, 100.0, 150.0) and Sizes().sustained_seconds == 60.0
+    assert Sizes().sustained_rates == (25.0, 35.0, 45.0, 55.0, 75.0, 100.0) and Sizes().sustained_seconds == 60.0
