@@ -110,6 +110,8 @@ class Deployed:
         procs.stop([self.flower])
         self.ctx.sampler.forget("flower", [self.flower.pid])
         self.flower = None
+        if not self.flower_task_events:
+            return  # with its default settings Flower never turned them on: nothing to turn off
         subprocess.run(
             [CELERY, "-A", "orders_project", "control", "disable_events", "--timeout", "2"],
             cwd=ROOT,
